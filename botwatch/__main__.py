@@ -1,0 +1,5 @@
+import sys
+
+from botwatch.cli import main
+
+sys.exit(main())

@@ -1,0 +1,139 @@
+"""All checks of one bot, run together: liveness, health endpoint, trade file and P&L, log errors.
+
+The exporter publishes `BotCheck.run()`'s results; the remediator verifies its actions with the same code.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import requests
+
+from botwatch.book import BookSummary, TradeBook
+from botwatch.config import ERROR_KINDS, Bot
+from botwatch.liveness import Liveness, probe_for
+from botwatch.logtail import LogTail
+from botwatch.tradefile import DataFileCheck, DataFileStatus
+
+log = logging.getLogger(__name__)
+
+HEALTHY_STATUSES = {"ok", "healthy", "up", "running", "pass", "alive"}
+MAX_HEALTH_BODY = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Health:
+    up: bool
+    latency: float
+    detail: str
+    marks: dict[str, float] = field(default_factory=dict)
+
+
+def check_health(url: str, timeout: float, session: requests.Session | None = None,
+                 symbols: list[str] | None = None) -> Health:
+    """GET the health endpoint: up on a 2xx whose JSON `status`, if any, is a healthy word."""
+    session = session or requests
+    started = time.monotonic()
+    try:
+        response = session.get(url, timeout=timeout, stream=True, allow_redirects=False)
+        body = response.raw.read(MAX_HEALTH_BODY, decode_content=True)
+        response.close()
+    except requests.RequestException as err:
+        return Health(False, time.monotonic() - started, f"{url}: {type(err).__name__}")
+    latency = time.monotonic() - started
+    if not 200 <= response.status_code < 300:
+        return Health(False, latency, f"{url}: HTTP {response.status_code}")
+    payload = _json(body)
+    status = payload.get("status") if isinstance(payload, dict) else None
+    if isinstance(status, str) and status.lower() not in HEALTHY_STATUSES:
+        return Health(False, latency, f"{url}: status {status[:40]!r}")
+    return Health(True, latency, f"{url}: HTTP {response.status_code}", _marks(payload, symbols or []))
+
+
+def _json(body: bytes):
+    import json
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def _marks(payload, symbols: list[str]) -> dict[str, float]:
+    """Mark prices from a health body: {"mark_price": 1.2} for a one-symbol bot, or {symbol: price}."""
+    if not isinstance(payload, dict):
+        return {}
+    mark = payload.get("mark_price")
+    if isinstance(mark, dict):
+        return {str(k): float(v) for k, v in mark.items() if _finite(v)}
+    if _finite(mark):
+        symbol = payload.get("symbol")
+        if isinstance(symbol, str):
+            return {symbol: float(mark)}
+        if len(symbols) == 1:
+            return {symbols[0]: float(mark)}
+    return {}
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class BotStatus:
+    """One round of checks of one bot."""
+
+    bot: str
+    checked_at: float
+    duration: float
+    up: bool
+    liveness: Liveness | None
+    health: Health | None
+    datafile: DataFileStatus
+    book: BookSummary
+    api_errors: dict[str, int]
+    down_checks: int                  # consecutive rounds with up False, this one included
+    errors: tuple[str, ...] = ()      # checks that could not tell (runtime unreachable)
+
+
+class BotCheck:
+    """Keeps the incremental state of one bot's checks; `run()` does one round."""
+
+    def __init__(self, bot: Bot, clock: Callable[[], float] = time.time, proc: Path = Path("/proc"),
+                 docker_client: Callable | None = None, session: requests.Session | None = None):
+        self.bot = bot
+        self.clock = clock
+        kwargs = {"docker_client": docker_client} if docker_client else {}
+        self.probe = probe_for(bot, proc, **kwargs)
+        self.session = session or requests.Session()
+        self.book = TradeBook(bot.starting_balance)
+        self.datafile = DataFileCheck(bot.data_file, bot.data_format, self.book, clock, name=bot.name)
+        self.logtail = LogTail(bot.log_file, bot.error_patterns.compiled(), bot.name) if bot.log_file else None
+        self.down_checks = 0
+
+    def run(self) -> BotStatus:
+        started = time.monotonic()
+        errors = []
+        liveness = self.probe() if self.probe else None
+        if liveness and liveness.error:
+            errors.append("liveness")
+        health = None
+        if self.bot.health_endpoint:
+            health = check_health(self.bot.health_endpoint, self.bot.health_timeout, self.session,
+                                  list(self.book.positions))
+        up = (liveness is None or liveness.up) and (health is None or health.up)
+        self.down_checks = 0 if up else self.down_checks + 1
+        datafile = self.datafile.collect()
+        book = self.book.summary(health.marks if health else None)
+        api_errors = self.logtail.collect() if self.logtail else dict.fromkeys(ERROR_KINDS, 0)
+        return BotStatus(self.bot.name, self.clock(), time.monotonic() - started, up, liveness, health,
+                         datafile, book, api_errors, self.down_checks, tuple(errors))
+
+    def close(self) -> None:
+        if self.logtail:
+            self.logtail.close()
+        self.session.close()

@@ -1,0 +1,90 @@
+"""The `botwatch` command: one console script, a subcommand per part (see CONTRACT.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from botwatch import __version__
+
+EXPORTER_PORT = 9817
+REMEDIATOR_PORT = 9818
+
+
+def _load(path: str):
+    """The config, or exit 2 printing every problem (never a traceback for a mistake in the file)."""
+    from botwatch.config import ConfigError, load_config
+    try:
+        return load_config(path)
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def check_config(args) -> int:
+    from botwatch.config import warnings
+    config = _load(args.file)
+    for bot in config.bots:
+        extras = [f"every {bot.check_interval:g}s", bot.liveness_source]
+        if bot.health_endpoint and bot.runtime != "none":
+            extras.append(f"health {bot.health_endpoint}")
+        extras.append(f"data {bot.data_file}")
+        print(f"{bot.name}: {bot.type}, {bot.runtime}, " + ", ".join(extras))
+    for warning in warnings(config):
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def exporter(args) -> int:
+    from botwatch.serve import parse_listen, setup_logging
+    from exporter.app import run
+    setup_logging(args.log_level)
+    config = _load(args.config)
+    host, port = _listen(args.listen, EXPORTER_PORT)
+    run(config, host, port)
+    return 0
+
+
+def paperbot(argv: list[str]) -> int:
+    from paperbot.bot import main as paperbot_main
+    return paperbot_main(argv)
+
+
+def _listen(value: str, default_port: int) -> tuple[str, int]:
+    from botwatch.serve import parse_listen
+    try:
+        return parse_listen(value, default_port)
+    except ValueError as err:
+        print(err, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="botwatch", description="Monitoring and automatic recovery for trading bots.")
+    p.add_argument("--version", action="version", version=f"botwatch {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("check-config", help="validate a config file; exit 2 listing every problem")
+    c.add_argument("file")
+    c.set_defaults(func=check_config)
+
+    e = sub.add_parser("exporter", help="serve the bots' metrics for Prometheus")
+    e.add_argument("--config", required=True)
+    e.add_argument("--listen", default=f"127.0.0.1:{EXPORTER_PORT}", help="HOST:PORT (default %(default)s)")
+    e.add_argument("--log-level", default="INFO")
+    e.set_defaults(func=exporter)
+
+    # the demo bot has its own parser (it stands alone); listed here for --help
+    sub.add_parser("paperbot", help="run the demo paper-trading bot (botwatch paperbot --help)", add_help=False)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["paperbot"]:
+        return paperbot(argv[1:])
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except KeyboardInterrupt:
+        return 130

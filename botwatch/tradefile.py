@@ -1,0 +1,396 @@
+"""Incremental validation of a bot's trade data file.
+
+`DataFileCheck.collect()` reads only the bytes appended since the previous call, validates each complete
+line and hands every good fill to a sink (the P&L book). A file found corrupt stays corrupt until it is
+repaired: replaced (a new inode, as an atomic rename gives) or rewritten in place, then validated again
+from its first byte.
+
+What it keeps between calls is bounded: the read offset, the last timestamp, the last `DEDUP_WINDOW`
+trade ids, and a fingerprint of a few sampled blocks of the bytes already validated, so that a rewrite
+of those bytes is caught without reading them again.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import hashlib
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Protocol
+
+from botwatch.book import Trade
+from botwatch.config import COLUMNS, DataFormat
+
+log = logging.getLogger(__name__)
+
+CHECKS = (
+    "missing",              # the file does not exist
+    "unreadable",           # it exists but can't be opened or read
+    "header",               # the first line is not a header naming the seven columns
+    "field_count",          # a row with more or fewer fields than the header: a torn or merged row
+    "torn_row",             # the last line stayed without its newline across two collections
+    "nul_bytes",            # NUL bytes, as a crash or a disk fault leaves them
+    "invalid_utf8",         # bytes that are not UTF-8
+    "bad_number",           # price, qty or fee not a finite number
+    "non_positive",         # price or qty <= 0
+    "negative_fee",         # fee < 0
+    "bad_side",             # side not buy or sell
+    "bad_timestamp",        # a timestamp that does not parse
+    "timestamp_backwards",  # earlier than the row before it
+    "timestamp_future",     # later than now plus FUTURE_TOLERANCE
+    "duplicate_trade_id",   # a trade id seen among the last DEDUP_WINDOW rows
+    "shrunk",               # the file got shorter: validated rows were lost
+    "rewritten",            # bytes already validated changed in place
+)
+
+DEDUP_WINDOW = 50_000          # trade ids remembered for duplicate detection (~4 MB at worst per bot)
+FUTURE_TOLERANCE = 300.0       # seconds of clock skew between the bot's host and ours
+BLOCK = 4096                   # fingerprint block size
+SAMPLED_BLOCKS = 16            # blocks of the validated region re-read each collection
+READ_CHUNK = 4 * 1024 * 1024   # bytes read at a time, so a huge append costs bounded memory
+MAX_LOGGED_PROBLEMS = 20       # problems logged with their line per file generation
+
+
+class TradeSink(Protocol):
+    def reset(self) -> None: ...
+    def add(self, trade: Trade) -> None: ...
+
+
+@dataclass(frozen=True)
+class DataFileStatus:
+    valid: bool
+    problems: dict[str, int]
+    rows: int
+    trades: int
+    last_write: float | None
+    last_trade_ts: float | None
+    first_problem: str | None = None
+
+
+@dataclass
+class _Fingerprint:
+    """Digests of the head, the tail and a reservoir sample of blocks of the validated bytes."""
+
+    validated: int = 0
+    head: bytes = b""
+    tail: bytes = b""
+    blocks: dict[int, bytes] = field(default_factory=dict)   # block index -> digest
+    seen_blocks: int = 0
+    rng: random.Random = field(default_factory=lambda: random.Random(0x5EED))
+
+    def extend(self, fd: int, validated: int) -> None:
+        """Take the newly validated bytes, up to offset `validated`, into the fingerprint."""
+        for index in range(self.seen_blocks, validated // BLOCK):
+            self.seen_blocks += 1
+            if len(self.blocks) < SAMPLED_BLOCKS:
+                self.blocks[index] = _digest(fd, index * BLOCK, BLOCK)
+                continue
+            slot = self.rng.randrange(self.seen_blocks)   # reservoir sampling: every block equally likely
+            if slot < SAMPLED_BLOCKS:
+                del self.blocks[sorted(self.blocks)[slot]]
+                self.blocks[index] = _digest(fd, index * BLOCK, BLOCK)
+        self.validated = validated
+        self.head, self.tail = self._ends(fd)
+
+    def _ends(self, fd: int) -> tuple[bytes, bytes]:
+        start = max(0, self.validated - BLOCK)
+        return _digest(fd, 0, min(BLOCK, self.validated)), _digest(fd, start, self.validated - start)
+
+    def matches(self, fd: int) -> bool:
+        """Whether the sampled validated bytes still read as they did."""
+        if self._ends(fd) != (self.head, self.tail):
+            return False
+        return all(_digest(fd, index * BLOCK, BLOCK) == digest for index, digest in self.blocks.items())
+
+
+def _digest(fd: int, offset: int, length: int) -> bytes:
+    return hashlib.blake2b(os.pread(fd, length, offset), digest_size=16).digest()
+
+
+def _parse_iso(text: str) -> float:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def _parse_epoch(scale: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = float(text) / scale
+        if not math.isfinite(value):
+            raise ValueError(text)
+        return value
+    return parse
+
+
+TIMESTAMP_PARSERS = {"iso": _parse_iso, "epoch_s": _parse_epoch(1.0), "epoch_ms": _parse_epoch(1000.0)}
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _fields(line: str) -> list[str]:
+    if '"' not in line:
+        return line.split(",")
+    return next(csv.reader([line]))
+
+
+class _NullSink:
+    def reset(self) -> None:
+        pass
+
+    def add(self, trade: Trade) -> None:
+        pass
+
+
+class DataFileCheck:
+    """Validates one trade file incrementally; see the module docstring for what it catches."""
+
+    def __init__(self, path: Path | str, data_format: DataFormat | None = None, sink: TradeSink | None = None,
+                 clock: Callable[[], float] = time.time, name: str = ""):
+        self.path = Path(path)
+        self.format = data_format or DataFormat()
+        self.sink = sink or _NullSink()
+        self.clock = clock
+        self.name = name or self.path.name
+        self._parse_ts = TIMESTAMP_PARSERS[self.format.timestamp]
+        self._corrupt = False
+        self._ident: tuple[int, int] | None = None
+        self._start_generation()
+
+    def _start_generation(self) -> None:
+        """Forget everything learned from the file's bytes: the next collection reads it from byte 0."""
+        self._offset = 0
+        self._line_no = 0
+        self._columns: dict[str, int] | None = None
+        self._width = 0
+        self._last_ts: float | None = None
+        self._ids: set[str] = set()
+        self._id_order: collections.deque[str] = collections.deque()
+        self._pending: tuple[int, int] | None = None     # (offset, size) of an unterminated last line
+        self._torn_at: int | None = None                  # where a torn row was reported, to say it once
+        self._fingerprint = _Fingerprint()
+        self._counts = dict.fromkeys(CHECKS, 0)
+        self._first_problem: str | None = None
+        self._logged = 0
+        self._rows = 0
+        self._trades = 0
+        self._last_write: float | None = None
+        self.sink.reset()
+
+    # -- what a collection does -------------------------------------------------------------------
+
+    def collect(self) -> DataFileStatus:
+        """Read what was appended since the last call and return the file's state."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return self._absent("missing", f"{self.path} does not exist")
+        except OSError as err:
+            return self._absent("unreadable", f"{self.path}: {err.strerror}")
+        try:
+            self._collect_open(fd)
+        except OSError as err:
+            return self._absent("unreadable", f"{self.path}: {err.strerror}")
+        finally:
+            os.close(fd)
+        return self.status()
+
+    def _absent(self, check: str, detail: str) -> DataFileStatus:
+        problems = dict(self._counts, missing=0, unreadable=0)
+        problems[check] = 1
+        return DataFileStatus(False, problems, self._rows, self._trades, None, self._last_ts, detail)
+
+    def _collect_open(self, fd: int) -> None:
+        st = os.fstat(fd)
+        ident = (st.st_dev, st.st_ino)
+        if ident != self._ident:
+            if self._ident is not None:
+                log.info("%s: %s was replaced; validating it from its first byte", self.name, self.path)
+            self._ident = ident
+            self._corrupt = False
+            self._start_generation()
+        elif st.st_size < self._offset:
+            self._changed_in_place(fd, "shrunk", f"{self.path} shrank from {self._offset} to {st.st_size} bytes")
+        elif self._offset and not self._fingerprint.matches(fd):
+            self._changed_in_place(fd, "rewritten", f"{self.path}: bytes already validated were rewritten")
+        self._last_write = st.st_mtime
+        self._read_appended(fd, st.st_size)
+
+    def _changed_in_place(self, fd: int, check: str, detail: str) -> None:
+        """Validated bytes changed: corruption when the file was good, a repair attempt when it was not."""
+        if self._corrupt:
+            log.info("%s: %s changed in place while corrupt; validating it again from its first byte",
+                     self.name, self.path)
+            self._corrupt = False
+            self._start_generation()
+            return
+        counts = self._counts
+        self._start_generation()
+        self._counts = counts   # the problem stands; the rows are read again for the numbers
+        self._problem(check, detail)
+
+    def _read_appended(self, fd: int, size: int) -> None:
+        carry = b""
+        position = self._offset
+        while position < size:
+            chunk = os.pread(fd, min(READ_CHUNK, size - position), position)
+            if not chunk:
+                break
+            position += len(chunk)
+            data = carry + chunk
+            end = data.rfind(b"\n")
+            if end < 0:
+                carry = data
+                continue
+            self._lines(data[:end + 1])
+            self._offset += end + 1
+            carry = data[end + 1:]
+        self._fingerprint.extend(fd, self._offset)
+        self._check_unterminated(size)
+
+    def _check_unterminated(self, size: int) -> None:
+        """A last line without its newline is a write in progress, unless it is still so next time."""
+        if self._offset >= size:
+            self._pending = None
+            return
+        if self._pending == (self._offset, size) and self._torn_at != self._offset:
+            self._problem("torn_row", f"line {self._line_no + 1}: the last line has had no newline "
+                                      f"for two collections ({size - self._offset} bytes)")
+            self._torn_at = self._offset
+        self._pending = (self._offset, size)
+
+    @property
+    def unterminated_bytes(self) -> int:
+        """Bytes after the last newline: a row being written, or a torn one."""
+        return self._pending[1] - self._pending[0] if self._pending else 0
+
+    # -- what a line may be -----------------------------------------------------------------------
+
+    def _lines(self, data: bytes) -> None:
+        for raw in data.split(b"\n")[:-1]:
+            self._line_no += 1
+            if b"\x00" in raw:
+                self._problem("nul_bytes", f"line {self._line_no}: NUL bytes")
+                self._rows += 1
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                self._problem("invalid_utf8", f"line {self._line_no}: not UTF-8 ({err.reason} at byte {err.start})")
+                self._rows += 1
+                continue
+            if line.endswith("\r"):
+                line = line[:-1]
+            if self._columns is None:
+                self._header(line)
+            elif line.strip():
+                self._rows += 1
+                self._row(line)
+
+    def _header(self, line: str) -> None:
+        names = [name.strip() for name in _fields(line.removeprefix("\ufeff"))]
+        wanted = self.format.header_names()
+        missing = [column for column, name in wanted.items() if names.count(name) != 1]
+        if not missing:
+            self._columns = {column: names.index(name) for column, name in wanted.items()}
+            self._width = len(names)
+            return
+        expected = ",".join(wanted.values())
+        self._problem("header", f"line 1: expected a header naming {expected}, found {line[:120]!r}")
+        # read on in the default column order so the numbers stay as good as they can be
+        self._columns = {column: index for index, column in enumerate(COLUMNS)}
+        self._width = len(COLUMNS)
+
+    def _row(self, line: str) -> None:
+        fields = _fields(line)
+        if len(fields) != self._width:
+            self._problem("field_count", f"line {self._line_no}: {len(fields)} fields, the header has {self._width}")
+            return
+        col = self._columns
+        ok = True
+        try:
+            ts = self._parse_ts(fields[col["timestamp"]].strip())
+        except (ValueError, OverflowError):
+            ts = None
+            ok = self._problem("bad_timestamp", f"line {self._line_no}: timestamp {fields[col['timestamp']][:40]!r}")
+        side = fields[col["side"]].strip().lower()
+        if side not in ("buy", "sell"):
+            ok = self._problem("bad_side", f"line {self._line_no}: side {side[:20]!r}")
+        price, qty, fee = (_number(fields[col[name]]) for name in ("price", "qty", "fee"))
+        if price is None or qty is None or fee is None:
+            ok = self._problem("bad_number", f"line {self._line_no}: price/qty/fee not a finite number")
+        else:
+            if price <= 0 or qty <= 0:
+                ok = self._problem("non_positive", f"line {self._line_no}: price {price:g}, qty {qty:g}")
+            if fee < 0:
+                ok = self._problem("negative_fee", f"line {self._line_no}: fee {fee:g}")
+        if ts is not None:
+            if self._last_ts is not None and ts < self._last_ts:
+                ok = self._problem("timestamp_backwards", f"line {self._line_no}: timestamp earlier than the row before")
+            elif ts > self.clock() + FUTURE_TOLERANCE:
+                ok = self._problem("timestamp_future", f"line {self._line_no}: timestamp in the future")
+            else:
+                self._last_ts = ts
+        trade_id = fields[col["trade_id"]].strip()
+        if trade_id in self._ids:
+            self._problem("duplicate_trade_id", f"line {self._line_no}: trade_id {trade_id[:40]!r} again")
+            return  # a duplicate fill must not count twice
+        self._remember(trade_id)
+        if ok:
+            self._trades += 1
+            self.sink.add(Trade(ts, trade_id, fields[col["symbol"]].strip(), side, price, qty, fee))
+
+    def _remember(self, trade_id: str) -> None:
+        self._ids.add(trade_id)
+        self._id_order.append(trade_id)
+        if len(self._id_order) > DEDUP_WINDOW:
+            self._ids.discard(self._id_order.popleft())
+
+    def _problem(self, check: str, detail: str) -> bool:
+        self._counts[check] += 1
+        if not self._corrupt:
+            log.warning("%s: %s is corrupt (%s): %s", self.name, self.path, check, detail)
+        elif self._logged < MAX_LOGGED_PROBLEMS:
+            log.info("%s: %s: %s", self.name, check, detail)
+        self._logged += 1
+        self._corrupt = True
+        self._first_problem = self._first_problem or f"{check}: {detail}"
+        return False
+
+    # -- what it reports --------------------------------------------------------------------------
+
+    def status(self) -> DataFileStatus:
+        return DataFileStatus(
+            valid=not self._corrupt,
+            problems=dict(self._counts),
+            rows=self._rows,
+            trades=self._trades,
+            last_write=self._last_write,
+            last_trade_ts=self._last_ts,
+            first_problem=self._first_problem,
+        )
+
+
+def validate_file(path: Path | str, data_format: DataFormat | None = None, sink: TradeSink | None = None,
+                  clock: Callable[[], float] = time.time) -> DataFileStatus:
+    """Validate a whole file once, from its first byte, with the same rules as the exporter."""
+    check = DataFileCheck(path, data_format, sink, clock)
+    status = check.collect()
+    if status.valid and check.unterminated_bytes:
+        # a one-off validation has no second look: an unterminated last line is torn now
+        return DataFileStatus(False, dict(status.problems, torn_row=1), status.rows, status.trades,
+                              status.last_write, status.last_trade_ts, "torn_row: the last line has no newline")
+    return status

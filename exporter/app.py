@@ -1,0 +1,69 @@
+"""The exporter's HTTP app: /metrics, a landing page at /, and /-/healthy."""
+
+from __future__ import annotations
+
+import html
+
+from prometheus_client import CollectorRegistry, make_wsgi_app
+
+from botwatch import __version__
+from botwatch.config import Config
+from exporter.collector import BotCollector
+from exporter.monitor import Monitor
+
+
+def create_registry(monitor: Monitor) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(BotCollector(monitor))
+    return registry
+
+
+def create_app(monitor: Monitor, registry: CollectorRegistry | None = None):
+    """A WSGI app serving the monitor's results."""
+    metrics = make_wsgi_app(registry or create_registry(monitor))
+
+    def app(environ, start_response):
+        path = environ.get("PATH_INFO", "/")
+        if path == "/metrics":
+            return metrics(environ, start_response)
+        if path == "/-/healthy":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"OK\n"]
+        if path == "/":
+            start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+            return [landing_page(monitor.config, monitor).encode()]
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found; try /metrics\n"]
+
+    return app
+
+
+def landing_page(config: Config, monitor: Monitor) -> str:
+    results = monitor.snapshot()
+    rows = []
+    for bot in config.bots:
+        status = results.get(bot.name)
+        up = "?" if status is None else ("up" if status.up else "DOWN")
+        valid = "?" if status is None else ("valid" if status.datafile.valid else "CORRUPT")
+        rows.append(f"<tr><td>{html.escape(bot.name)}</td><td>{html.escape(bot.runtime)}</td>"
+                    f"<td>{up}</td><td>{valid}</td><td>{bot.check_interval:g}s</td></tr>")
+    return (f"<!doctype html><html><head><title>botwatch exporter</title></head><body>"
+            f"<h1>botwatch exporter {__version__}</h1><p><a href=\"/metrics\">Metrics</a></p>"
+            f"<table><tr><th>bot</th><th>runtime</th><th>up</th><th>data file</th><th>every</th></tr>"
+            f"{''.join(rows)}</table></body></html>")
+
+
+def run(config: Config, host: str, port: int) -> None:
+    """Check every bot once, then serve until SIGTERM/SIGINT."""
+    import logging
+    import time
+
+    from botwatch.serve import serve
+
+    log = logging.getLogger("exporter")
+    monitor = Monitor(config)
+    started = time.monotonic()
+    monitor.run_once()
+    log.info("first round of checks of %d bots took %.2fs", len(config.bots), time.monotonic() - started)
+    monitor.start()
+    serve(create_app(monitor), host, port, "botwatch exporter", on_stop=monitor.stop)

@@ -1,0 +1,135 @@
+"""Turns the monitor's latest check results into the tradingbot_* metrics of CONTRACT.md."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from botwatch import __version__
+from botwatch.config import ERROR_KINDS
+from botwatch.tradefile import CHECKS
+from exporter.monitor import Monitor
+
+
+def _gauge(name, doc, labels=("bot",)):
+    return GaugeMetricFamily(name, doc, labels=list(labels))
+
+
+class BotCollector(Collector):
+    """Builds fresh metric families each scrape from the last results; it never runs a check itself."""
+
+    def __init__(self, monitor: Monitor):
+        self.monitor = monitor
+
+    def describe(self):
+        return []   # families vary with the config: no describe-time registration checks
+
+    def collect(self):
+        started = time.monotonic()
+        results = self.monitor.snapshot()
+        f = _Families()
+        for bot in self.monitor.config.bots:
+            f.static(bot)
+            status = results.get(bot.name)
+            if status is not None:
+                f.dynamic(status)
+        yield from f.all()
+        failures = CounterMetricFamily("botwatch_exporter_check_failures",
+                                       "Check rounds that raised an unexpected error (a bug: see the log).",
+                                       labels=["bot"])
+        for name, count in self.monitor.failures.items():
+            failures.add_metric([name], count)
+        yield failures
+        build = GaugeMetricFamily("botwatch_exporter_build_info", "botwatch version; always 1.", labels=["version"])
+        build.add_metric([__version__], 1)
+        yield build
+        yield GaugeMetricFamily("botwatch_exporter_scrape_duration_seconds",
+                                "Time this scrape spent building the bot metrics.",
+                                value=time.monotonic() - started)
+
+
+class _Families:
+    def __init__(self):
+        self.up = _gauge("tradingbot_up", "1 when the bot is alive: its process/container/unit runs and its "
+                                          "health endpoint (if any) answers healthy.")
+        self.process_up = _gauge("tradingbot_process_up", "1 when the bot's process, container or unit runs.")
+        self.health_up = _gauge("tradingbot_health_up", "1 when the health endpoint answered 2xx with a healthy status.")
+        self.health_latency = _gauge("tradingbot_health_latency_seconds", "Time the last health request took.")
+        self.valid = _gauge("tradingbot_data_file_valid",
+                            "1 while the trade file validates; once corrupt, 0 until the file is repaired.")
+        self.problems = _gauge("tradingbot_data_file_problems",
+                               "Problems found in the current trade file, by check.", ("bot", "check"))
+        self.rows = _gauge("tradingbot_data_file_rows", "Data rows in the trade file.")
+        self.last_write = _gauge("tradingbot_data_file_last_write_timestamp_seconds",
+                                 "Modification time of the trade file, Unix seconds.")
+        self.trades = CounterMetricFamily("tradingbot_trades", "Valid fills in the trade file.", labels=["bot"])
+        self.last_trade = _gauge("tradingbot_last_trade_timestamp_seconds",
+                                 "Timestamp of the newest fill in the trade file, Unix seconds.")
+        self.realized = _gauge("tradingbot_realized_pnl",
+                               "Realized P&L by average cost, fees subtracted, in the quote currency.")
+        self.unrealized = _gauge("tradingbot_unrealized_pnl",
+                                 "Unrealized P&L of open positions at the mark price, in the quote currency.")
+        self.equity = _gauge("tradingbot_equity", "starting_balance + realized + unrealized P&L.")
+        self.position = _gauge("tradingbot_position", "Open position per symbol; negative is short.",
+                               ("bot", "symbol"))
+        self.api_errors = CounterMetricFamily("tradingbot_api_errors",
+                                              "Log lines matching the bot's API error patterns, by kind.",
+                                              labels=["bot", "kind"])
+        self.expected = _gauge("tradingbot_expected_trades_per_hour",
+                               "Configured bounds of the normal trade rate.", ("bot", "bound"))
+        self.stale_after = _gauge("tradingbot_stale_after_seconds",
+                                  "Configured age after which a running bot's trade file is stale.")
+        self.info = _gauge("tradingbot_info", "The bot's type and runtime; always 1.", ("bot", "kind", "runtime"))
+        self.interval = _gauge("tradingbot_check_interval_seconds", "How often the bot is checked.")
+        self.last_check = _gauge("tradingbot_last_check_timestamp_seconds", "When the bot was last checked.")
+        self.down_checks = _gauge("tradingbot_down_checks", "Consecutive checks that found the bot down.")
+        self.check_duration = _gauge("botwatch_exporter_check_duration_seconds",
+                                     "Time the bot's last round of checks took.")
+        self.check_errors = _gauge("botwatch_exporter_check_unknown",
+                                   "1 when the last check could not ask the bot's runtime (docker, systemd).",
+                                   ("bot", "check"))
+
+    def static(self, bot):
+        name = bot.name
+        self.info.add_metric([name, bot.type, bot.runtime], 1)
+        self.interval.add_metric([name], bot.check_interval)
+        if bot.expected_trades_per_hour:
+            self.expected.add_metric([name, "min"], bot.expected_trades_per_hour.min)
+            if bot.expected_trades_per_hour.max is not None:
+                self.expected.add_metric([name, "max"], bot.expected_trades_per_hour.max)
+        if bot.stale_after:
+            self.stale_after.add_metric([name], bot.stale_after)
+
+    def dynamic(self, s):
+        name = [s.bot]
+        self.up.add_metric(name, int(s.up))
+        if s.liveness is not None:
+            self.process_up.add_metric(name, int(s.liveness.up))
+        if s.health is not None:
+            self.health_up.add_metric(name, int(s.health.up))
+            self.health_latency.add_metric(name, s.health.latency)
+        self.check_errors.add_metric([s.bot, "liveness"], int("liveness" in s.errors))
+        self.valid.add_metric(name, int(s.datafile.valid))
+        for check in CHECKS:
+            self.problems.add_metric([s.bot, check], s.datafile.problems.get(check, 0))
+        self.rows.add_metric(name, s.datafile.rows)
+        if s.datafile.last_write is not None:
+            self.last_write.add_metric(name, s.datafile.last_write)
+        self.trades.add_metric(name, s.datafile.trades)
+        if s.datafile.last_trade_ts is not None:
+            self.last_trade.add_metric(name, s.datafile.last_trade_ts)
+        self.realized.add_metric(name, s.book.realized)
+        self.unrealized.add_metric(name, s.book.unrealized)
+        self.equity.add_metric(name, s.book.equity)
+        for symbol, qty in sorted(s.book.positions.items()):
+            self.position.add_metric([s.bot, symbol], qty)
+        for kind in ERROR_KINDS:
+            self.api_errors.add_metric([s.bot, kind], s.api_errors.get(kind, 0))
+        self.last_check.add_metric(name, s.checked_at)
+        self.down_checks.add_metric(name, s.down_checks)
+        self.check_duration.add_metric(name, s.duration)
+
+    def all(self):
+        return [value for value in vars(self).values()]

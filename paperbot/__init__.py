@@ -1,0 +1,1 @@
+"""paperbot: the demo paper-trading bot botwatch monitors (standalone: imports nothing of botwatch)."""

@@ -1,0 +1,5 @@
+import sys
+
+from paperbot.bot import main
+
+sys.exit(main())
