@@ -168,6 +168,7 @@ class DataFileCheck:
         self._parse_ts = TIMESTAMP_PARSERS[self.format.timestamp]
         self._corrupt = False
         self._ident: tuple[int, int] | None = None
+        self.bytes_read = 0   # appended bytes read, all generations: what "incremental" is measured by
         self._start_generation()
 
     def _start_generation(self) -> None:
@@ -250,6 +251,7 @@ class DataFileCheck:
             if not chunk:
                 break
             position += len(chunk)
+            self.bytes_read += len(chunk)
             data = carry + chunk
             end = data.rfind(b"\n")
             if end < 0:

@@ -1,0 +1,43 @@
+# botwatch: `make run` starts the local demo, `make test` runs every test.
+# Both work on a fresh Debian machine as root: they install what they need first.
+
+PYTHON  ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+APT_PKGS := prometheus prometheus-alertmanager curl
+STATE   ?= var/stack
+
+.PHONY: run test deps system-deps venv lint bench clean
+
+run: deps
+	$(BIN)/python -m botwatch.demo --state-dir $(STATE)
+
+test: deps
+	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
+
+deps: system-deps venv
+
+# Debian's Prometheus 2.42 / Alertmanager 0.25 (promtool, amtool) are what the tests run against.
+system-deps:
+	@missing=""; \
+	for cmd in prometheus promtool amtool prometheus-alertmanager curl; do \
+	  command -v $$cmd >/dev/null 2>&1 || missing=yes; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "make: need root to apt-get install $(APT_PKGS)"; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PKGS); \
+	fi
+
+venv: $(BIN)/.installed
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[test]"
+	touch $@
+
+bench: deps
+	@for b in bench/*.py; do $(BIN)/python $$b; done
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

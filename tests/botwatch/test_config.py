@@ -1,0 +1,128 @@
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from botwatch.config import ConfigError, config_from_mapping, load_config, parse_text
+from tests.conftest import BOTWATCH, ROOT
+
+BRIEF = {"bots": [
+    {"name": "doge-long", "type": "spot", "check_interval": 300, "process_name": "doge_long_bot",
+     "data_file": "data/doge_trades.csv", "health_endpoint": "http://localhost:8080/health"},
+    {"name": "btc-optimized", "type": "futures", "check_interval": 60, "process_name": "btc_v1_bot",
+     "data_file": "data/btc_trades.csv"},
+]}
+
+
+def problems(raw: dict) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        config_from_mapping(raw)
+    return caught.value.problems
+
+
+def bot(**fields) -> dict:
+    return {"name": "ok", "type": "spot", "data_file": "a.csv", "pidfile": "ok.pid", **fields}
+
+
+def test_the_briefs_example_loads_unchanged_with_paths_resolved_against_its_folder(tmp_path):
+    path = tmp_path / "config" / "bots.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(BRIEF))
+    config = load_config(path)
+    assert [b.name for b in config.bots] == ["doge-long", "btc-optimized"]
+    assert config.bots[0].data_file == tmp_path / "config" / "data" / "doge_trades.csv"
+    assert config.bots[0].runtime == "process" and config.bots[1].check_interval == 60
+    assert config.remediation.backoff == [300, 900, 1800]
+
+
+def test_the_contract_example_yaml_loads(tmp_path):
+    text = (ROOT / "config" / "bots.example.yaml").read_text()
+    config = config_from_mapping(parse_text(text), base=tmp_path)
+    assert config.remediation.verify_after == 30 and config.backup.s3.bucket == "my-bucket"
+    assert config.bots[0].memory_limit_cap == 2 * 1024**3
+    assert config.bots[0].data_format.header_names()["symbol"] == "pair"
+
+
+@pytest.mark.parametrize("raw, path, words", [
+    ({"bots": [bot(name="a"), bot(name="a")]}, "bots[1].name", "duplicate name 'a'"),
+    ({"bots": [bot(bogus_key=1)]}, "bots[0].bogus_key", "unknown key"),
+    ({"bogus": 1, "bots": [bot()]}, "bogus", "unknown key"),
+    ({"bots": [bot(type="rocket")]}, "bots[0].type", "'spot', 'futures' or 'market-maker'"),
+    ({"bots": [bot(check_interval=-5)]}, "bots[0].check_interval", "negative"),
+    ({"bots": [bot(check_interval="soon")]}, "bots[0].check_interval", "not a duration"),
+    ({"bots": [bot(name="x; rm -rf /")]}, "bots[0].name", "not a slug"),
+    ({"bots": [bot(name="Doge_Long")]}, "bots[0].name", "not a slug"),
+    ({"bots": [bot(health_endpoint="not a url")]}, "bots[0].health_endpoint", "not an http"),
+    ({"bots": [bot(container="c")]}, "bots[0]", "more than one liveness source (pidfile, container)"),
+    ({"bots": [{"name": "ok", "data_file": "a.csv"}]}, "bots[0]", "no liveness source"),
+    ({"bots": [bot(data_file=None)]}, "bots[0].data_file", ""),
+    ({"bots": [{k: v for k, v in bot().items() if k != "data_file"}]}, "bots[0].data_file", "required"),
+    ({"bots": [bot(error_patterns={"auth": ["(unclosed"]})]}, "bots[0].error_patterns.auth[0]", "regular expression"),
+    ({"bots": [bot(on_rate_limit=["kill", "{signal}", "{pid}"])]}, "bots[0].on_rate_limit", "{pid} is the only"),
+    ({"bots": [bot(start_command=[])]}, "bots[0].start_command", "non-empty"),
+    ({"bots": [bot(expected_trades_per_hour={"min": 10, "max": 5})]}, "bots[0].expected_trades_per_hour", "below min"),
+    ({"bots": [bot(memory_limit_cap="lots")]}, "bots[0].memory_limit_cap", "size"),
+    ({"bots": []}, "bots", "at least 1"),
+    ({"bots": [bot()], "report": {"at": "25:00"}}, "report.at", "time of day"),
+    ({"bots": [bot()], "report": {"timezone": "Mars/Olympus"}}, "report.timezone", "time zone"),
+    ({"bots": [bot()], "telegram": {"chat_id": 1.5}}, "telegram.chat_id", "not a chat id"),
+    ({"bots": [bot()], "remediation": {"backoff": ["5m", "later"]}}, "remediation.backoff[1]", "not a duration"),
+])
+def test_each_problem_is_named_by_its_path(raw, path, words):
+    found = problems(raw)
+    assert any(p.startswith(path) and words in p for p in found), found
+
+
+def test_every_problem_is_listed_not_just_the_first():
+    found = problems({"bots": [bot(type="rocket", check_interval=-1), bot(name="b", health_endpoint="ftp://x")]})
+    assert len(found) == 3, found
+
+
+def test_bot_name_shown_beside_the_path():
+    assert problems({"bots": [bot(name="doge", type="rocket")]})[0].startswith("bots[0].type (doge):")
+
+
+@pytest.mark.parametrize("text, words", [
+    ("bots: [", "invalid YAML"),
+    ('{"bots": [', "invalid JSON"),
+    ("- just\n- a list\n", "must be a mapping"),
+])
+def test_unparsable_files(text, words):
+    with pytest.raises(ConfigError) as caught:
+        parse_text(text, "bots.yaml")
+    assert words in str(caught.value)
+
+
+def test_durations_and_units():
+    config = config_from_mapping({"bots": [bot(check_interval="1m30s", stale_after="15m")],
+                                  "remediation": {"verify_after": "500ms", "backoff": [60, "1h"]}})
+    assert config.bots[0].check_interval == 90 and config.bots[0].stale_after == 900
+    assert config.remediation.verify_after == 0.5 and config.remediation.backoff == [60, 3600]
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run(BOTWATCH + list(args), capture_output=True, text=True, cwd=cwd or ROOT, timeout=60)
+
+
+def test_check_config_prints_a_line_per_bot_and_warns_of_missing_files(tmp_path):
+    path = tmp_path / "bots.json"
+    path.write_text(json.dumps(BRIEF))
+    result = run_cli("check-config", str(path))
+    assert result.returncode == 0, result.stderr
+    assert [line.split(":")[0] for line in result.stdout.splitlines()] == ["doge-long", "btc-optimized"]
+    assert "data_file (doge-long)" in result.stderr and "does not exist" in result.stderr
+
+
+@pytest.mark.parametrize("text", ["bots: [", '{"bots": [', "bots: [{name: a, bogus: 1}]", ""])
+def test_check_config_exits_2_without_a_traceback(tmp_path, text):
+    path = tmp_path / "bots.yaml"
+    path.write_text(text)
+    result = run_cli("check-config", str(path))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and str(path) in result.stderr
+
+
+def test_check_config_of_a_missing_file(tmp_path):
+    result = run_cli("check-config", str(tmp_path / "nope.yaml"))
+    assert result.returncode == 2 and "file not found" in result.stderr

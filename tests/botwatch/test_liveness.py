@@ -1,0 +1,84 @@
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from botwatch.liveness import ComposeProbe, DockerProbe, PidfileProbe, ProcessNameProbe, SystemdProbe
+
+
+@pytest.fixture
+def sleeper():
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "doge_long_bot"])
+    yield process
+    process.kill()
+    process.wait()
+
+
+def test_pidfile_of_a_live_process_then_of_a_killed_one(tmp_path, sleeper):
+    pidfile = tmp_path / "bot.pid"
+    pidfile.write_text(f"{sleeper.pid}\n")
+    probe = PidfileProbe(pidfile)
+    assert probe().up and probe().pid == sleeper.pid
+    sleeper.kill()
+    time.sleep(0.2)                 # not reaped yet: a zombie is not alive
+    result = probe()
+    assert not result.up and "zombie" in result.detail
+    sleeper.wait()
+    assert not probe().up and "gone" in probe().detail
+
+
+@pytest.mark.parametrize("content", [None, "", "not-a-pid", "999999999"])
+def test_pidfile_missing_or_nonsense_is_down_not_an_exception(tmp_path, content):
+    pidfile = tmp_path / "bot.pid"
+    if content is not None:
+        pidfile.write_text(content)
+    assert not PidfileProbe(pidfile)().up
+
+
+def test_process_name_matches_an_exact_argv_element(sleeper):
+    assert ProcessNameProbe("doge_long_bot")().up
+    assert not ProcessNameProbe("doge_long")().up      # no prefix matches
+
+
+def test_process_name_matches_comm(sleeper):
+    with open(f"/proc/{sleeper.pid}/comm") as f:
+        comm = f.read().strip()
+    result = ProcessNameProbe(comm)()
+    assert result.up
+
+
+def test_docker_daemon_away_is_an_error_not_a_crash(monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    for probe in (DockerProbe("doge-long"), ComposeProbe("doge-long", "bots")):
+        result = probe()
+        assert not result.up and result.error
+
+
+class FakeSystemctl:
+    """systemd does not run here: this stands in for `systemctl show`, checking the argv it is given."""
+
+    def __init__(self, stdout, returncode=0):
+        self.stdout, self.returncode, self.argv = stdout, returncode, None
+
+    def __call__(self, argv, **kwargs):
+        self.argv = argv
+        return subprocess.CompletedProcess(argv, self.returncode, self.stdout, "Unit not found.")
+
+
+def test_systemd_unit_states():
+    active = FakeSystemctl("ActiveState=active\nSubState=running\nMainPID=1234\n")
+    result = SystemdProbe("doge-long.service", run=active)()
+    assert result.up and result.pid == 1234
+    assert active.argv[-2:] == ["--", "doge-long.service"]   # a unit name can't pose as an option
+    failed = SystemdProbe("doge-long.service", run=FakeSystemctl("ActiveState=failed\nSubState=failed\nMainPID=0\n"))()
+    assert not failed.up and not failed.error and "failed" in failed.detail
+    broken = SystemdProbe("x.service", run=FakeSystemctl("", returncode=1))()
+    assert not broken.up and broken.error
+
+
+def test_systemctl_missing_is_an_error(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    result = SystemdProbe("doge-long.service")()
+    assert not result.up and result.error

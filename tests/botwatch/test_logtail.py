@@ -1,0 +1,71 @@
+import os
+
+from botwatch.config import ErrorPatterns
+from botwatch.logtail import MAX_LINE, LogTail
+
+AUTH = 'ERROR binance {"code":-2015,"msg":"Invalid API-key, IP, or permissions for action."}\n'
+RATE = "WARNING binance 429 Too Many Requests\n"
+OTHER = "ERROR ccxt.base.errors.ExchangeError: binance order rejected\n"
+INFO = "INFO fill doge-long-00000001 buy 1000 DOGE/USDT @ 0.15\n"
+
+
+def tail(path) -> LogTail:
+    return LogTail(path, ErrorPatterns().compiled())
+
+
+def write(path, text, mode="a"):
+    with open(path, mode) as f:
+        f.write(text)
+
+
+def test_default_patterns_count_each_kind_once_per_line(tmp_path):
+    log = tmp_path / "bot.log"
+    write(log, INFO + AUTH + RATE + RATE + OTHER + INFO)
+    assert tail(log).collect() == {"auth": 1, "rate_limit": 2, "other": 1}
+
+
+def test_configured_patterns_replace_a_kinds_defaults(tmp_path):
+    log = tmp_path / "bot.log"
+    write(log, "KEY REJECTED\n" + AUTH)
+    t = LogTail(log, ErrorPatterns(auth=["KEY REJECTED"]).compiled())
+    assert t.collect()["auth"] == 1
+
+
+def test_reads_incrementally_and_waits_for_a_whole_line(tmp_path):
+    log = tmp_path / "bot.log"
+    t = tail(log)
+    assert t.collect()["auth"] == 0          # no file yet
+    write(log, AUTH[:20])
+    assert t.collect()["auth"] == 0
+    write(log, AUTH[20:] + AUTH)
+    assert t.collect()["auth"] == 2
+    assert t.collect()["auth"] == 2          # nothing new: nothing counted again
+
+
+def test_rotation_reads_the_rest_of_the_old_file_then_the_new_one(tmp_path):
+    log = tmp_path / "bot.log"
+    write(log, AUTH)
+    t = tail(log)
+    assert t.collect()["auth"] == 1
+    write(log, AUTH)                          # written just before rotation, not yet collected
+    os.rename(log, tmp_path / "bot.log.1")
+    write(log, RATE + AUTH, mode="w")
+    counts = t.collect()
+    assert counts == {"auth": 3, "rate_limit": 1, "other": 0}
+
+
+def test_truncation_starts_again_from_the_top(tmp_path):
+    log = tmp_path / "bot.log"
+    write(log, INFO * 10 + AUTH)
+    t = tail(log)
+    assert t.collect()["auth"] == 1
+    write(log, RATE, mode="w")                 # copytruncate-style: same inode, shorter
+    assert t.collect() == {"auth": 1, "rate_limit": 1, "other": 0}
+
+
+def test_a_log_without_newlines_does_not_grow_without_bound(tmp_path):
+    log = tmp_path / "bot.log"
+    write(log, "x" * (3 * MAX_LINE))
+    t = tail(log)
+    t.collect()
+    assert len(t._partial) <= MAX_LINE
