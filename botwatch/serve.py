@@ -35,7 +35,7 @@ def serve(app, host: str, port: int, name: str, on_stop: Callable[[], None] = la
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log.info("%s listening on http://%s:%d/", name, host, server.effective_port)
+    log.info("%s listening on http://%s:%s/", name, host, server.effective_port)
     try:
         server.run()
     except (OSError, ValueError):

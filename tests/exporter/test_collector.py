@@ -1,0 +1,101 @@
+"""The whole /metrics page for recorded fixtures, diffed against a committed golden file.
+
+Regenerate after an intended change: UPDATE_GOLDEN=1 pytest tests/exporter/test_collector.py
+"""
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+
+from botwatch.checks import BotCheck
+from botwatch.config import config_from_mapping
+from exporter.app import create_registry
+from exporter.monitor import Monitor
+from tests.conftest import require_tool
+
+HERE = Path(__file__).parent
+GOLDEN = HERE / "golden" / "metrics.prom"
+NOW = 1780300000.0
+VOLATILE = re.compile(r"^(botwatch_exporter_(scrape|check)_duration_seconds(\{[^}]*\})?) .*$", re.M)
+
+
+def fake_proc(root: Path, pids: dict[int, str]) -> Path:
+    """A /proc holding only the processes given, as pid -> one-letter state."""
+    for pid, state in pids.items():
+        (root / str(pid)).mkdir(parents=True)
+        (root / str(pid) / "stat").write_text(f"{pid} (python3) {state} 1 1 1 0 -1\n")
+    return root
+
+
+@pytest.fixture
+def fleet(tmp_path):
+    for name in os.listdir(HERE / "fixtures"):
+        shutil.copy(HERE / "fixtures" / name, tmp_path / name)
+        os.utime(tmp_path / name, (NOW - 60, NOW - 60))
+    (tmp_path / "doge-long.pid").write_text("4242\n")
+    (tmp_path / "btc-optimized.pid").write_text("4343\n")
+    proc = fake_proc(tmp_path / "proc", {4242: "S", 4343: "Z"})
+    config = config_from_mapping({"bots": [
+        {"name": "doge-long", "type": "spot", "check_interval": 300, "pidfile": "doge-long.pid",
+         "data_file": "doge-long.csv", "log_file": "doge-long.log", "starting_balance": 1000,
+         "expected_trades_per_hour": {"min": 1, "max": 120}, "stale_after": "15m"},
+        {"name": "btc-optimized", "type": "futures", "check_interval": 60, "pidfile": "btc-optimized.pid",
+         "data_file": "btc-optimized.csv", "starting_balance": 5000},
+    ]}, base=tmp_path)
+    monitor = Monitor(config, check_factory=lambda bot: BotCheck(bot, clock=lambda: NOW, proc=proc))
+    monitor.run_once()
+    yield monitor
+    monitor.stop()
+
+
+def render(monitor) -> str:
+    return VOLATILE.sub(r"\1 0.0", generate_latest(create_registry(monitor)).decode())
+
+
+def test_metrics_page_matches_the_golden_file(fleet):
+    text = render(fleet)
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN.write_text(text)
+    assert text == GOLDEN.read_text()
+
+
+def test_golden_values_are_the_hand_worked_ones(fleet):
+    registry = create_registry(fleet)
+    value = registry.get_sample_value
+    # doge: long 2000 @ 0.16, sell 500 @ 0.18: +10 closed, fees 0.41; 1500 left marked at 0.18: +30
+    assert value("tradingbot_realized_pnl", {"bot": "doge-long"}) == pytest.approx(10 - 0.41)
+    assert value("tradingbot_unrealized_pnl", {"bot": "doge-long"}) == pytest.approx(30)
+    assert value("tradingbot_equity", {"bot": "doge-long"}) == pytest.approx(1000 + 9.59 + 30)
+    assert value("tradingbot_position", {"bot": "doge-long", "symbol": "DOGE/USDT"}) == 1500
+    assert value("tradingbot_api_errors_total", {"bot": "doge-long", "kind": "auth"}) == 1
+    assert value("tradingbot_api_errors_total", {"bot": "doge-long", "kind": "rate_limit"}) == 1
+    assert value("tradingbot_up", {"bot": "doge-long"}) == 1
+    # btc: a zombie is down; a duplicate trade id makes the file invalid and is not counted
+    assert value("tradingbot_up", {"bot": "btc-optimized"}) == 0
+    assert value("tradingbot_data_file_valid", {"bot": "btc-optimized"}) == 0
+    assert value("tradingbot_data_file_problems", {"bot": "btc-optimized", "check": "duplicate_trade_id"}) == 1
+    assert value("tradingbot_trades_total", {"bot": "btc-optimized"}) == 2
+    assert value("tradingbot_realized_pnl", {"bot": "btc-optimized"}) == pytest.approx(10 - 1.19)
+
+
+def test_golden_page_passes_promtool_check_metrics(fleet):
+    lint = subprocess.run([require_tool("promtool"), "check", "metrics"], input=render(fleet).encode(),
+                          capture_output=True)
+    assert lint.returncode == 0 and not lint.stdout and not lint.stderr, lint.stderr
+
+
+def test_a_check_that_raises_does_not_blank_the_other_bots(fleet):
+    broken = fleet.checks["btc-optimized"]
+    broken.run = lambda: (_ for _ in ()).throw(RuntimeError("a bug"))
+    fleet.results.clear()
+    fleet.run_once()
+    registry = create_registry(fleet)
+    assert registry.get_sample_value("tradingbot_up", {"bot": "doge-long"}) == 1
+    assert registry.get_sample_value("botwatch_exporter_check_failures_total", {"bot": "btc-optimized"}) == 1
+    assert registry.get_sample_value("tradingbot_info", {"bot": "btc-optimized", "kind": "futures",
+                                                         "runtime": "process"}) == 1
