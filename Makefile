@@ -10,7 +10,7 @@ STATE   ?= var/stack
 .PHONY: run test deps system-deps venv lint bench clean
 
 run: deps
-	$(BIN)/python -m botwatch.demo --state-dir $(STATE)
+	$(BIN)/botwatch up --state-dir $(STATE)
 
 test: deps
 	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)

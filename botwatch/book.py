@@ -9,13 +9,15 @@ gains minus every fee paid.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 # A position smaller than this fraction of the fill that left it is float dust from a full close.
 _DUST = 1e-9
 
 
-@dataclass(frozen=True)
-class Trade:
+class Trade(NamedTuple):
+    """One fill, as a row of the trade file says it."""
+
     timestamp: float
     trade_id: str
     symbol: str

@@ -36,7 +36,7 @@ def check_config(args) -> int:
 
 
 def exporter(args) -> int:
-    from botwatch.serve import parse_listen, setup_logging
+    from botwatch.serve import setup_logging
     from exporter.app import run
     setup_logging(args.log_level)
     config = _load(args.config)
@@ -48,6 +48,11 @@ def exporter(args) -> int:
 def paperbot(argv: list[str]) -> int:
     from paperbot.bot import main as paperbot_main
     return paperbot_main(argv)
+
+
+def up(args) -> int:
+    from botwatch.stack import up as stack_up
+    return stack_up(args.config, args.timings, args.state_dir)
 
 
 def _listen(value: str, default_port: int) -> tuple[str, int]:
@@ -73,6 +78,12 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--listen", default=f"127.0.0.1:{EXPORTER_PORT}", help="HOST:PORT (default %(default)s)")
     e.add_argument("--log-level", default="INFO")
     e.set_defaults(func=exporter)
+
+    u = sub.add_parser("up", help="start the local stack: demo bots (or --config's), exporter")
+    u.add_argument("--config", help="your bots instead of the four demo paperbots")
+    u.add_argument("--timings", choices=("fast", "default"), default="default")
+    u.add_argument("--state-dir", default="var/stack")
+    u.set_defaults(func=up)
 
     # the demo bot has its own parser (it stands alone); listed here for --help
     sub.add_parser("paperbot", help="run the demo paper-trading bot (botwatch paperbot --help)", add_help=False)

@@ -17,6 +17,7 @@ import csv
 import hashlib
 import logging
 import math
+import operator
 import os
 import random
 import time
@@ -131,6 +132,9 @@ def _parse_epoch(scale: float) -> Callable[[str], float]:
 
 
 TIMESTAMP_PARSERS = {"iso": _parse_iso, "epoch_s": _parse_epoch(1.0), "epoch_ms": _parse_epoch(1000.0)}
+
+
+_SIDES = frozenset(("buy", "sell"))
 
 
 def _number(text: str) -> float | None:
@@ -282,6 +286,7 @@ class DataFileCheck:
     # -- what a line may be -----------------------------------------------------------------------
 
     def _lines(self, data: bytes) -> None:
+        self._now = self.clock()
         for raw in data.split(b"\n")[:-1]:
             self._line_no += 1
             if b"\x00" in raw:
@@ -307,31 +312,35 @@ class DataFileCheck:
         wanted = self.format.header_names()
         missing = [column for column, name in wanted.items() if names.count(name) != 1]
         if not missing:
-            self._columns = {column: names.index(name) for column, name in wanted.items()}
-            self._width = len(names)
+            self._use_columns({column: names.index(name) for column, name in wanted.items()}, len(names))
             return
         expected = ",".join(wanted.values())
         self._problem("header", f"line 1: expected a header naming {expected}, found {line[:120]!r}")
         # read on in the default column order so the numbers stay as good as they can be
-        self._columns = {column: index for index, column in enumerate(COLUMNS)}
-        self._width = len(COLUMNS)
+        self._use_columns({column: index for index, column in enumerate(COLUMNS)}, len(COLUMNS))
+
+    def _use_columns(self, columns: dict[str, int], width: int) -> None:
+        self._columns = columns
+        self._width = width
+        self._pick = operator.itemgetter(*(columns[column] for column in COLUMNS))
 
     def _row(self, line: str) -> None:
         fields = _fields(line)
         if len(fields) != self._width:
             self._problem("field_count", f"line {self._line_no}: {len(fields)} fields, the header has {self._width}")
             return
-        col = self._columns
+        ts_text, trade_id, symbol, side, price_text, qty_text, fee_text = self._pick(fields)
         ok = True
         try:
-            ts = self._parse_ts(fields[col["timestamp"]].strip())
+            ts = self._parse_ts(ts_text.strip())
         except (ValueError, OverflowError):
             ts = None
-            ok = self._problem("bad_timestamp", f"line {self._line_no}: timestamp {fields[col['timestamp']][:40]!r}")
-        side = fields[col["side"]].strip().lower()
-        if side not in ("buy", "sell"):
-            ok = self._problem("bad_side", f"line {self._line_no}: side {side[:20]!r}")
-        price, qty, fee = (_number(fields[col[name]]) for name in ("price", "qty", "fee"))
+            ok = self._problem("bad_timestamp", f"line {self._line_no}: timestamp {ts_text[:40]!r}")
+        if side not in _SIDES:
+            side = side.strip().lower()
+            if side not in _SIDES:
+                ok = self._problem("bad_side", f"line {self._line_no}: side {side[:20]!r}")
+        price, qty, fee = _number(price_text), _number(qty_text), _number(fee_text)
         if price is None or qty is None or fee is None:
             ok = self._problem("bad_number", f"line {self._line_no}: price/qty/fee not a finite number")
         else:
@@ -342,18 +351,18 @@ class DataFileCheck:
         if ts is not None:
             if self._last_ts is not None and ts < self._last_ts:
                 ok = self._problem("timestamp_backwards", f"line {self._line_no}: timestamp earlier than the row before")
-            elif ts > self.clock() + FUTURE_TOLERANCE:
+            elif ts > self._now + FUTURE_TOLERANCE:
                 ok = self._problem("timestamp_future", f"line {self._line_no}: timestamp in the future")
             else:
                 self._last_ts = ts
-        trade_id = fields[col["trade_id"]].strip()
+        trade_id = trade_id.strip()
         if trade_id in self._ids:
             self._problem("duplicate_trade_id", f"line {self._line_no}: trade_id {trade_id[:40]!r} again")
             return  # a duplicate fill must not count twice
         self._remember(trade_id)
         if ok:
             self._trades += 1
-            self.sink.add(Trade(ts, trade_id, fields[col["symbol"]].strip(), side, price, qty, fee))
+            self.sink.add(Trade(ts, trade_id, symbol.strip(), side, price, qty, fee))
 
     def _remember(self, trade_id: str) -> None:
         self._ids.add(trade_id)
