@@ -1,0 +1,203 @@
+"""botwatch's monitoring mixin: every threshold and selector in one place, and the rules built from it.
+
+`python -m botwatch.mixin` writes prometheus/rules/botwatch.rules.yml from CONFIG; a test fails when the
+committed file is stale. `botwatch up --timings fast` renders the same rules from FAST for demos and the
+end-to-end test. Change a threshold here, never in the YAML.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import yaml
+
+RUNBOOK = "https://github.com/botwatch/botwatch/blob/main/runbook.md"
+
+CONFIG = {
+    # Selectors of botwatch's own scrape jobs (prometheus/prometheus.yml names them so).
+    "exporter_selector": 'job="botwatch-exporter"',
+    "remediator_selector": 'job="botwatch-remediator"',
+    "alertmanager_selector": 'job="alertmanager"',
+    # TradingBotDown: the exporter counts consecutive failed checks (the brief's "2 failed checks before
+    # action"), so Prometheus adds no wait of its own; a longer `for` only delays every restart.
+    "down_checks": 2,
+    "down_for": "0s",
+    # TradingBotDownCritical: the brief's "down > 5 minutes" pages a human.
+    "down_critical_for": "5m",
+    # TradingBotDataCorrupted: the validity gauge is already a state (it does not flap), so a short
+    # wait only rides out one bad scrape.
+    "corrupted_for": "30s",
+    # TradingBotStaleData: the threshold is per bot (tradingbot_stale_after_seconds); this is how long
+    # the file must stay stale before a warning.
+    "stale_for": "2m",
+    # TradingBotApiKeyErrors: any auth error within the window pages; restarting doesn't fix a key.
+    "auth_error_window": "5m",
+    "auth_errors_for": "0s",
+    # TradingBotRateLimited: a few 429s are normal; this many in the window runs on_rate_limit.
+    "rate_limit_window": "5m",
+    "rate_limit_errors": 5,
+    "rate_limited_for": "2m",
+    # TradingBotAbnormalTradeFrequency: the rate window trades noise for speed. 30m smooths a bot that
+    # trades a few times an hour; bounds come from tradingbot_expected_trades_per_hour per bot.
+    "trade_rate_window": "30m",
+    "abnormal_frequency_for": "10m",
+    # TradingBotRestartLoop: the remediator gave up (circuit open); nothing waits.
+    "restart_loop_for": "0s",
+    # TradingBotAbsent: a bot seen within this lookback that the exporter no longer publishes.
+    "absent_lookback": "1h",
+    "absent_for": "5m",
+    # Self-monitoring.
+    "component_down_for": "2m",
+    "delivery_failing_for": "5m",
+    # Uptime SLO: 99.5% over 7 days. Burn rates follow the multi-window recipe, scaled to a 7d period:
+    # page when 5% of the week's budget burns within 1h (8.4x), ticket when 10% burns within 6h (2.8x).
+    "slo_target": 0.995,
+    "slo_period": "7d",
+    "burn_fast": {"long": "1h", "short": "5m", "factor": 8.4, "for": "2m", "severity": "critical"},
+    "burn_slow": {"long": "6h", "short": "30m", "factor": 2.8, "for": "15m", "severity": "warning"},
+    # Recording rules evaluate at the global interval; the demo's fast timings shorten it.
+    "uptime_windows": ["5m", "30m", "1h", "6h", "24h", "7d"],
+}
+
+# `botwatch up --timings fast`: the same rules, minutes become seconds, for demos and the e2e test.
+FAST = dict(CONFIG, down_critical_for="20s", corrupted_for="2s", stale_for="5s", auth_error_window="1m",
+            rate_limit_window="1m", rate_limited_for="5s", trade_rate_window="1m", abnormal_frequency_for="10s",
+            absent_for="10s", component_down_for="10s", delivery_failing_for="10s")
+
+
+def _alert(name, expr, for_, severity, summary, description, runbook_anchor=None, **labels):
+    return {
+        "alert": name,
+        "expr": expr,
+        "for": for_,
+        "labels": {"severity": severity, **labels},
+        "annotations": {
+            "summary": summary,
+            "description": description,
+            "runbook_url": f"{RUNBOOK}#{(runbook_anchor or name).lower()}",
+        },
+    }
+
+
+def recording_rules(c: dict) -> list[dict]:
+    rules = [{"record": f"bot:tradingbot_uptime:ratio_{w}", "expr": f"avg_over_time(tradingbot_up[{w}])"}
+             for w in c["uptime_windows"]]
+    rules += [
+        {"record": "bot:tradingbot_trades_per_hour:rate",
+         "expr": f"rate(tradingbot_trades_total[{c['trade_rate_window']}]) * 3600"},
+        {"record": "bot:tradingbot_equity:change_24h", "expr": "tradingbot_equity - tradingbot_equity offset 24h"},
+        {"record": "bot:tradingbot_realized_pnl:change_24h",
+         "expr": "tradingbot_realized_pnl - tradingbot_realized_pnl offset 24h"},
+    ]
+    return rules
+
+
+def alert_rules(c: dict) -> list[dict]:
+    exporter, remediator, am = c["exporter_selector"], c["remediator_selector"], c["alertmanager_selector"]
+    budget = 1 - c["slo_target"]
+    rules = [
+        _alert("TradingBotDown", f"tradingbot_down_checks >= {c['down_checks']}", c["down_for"], "remediate",
+               "A trading bot failed two consecutive checks.",
+               "{{ $labels.bot }} has failed {{ $value }} consecutive checks; botwatch is restarting it."),
+        _alert("TradingBotDownCritical", "tradingbot_up == 0", c["down_critical_for"], "critical",
+               "A trading bot has been down for more than 5 minutes.",
+               "{{ $labels.bot }} has been down for more than " + c["down_critical_for"]
+               + "; automatic recovery has not brought it back."),
+        _alert("TradingBotDataCorrupted", "tradingbot_data_file_valid == 0", c["corrupted_for"], "remediate",
+               "A trading bot's trade data file is corrupt.",
+               "The trade file of {{ $labels.bot }} failed validation; botwatch is restoring it from the last "
+               "good backup and the bot's journal.", notify="telegram"),
+        _alert("TradingBotStaleData",
+               "(time() - tradingbot_data_file_last_write_timestamp_seconds) > on (bot) tradingbot_stale_after_seconds"
+               " and on (bot) tradingbot_up == 1",
+               c["stale_for"], "warning",
+               "A running trading bot has stopped writing its trade file.",
+               "{{ $labels.bot }} is up but its trade file was last written {{ $value | humanizeDuration }} ago."),
+        _alert("TradingBotApiKeyErrors",
+               f"increase(tradingbot_api_errors_total{{kind=\"auth\"}}[{c['auth_error_window']}]) > 0",
+               c["auth_errors_for"], "critical",
+               "A trading bot is getting API-key errors from its exchange.",
+               "{{ $labels.bot }} logged {{ $value | humanize }} authentication errors in the last "
+               + c["auth_error_window"] + "; restarting won't help: check or rotate its API key."),
+        _alert("TradingBotRateLimited",
+               f"increase(tradingbot_api_errors_total{{kind=\"rate_limit\"}}[{c['rate_limit_window']}])"
+               f" > {c['rate_limit_errors']}",
+               c["rate_limited_for"], "warning",
+               "A trading bot is being rate-limited by its exchange.",
+               "{{ $labels.bot }} hit {{ $value | humanize }} rate-limit errors in the last "
+               + c["rate_limit_window"] + "; botwatch runs its on_rate_limit command if one is configured."),
+        _alert("TradingBotAbnormalTradeFrequency",
+               "bot:tradingbot_trades_per_hour:rate > on (bot) tradingbot_expected_trades_per_hour{bound=\"max\"}",
+               c["abnormal_frequency_for"], "critical",
+               "A trading bot is trading far more often than expected.",
+               "{{ $labels.bot }} trades {{ $value | humanize }} times an hour, above its configured maximum: "
+               "a runaway loop?", direction="high"),
+        _alert("TradingBotAbnormalTradeFrequency",
+               "bot:tradingbot_trades_per_hour:rate < on (bot) tradingbot_expected_trades_per_hour{bound=\"min\"}"
+               " and on (bot) tradingbot_up == 1",
+               c["abnormal_frequency_for"], "critical",
+               "A running trading bot has (nearly) stopped trading.",
+               "{{ $labels.bot }} is up but trades only {{ $value | humanize }} times an hour, below its "
+               "configured minimum: alive but stuck?", direction="low"),
+        _alert("TradingBotRestartLoop", "botwatch_circuit_open == 1", c["restart_loop_for"], "critical",
+               "botwatch gave up restarting a trading bot.",
+               "Restarts of {{ $labels.bot }} kept failing; botwatch stopped trying until an operator resets it."),
+        _alert("TradingBotAbsent",
+               f"max by (bot) (max_over_time(tradingbot_info[{c['absent_lookback']}]))"
+               f" unless on (bot) max by (bot) (tradingbot_info)",
+               c["absent_for"], "warning",
+               "A trading bot vanished from the exporter's metrics.",
+               "{{ $labels.bot }} was monitored within the last " + c["absent_lookback"]
+               + " but the exporter no longer publishes it: removed from the config, or not monitored?"),
+        _alert("TradingBotUptimeBudgetBurn",
+               f"bot:tradingbot_uptime:ratio_{c['burn_fast']['long']} < {1 - c['burn_fast']['factor'] * budget:.4f}"
+               f" and bot:tradingbot_uptime:ratio_{c['burn_fast']['short']}"
+               f" < {1 - c['burn_fast']['factor'] * budget:.4f}",
+               c["burn_fast"]["for"], c["burn_fast"]["severity"],
+               "A trading bot is burning its weekly uptime budget fast.",
+               "{{ $labels.bot }} is down often enough to spend 5% of its weekly 99.5% uptime budget within "
+               "an hour (uptime over the last " + c["burn_fast"]["long"] + ": {{ $value | humanizePercentage }}).",
+               window="fast"),
+        _alert("TradingBotUptimeBudgetBurn",
+               f"bot:tradingbot_uptime:ratio_{c['burn_slow']['long']} < {1 - c['burn_slow']['factor'] * budget:.4f}"
+               f" and bot:tradingbot_uptime:ratio_{c['burn_slow']['short']}"
+               f" < {1 - c['burn_slow']['factor'] * budget:.4f}",
+               c["burn_slow"]["for"], c["burn_slow"]["severity"],
+               "A trading bot is steadily burning its weekly uptime budget.",
+               "{{ $labels.bot }} is down often enough to spend 10% of its weekly 99.5% uptime budget within "
+               "6 hours (uptime over the last " + c["burn_slow"]["long"] + ": {{ $value | humanizePercentage }}).",
+               window="slow"),
+        _alert("BotwatchExporterDown", f"up{{{exporter}}} == 0 or absent(up{{{exporter}}})",
+               c["component_down_for"], "critical",
+               "Prometheus cannot scrape the botwatch exporter.",
+               "No bot is being watched: the botwatch exporter ({{ $labels.instance }}) is not answering scrapes."),
+        _alert("BotwatchRemediatorDown", f"up{{{remediator}}} == 0 or absent(up{{{remediator}}})",
+               c["component_down_for"], "critical",
+               "Prometheus cannot scrape the botwatch remediator.",
+               "No bot will be recovered automatically: the remediator ({{ $labels.instance }}) is not answering."),
+        _alert("BotwatchAlertDeliveryFailing",
+               f"sum by (integration) (rate(alertmanager_notifications_failed_total{{{am}}}[5m])) > 0",
+               c["delivery_failing_for"], "critical",
+               "Alertmanager is failing to deliver notifications.",
+               "Alertmanager's {{ $labels.integration }} notifications have been failing for "
+               + c["delivery_failing_for"] + ": alerts may not be reaching anyone."),
+    ]
+    return rules
+
+
+def render(c: dict = CONFIG) -> str:
+    doc = {"groups": [
+        {"name": "botwatch.recording", "rules": recording_rules(c)},
+        {"name": "botwatch.alerts", "rules": alert_rules(c)},
+    ]}
+    header = "# Generated by prometheus/mixin.py from its CONFIG: edit that, then run `python -m botwatch.mixin`.\n"
+    return header + yaml.safe_dump(doc, sort_keys=False, width=120, allow_unicode=True)
+
+
+RULES_FILE = Path(__file__).resolve().parent.parent / "prometheus" / "rules" / "botwatch.rules.yml"
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else RULES_FILE
+    out.write_text(render(FAST if "--fast" in sys.argv else CONFIG))
+    print(f"wrote {out}")
