@@ -50,6 +50,24 @@ def paperbot(argv: list[str]) -> int:
     return paperbot_main(argv)
 
 
+def render_alertmanager(args) -> int:
+    from botwatch.alertmanager import RenderError, render, write
+    config = _load(args.config)
+    try:
+        text = render(config, args.remediator_url, args.webhook_token_file)
+    except RenderError as err:
+        print(err, file=sys.stderr)
+        return 2
+    if not (config.telegram.bot_token_file and config.telegram.chat_ids):
+        print("warning: telegram.bot_token_file or chat_id not set: Telegram receivers left empty", file=sys.stderr)
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        from pathlib import Path
+        write(Path(args.out), text)
+    return 0
+
+
 def up(args) -> int:
     from botwatch.stack import up as stack_up
     return stack_up(args.config, args.timings, args.state_dir)
@@ -78,6 +96,13 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--listen", default=f"127.0.0.1:{EXPORTER_PORT}", help="HOST:PORT (default %(default)s)")
     e.add_argument("--log-level", default="INFO")
     e.set_defaults(func=exporter)
+
+    r = sub.add_parser("render-alertmanager", help="write alertmanager.yml with the Telegram token and chats in")
+    r.add_argument("--config", required=True)
+    r.add_argument("--remediator-url", default=f"http://127.0.0.1:{REMEDIATOR_PORT}")
+    r.add_argument("--webhook-token-file", required=True, help="the remediator's bearer token file")
+    r.add_argument("--out", required=True, help="where Alertmanager reads it (mode 0600), or - for stdout")
+    r.set_defaults(func=render_alertmanager)
 
     u = sub.add_parser("up", help="start the local stack: demo bots (or --config's), exporter")
     u.add_argument("--config", help="your bots instead of the four demo paperbots")

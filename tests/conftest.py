@@ -163,3 +163,111 @@ def require_tool(name: str) -> str:
     if not path:
         pytest.fail(f"{name} is not installed: `make test` installs it (Debian's prometheus packages)")
     return path
+
+
+class TelegramStandIn:
+    """A local stand-in for the Telegram Bot API (unreachable here) that checks each request's shape.
+
+    It answers like the real API — {"ok": true, "result": {message_id, date, chat{id,type}, text}} —
+    without which Alertmanager 0.25 crashes on a nil chat.
+    """
+
+    def __init__(self, token: str = "123456:TEST-token"):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs
+
+        self.token = token
+        self.requests: list[dict] = []
+        self.errors: list[str] = []
+        self.fail_with: list[tuple[int, dict]] = []   # queued error answers, e.g. (429, {"retry_after": 1})
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                ctype = self.headers.get("Content-Type", "")
+                if "json" in ctype:
+                    data = json.loads(body or b"{}")
+                elif "form-urlencoded" in ctype:
+                    data = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+                else:
+                    data = {"_content_type": ctype, "_length": len(body), "_body": body}
+                method = self.path.rsplit("/", 1)[-1]
+                if not self.path.startswith(f"/bot{stand_in.token}/"):
+                    stand_in.errors.append(f"wrong token path {self.path}")
+                    return self._answer(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
+                stand_in.requests.append({"method": method, "data": data, "content_type": ctype})
+                if stand_in.fail_with:
+                    code, params = stand_in.fail_with.pop(0)
+                    return self._answer(code, {"ok": False, "error_code": code, "description": "stand-in error",
+                                               "parameters": params})
+                if "chat_id" not in data:
+                    stand_in.errors.append(f"{method} without chat_id")
+                    return self._answer(400, {"ok": False, "error_code": 400, "description": "chat_id is empty"})
+                if method == "sendMessage" and len(str(data.get("text", ""))) > 4096:
+                    stand_in.errors.append("message longer than 4096")
+                    return self._answer(400, {"ok": False, "error_code": 400, "description": "message is too long"})
+                chat = data.get("chat_id")
+                try:
+                    chat = int(chat)
+                except (TypeError, ValueError):
+                    pass
+                self._answer(200, {"ok": True, "result": {"message_id": len(stand_in.requests), "date": int(time.time()),
+                                                         "chat": {"id": chat, "type": "private"},
+                                                         "text": data.get("text", "")}})
+
+            def _answer(self, code, payload):
+                body = json.dumps(payload).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def messages(self) -> list[dict]:
+        return [r["data"] for r in self.requests if r["method"] == "sendMessage"]
+
+    def close(self):
+        self.server.shutdown()
+
+
+@pytest.fixture
+def telegram():
+    stand_in = TelegramStandIn()
+    yield stand_in
+    stand_in.close()
+
+
+@pytest.fixture
+def alertmanager(tmp_path):
+    """start(config_text) runs Debian's Alertmanager 0.25 on 127.0.0.1; returns its base URL."""
+    processes = []
+
+    def start(config_text: str) -> str:
+        binary = require_tool("prometheus-alertmanager")
+        folder = tmp_path / f"am{len(processes)}"
+        folder.mkdir()
+        (folder / "alertmanager.yml").write_text(config_text)
+        port = free_port()
+        process = subprocess.Popen(
+            [binary, f"--config.file={folder / 'alertmanager.yml'}", f"--storage.path={folder / 'data'}",
+             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=debug"],
+            stdout=subprocess.DEVNULL, stderr=open(folder / "alertmanager.log", "wb"))
+        processes.append(process)
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: http_get(f"{url}/-/ready"), what="alertmanager ready")
+        return url
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(timeout=10)

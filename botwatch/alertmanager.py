@@ -1,0 +1,77 @@
+"""Rendering alertmanager/alertmanager.yml into the file Alertmanager runs from, secrets put in at start.
+
+Alertmanager 0.25's telegram_configs has no bot_token_file, so the token can't stay in a file of its
+own: it is read from `telegram.bot_token_file` and written into a rendered copy (mode 0600) that lives
+outside git, next to the state it belongs to.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+from botwatch.config import Config
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "alertmanager" / "alertmanager.yml"
+PLACEHOLDER_TOKEN = "RENDERED_AT_START"
+
+
+class RenderError(Exception):
+    pass
+
+
+def render(config: Config, remediator_url: str, webhook_token_file: Path, template: Path = TEMPLATE,
+           telegram_api_url: str | None = None) -> str:
+    """The Alertmanager config with the webhook address, token file, Telegram token and chats filled in.
+
+    Without a Telegram token or chat the Telegram receivers are left empty (Alertmanager drops what
+    they get) and the caller should say so.
+    """
+    doc = yaml.safe_load(template.read_text())
+    token = _token(config)
+    chats = config.telegram.chat_ids
+    api_url = telegram_api_url or config.telegram.api_url
+    templates_dir = template.parent / "templates"
+    doc["templates"] = [str(templates_dir / "*.tmpl")]
+    for receiver in doc["receivers"]:
+        for hook in receiver.get("webhook_configs", []):
+            hook["url"] = remediator_url.rstrip("/") + "/alerts"
+            hook["http_config"]["authorization"]["credentials_file"] = str(Path(webhook_token_file).resolve())
+        if "telegram_configs" in receiver:
+            base = receiver.pop("telegram_configs")[0]
+            if token and chats:
+                receiver["telegram_configs"] = [
+                    dict(base, bot_token=token, chat_id=_chat_id(chat), api_url=api_url) for chat in chats]
+    return yaml.safe_dump(doc, sort_keys=False, width=120, allow_unicode=True)
+
+
+def _token(config: Config) -> str | None:
+    path = config.telegram.bot_token_file
+    if not path:
+        return None
+    try:
+        token = path.read_text().strip()
+    except OSError as err:
+        raise RenderError(f"telegram.bot_token_file: cannot read {path}: {err.strerror}") from None
+    if not token or any(ch.isspace() for ch in token):
+        raise RenderError(f"telegram.bot_token_file: {path} must hold the bot token alone, on one line")
+    return token
+
+
+def _chat_id(chat) -> int:
+    try:
+        return int(chat)
+    except ValueError:
+        raise RenderError(f"telegram.chat_id: Alertmanager needs numeric chat ids, not {chat!r}") from None
+
+
+def write(path: Path, text: str) -> None:
+    """Write the rendered file readable by its owner only: it holds the bot token."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)

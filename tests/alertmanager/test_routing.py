@@ -1,0 +1,145 @@
+"""Routing, inhibition and the Telegram message, checked with amtool and a real Alertmanager 0.25."""
+
+import json
+import subprocess
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+from botwatch.alertmanager import render
+from botwatch.config import config_from_mapping
+from tests.conftest import ROOT, require_tool, wait_for
+
+TEMPLATE = ROOT / "alertmanager" / "alertmanager.yml"
+
+
+def amtool(*args):
+    return subprocess.run([require_tool("amtool"), *args], capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+
+def rendered(tmp_path, telegram_url="http://127.0.0.1:9", webhook_url="http://127.0.0.1:9818", token="123456:TEST-token"):
+    (tmp_path / "tg_token").write_text(token + "\n")
+    (tmp_path / "webhook_token").write_text("webhook-secret\n")
+    config = config_from_mapping({"telegram": {"bot_token_file": "tg_token", "chat_id": [4242, -100777],
+                                               "api_url": telegram_url},
+                                  "bots": [{"name": "a", "pidfile": "a.pid", "data_file": "a.csv"}]}, base=tmp_path)
+    return render(config, webhook_url, tmp_path / "webhook_token")
+
+
+def test_amtool_accepts_the_committed_config():
+    result = amtool("check-config", str(TEMPLATE))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_amtool_accepts_the_rendered_config_and_it_holds_the_secrets(tmp_path):
+    text = rendered(tmp_path)
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(text)
+    result = amtool("check-config", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    receivers = {r["name"]: r for r in __import__("yaml").safe_load(text)["receivers"]}
+    chats = [c["chat_id"] for c in receivers["telegram-critical"]["telegram_configs"]]
+    assert chats == [4242, -100777]
+    assert "RENDERED_AT_START" not in text and "123456:TEST-token" in text
+    assert "RENDERED_AT_START" in TEMPLATE.read_text() and "TEST-token" not in TEMPLATE.read_text()
+
+
+@pytest.mark.parametrize("labels, receivers", [
+    (["alertname=TradingBotDown", "severity=remediate", "bot=x"], "remediator,blackhole"),
+    (["alertname=TradingBotDataCorrupted", "severity=remediate", "notify=telegram", "bot=x"], "remediator,telegram-critical"),
+    (["alertname=TradingBotApiKeyErrors", "severity=critical", "bot=x"], "remediator,telegram-critical"),
+    (["alertname=TradingBotDownCritical", "severity=critical", "bot=x"], "telegram-critical"),
+    (["alertname=TradingBotAbnormalTradeFrequency", "severity=critical", "bot=x"], "telegram-critical"),
+    (["alertname=TradingBotStaleData", "severity=warning", "bot=x"], "telegram-warning"),
+    (["alertname=TradingBotRateLimited", "severity=warning", "bot=x"], "remediator,telegram-warning"),
+    (["alertname=BotwatchAlertDeliveryFailing", "severity=critical"], "remediator,telegram-critical"),
+])
+def test_routes_by_severity(labels, receivers):
+    result = amtool("config", "routes", "test", f"--config.file={TEMPLATE}", f"--verify.receivers={receivers}", *labels)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def post_alerts(url, alerts):
+    now = datetime.now(timezone.utc)
+    payload = [{"labels": a["labels"], "annotations": a.get("annotations", {}),
+                "startsAt": now.isoformat(), "endsAt": (now + timedelta(minutes=10)).isoformat()} for a in alerts]
+    requests.post(f"{url}/api/v2/alerts", json=payload, timeout=5).raise_for_status()
+
+
+def test_api_key_errors_inhibit_the_restart_of_that_bot_only(tmp_path, alertmanager):
+    url = alertmanager(rendered(tmp_path))
+    post_alerts(url, [
+        {"labels": {"alertname": "TradingBotApiKeyErrors", "severity": "critical", "bot": "badkey"}},
+        {"labels": {"alertname": "TradingBotDown", "severity": "remediate", "bot": "badkey"}},
+        {"labels": {"alertname": "TradingBotDown", "severity": "remediate", "bot": "other"}},
+    ])
+
+    def states():
+        found = requests.get(f"{url}/api/v2/alerts", timeout=5).json()
+        return {(a["labels"]["alertname"], a["labels"]["bot"]): a["status"] for a in found}
+
+    wait_for(lambda: states().get(("TradingBotDown", "badkey"), {}).get("state") == "suppressed",
+             what="TradingBotDown for badkey inhibited")
+    s = states()
+    assert s[("TradingBotDown", "badkey")]["inhibitedBy"]
+    assert s[("TradingBotDown", "other")]["state"] == "active"
+
+
+class Capture:
+    """Records webhook deliveries with their Authorization header."""
+
+    def __init__(self):
+        self.calls = []
+        capture = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                capture.calls.append({"auth": self.headers.get("Authorization"), "body": json.loads(body)})
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_a_real_alertmanager_delivers_escaped_bounded_telegram_messages_and_bearer_webhooks(
+        tmp_path, alertmanager, telegram):
+    hook = Capture()
+    url = alertmanager(rendered(tmp_path, telegram.url, hook.url, telegram.token))
+    hostile = '<b>evil</b> & "quotes" <script>alert(1)</script>'
+    post_alerts(url, [
+        {"labels": {"alertname": "TradingBotDataCorrupted", "severity": "remediate", "notify": "telegram",
+                    "bot": "doge-long", "check": hostile},
+         "annotations": {"summary": "A trading bot's trade data file is corrupt.",
+                         "description": hostile + " " + "x" * 10_000,
+                         "runbook_url": "https://example.invalid/runbook.md#tradingbotdatacorrupted"}},
+    ] + [{"labels": {"alertname": "TradingBotDataCorrupted", "severity": "remediate", "notify": "telegram",
+                     "bot": "flood", "n": str(i)},
+          "annotations": {"summary": "s" * 500, "description": "d" * 5000}} for i in range(8)])
+    wait_for(lambda: len(telegram.messages()) >= 4, timeout=30, what="two groups to two chats")
+    wait_for(lambda: hook.calls, timeout=30, what="the remediator webhook")
+    assert not telegram.errors
+    messages = telegram.messages()
+    assert {m["chat_id"] for m in messages} == {"4242", "-100777"}
+    assert all(m["parse_mode"] == "HTML" and len(m["text"]) < 4096 for m in messages)
+    hostile_texts = [m["text"] for m in messages if "doge-long" in m["text"]]
+    flood_texts = [m["text"] for m in messages if "flood" in m["text"]]
+    assert len(hostile_texts) == 2 and len(flood_texts) == 2
+    for text in hostile_texts:
+        assert "<script>" not in text and "&lt;script&gt;" in text and "&lt;b&gt;evil" in text
+        assert "TradingBotDataCorrupted" in text and "runbook" in text
+    for text in flood_texts:
+        assert "8 alerts in all" in text and text.count("severity: remediate") == 5
+    call = hook.calls[0]
+    assert call["auth"] == "Bearer webhook-secret"
+    assert call["body"]["version"] == "4" and call["body"]["groupLabels"] == {"alertname": "TradingBotDataCorrupted",
+                                                                               "bot": "doge-long"}

@@ -1,0 +1,90 @@
+"""The shipped rules and config, checked by Prometheus' own tools; the mixin's promises about them."""
+
+import re
+import subprocess
+
+import pytest
+import yaml
+
+from botwatch import mixin
+from tests.conftest import ROOT, require_tool
+
+RULES = sorted((ROOT / "prometheus" / "rules").glob("*.yml"))
+RULE_TESTS = sorted((ROOT / "prometheus" / "tests").glob("*.yml"))
+CONTRACT_ALERTS = ["TradingBotDown", "TradingBotDownCritical", "TradingBotDataCorrupted", "TradingBotStaleData",
+                   "TradingBotApiKeyErrors", "TradingBotAbnormalTradeFrequency", "TradingBotRestartLoop",
+                   "TradingBotUptimeBudgetBurn", "BotwatchExporterDown", "BotwatchRemediatorDown",
+                   "BotwatchAlertDeliveryFailing"]
+
+
+def promtool(*args):
+    return subprocess.run([require_tool("promtool"), *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+
+def alerts():
+    for path in RULES:
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                if "alert" in rule:
+                    yield rule
+
+
+def test_promtool_check_config():
+    result = promtool("check", "config", "prometheus/prometheus.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_check_rules():
+    result = promtool("check", "rules", *map(str, RULES))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_unit_tests_pass():
+    assert RULE_TESTS
+    result = promtool("test", "rules", *map(str, RULE_TESTS))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_has_a_unit_test_that_fires_it():
+    tested = set()
+    for path in RULE_TESTS:
+        for test in yaml.safe_load(path.read_text())["tests"]:
+            for case in test.get("alert_rule_test", []):
+                if case["exp_alerts"]:
+                    tested.add(case["alertname"])
+    assert {rule["alert"] for rule in alerts()} <= tested
+
+
+def test_the_committed_rules_are_what_the_mixin_renders():
+    assert (ROOT / "prometheus" / "rules" / "botwatch.rules.yml").read_text() == mixin.render(mixin.CONFIG), \
+        "stale: run `python -m botwatch.mixin`"
+
+
+def test_the_fast_timings_render_valid_rules(tmp_path):
+    path = tmp_path / "fast.yml"
+    path.write_text(mixin.render(mixin.FAST))
+    result = promtool("check", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_contracts_alerts_exist():
+    assert set(CONTRACT_ALERTS) <= {rule["alert"] for rule in alerts()}
+
+
+@pytest.mark.parametrize("rule", list(alerts()), ids=lambda r: f"{r['alert']}-{r['labels'].get('direction') or r['labels'].get('window') or ''}")
+def test_each_alert_is_complete(rule):
+    assert "for" in rule
+    assert rule["labels"]["severity"] in ("remediate", "critical", "warning")
+    notes = rule["annotations"]
+    assert "{{" not in notes["summary"], "summary is static"
+    assert "$labels.bot" in notes["description"] or "$labels.instance" in notes["description"] \
+        or "$labels.integration" in notes["description"]
+    anchor = notes["runbook_url"].rsplit("#", 1)[1]
+    headings = {h.lower() for h in re.findall(r"^## (\S+)$", (ROOT / "runbook.md").read_text(), re.M)}
+    assert anchor in headings, f"runbook.md has no section {anchor}"
+
+
+def test_down_critical_waits_five_minutes_and_down_two_checks():
+    by_name = {rule["alert"]: rule for rule in alerts()}
+    assert by_name["TradingBotDownCritical"]["for"] == "5m"
+    assert by_name["TradingBotDown"]["expr"] == "tradingbot_down_checks >= 2"
