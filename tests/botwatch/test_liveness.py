@@ -5,12 +5,16 @@ import time
 
 import pytest
 
+from tests.conftest import wait_for
+
 from botwatch.liveness import ComposeProbe, DockerProbe, PidfileProbe, ProcessNameProbe, SystemdProbe
 
 
 @pytest.fixture
 def sleeper():
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "doge_long_bot"])
+    # between fork and exec the child still shows our argv: wait until it shows its own
+    wait_for(lambda: b"doge_long_bot" in open(f"/proc/{process.pid}/cmdline", "rb").read(), what="exec")
     yield process
     process.kill()
     process.wait()
