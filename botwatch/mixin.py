@@ -95,7 +95,6 @@ def recording_rules(c: dict) -> list[dict]:
 
 def alert_rules(c: dict) -> list[dict]:
     exporter, remediator, am = c["exporter_selector"], c["remediator_selector"], c["alertmanager_selector"]
-    budget = 1 - c["slo_target"]
     rules = [
         _alert("TradingBotDown", f"tradingbot_down_checks >= {c['down_checks']}", c["down_for"], "remediate",
                "A trading bot failed two consecutive checks.",
@@ -150,24 +149,8 @@ def alert_rules(c: dict) -> list[dict]:
                "A trading bot vanished from the exporter's metrics.",
                "{{ $labels.bot }} was monitored within the last " + c["absent_lookback"]
                + " but the exporter no longer publishes it: removed from the config, or not monitored?"),
-        _alert("TradingBotUptimeBudgetBurn",
-               f"bot:tradingbot_uptime:ratio_{c['burn_fast']['long']} < {1 - c['burn_fast']['factor'] * budget:.4f}"
-               f" and bot:tradingbot_uptime:ratio_{c['burn_fast']['short']}"
-               f" < {1 - c['burn_fast']['factor'] * budget:.4f}",
-               c["burn_fast"]["for"], c["burn_fast"]["severity"],
-               "A trading bot is burning its weekly uptime budget fast.",
-               "{{ $labels.bot }} is down often enough to spend 5% of its weekly 99.5% uptime budget within "
-               "an hour (uptime over the last " + c["burn_fast"]["long"] + ": {{ $value | humanizePercentage }}).",
-               window="fast"),
-        _alert("TradingBotUptimeBudgetBurn",
-               f"bot:tradingbot_uptime:ratio_{c['burn_slow']['long']} < {1 - c['burn_slow']['factor'] * budget:.4f}"
-               f" and bot:tradingbot_uptime:ratio_{c['burn_slow']['short']}"
-               f" < {1 - c['burn_slow']['factor'] * budget:.4f}",
-               c["burn_slow"]["for"], c["burn_slow"]["severity"],
-               "A trading bot is steadily burning its weekly uptime budget.",
-               "{{ $labels.bot }} is down often enough to spend 10% of its weekly 99.5% uptime budget within "
-               "6 hours (uptime over the last " + c["burn_slow"]["long"] + ": {{ $value | humanizePercentage }}).",
-               window="slow"),
+        _burn_alert(c, "fast", "A trading bot is burning its weekly uptime budget fast.", "5%", "an hour"),
+        _burn_alert(c, "slow", "A trading bot is steadily burning its weekly uptime budget.", "10%", "6 hours"),
         _alert("BotwatchExporterDown", f"up{{{exporter}}} == 0 or absent(up{{{exporter}}})",
                c["component_down_for"], "critical",
                "Prometheus cannot scrape the botwatch exporter.",
@@ -184,6 +167,19 @@ def alert_rules(c: dict) -> list[dict]:
                + c["delivery_failing_for"] + ": alerts may not be reaching anyone."),
     ]
     return rules
+
+
+def _burn_alert(c: dict, window: str, summary: str, share: str, within: str) -> dict:
+    """A multi-window burn-rate alert: both the long and the short window burn faster than the factor."""
+    burn = c[f"burn_{window}"]
+    floor = f"{1 - burn['factor'] * (1 - c['slo_target']):.4f}"
+    return _alert("TradingBotUptimeBudgetBurn",
+                  f"bot:tradingbot_uptime:ratio_{burn['long']} < {floor}"
+                  f" and bot:tradingbot_uptime:ratio_{burn['short']} < {floor}",
+                  burn["for"], burn["severity"], summary,
+                  "{{ $labels.bot }} is down often enough to spend " + share + " of its weekly 99.5% uptime budget "
+                  "within " + within + " (uptime over the last " + burn["long"] + ": {{ $value | humanizePercentage }}).",
+                  window=window)
 
 
 def render(c: dict = CONFIG) -> str:
