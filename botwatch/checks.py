@@ -84,6 +84,36 @@ def _finite(value) -> bool:
 
 
 @dataclass(frozen=True)
+class Aliveness:
+    """What `tradingbot_up` says: liveness source and health endpoint together."""
+
+    up: bool
+    liveness: Liveness | None
+    health: Health | None
+
+    @property
+    def detail(self) -> str:
+        parts = [part.detail for part in (self.liveness, self.health) if part is not None]
+        return "; ".join(parts)
+
+    @property
+    def pid(self) -> int | None:
+        return self.liveness.pid if self.liveness else None
+
+
+def check_alive(bot: Bot, probe=None, session: requests.Session | None = None,
+                symbols: list[str] | None = None) -> Aliveness:
+    """Is the bot up, exactly as the exporter decides it: its liveness source and its health endpoint."""
+    probe = probe if probe is not None else probe_for(bot)
+    liveness = probe() if probe else None
+    health = None
+    if bot.health_endpoint:
+        health = check_health(bot.health_endpoint, bot.health_timeout, session, symbols)
+    up = (liveness is None or liveness.up) and (health is None or health.up)
+    return Aliveness(up, liveness, health)
+
+
+@dataclass(frozen=True)
 class BotStatus:
     """One round of checks of one bot."""
 
@@ -117,15 +147,9 @@ class BotCheck:
 
     def run(self) -> BotStatus:
         started = time.monotonic()
-        errors = []
-        liveness = self.probe() if self.probe else None
-        if liveness and liveness.error:
-            errors.append("liveness")
-        health = None
-        if self.bot.health_endpoint:
-            health = check_health(self.bot.health_endpoint, self.bot.health_timeout, self.session,
-                                  list(self.book.positions))
-        up = (liveness is None or liveness.up) and (health is None or health.up)
+        alive = check_alive(self.bot, self.probe, self.session, list(self.book.positions))
+        liveness, health, up = alive.liveness, alive.health, alive.up
+        errors = ["liveness"] if liveness and liveness.error else []
         self.down_checks = 0 if up else self.down_checks + 1
         datafile = self.datafile.collect()
         book = self.book.summary(health.marks if health else None)

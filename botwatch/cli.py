@@ -50,6 +50,24 @@ def paperbot(argv: list[str]) -> int:
     return paperbot_main(argv)
 
 
+def remediator(args) -> int:
+    from botwatch.serve import setup_logging
+    from remediator import main as remediator_main
+    setup_logging(args.log_level)
+    config = _load(args.config)
+    if args.action == "reset":
+        if not args.bot:
+            print("botwatch remediator reset BOT --config FILE: name the bot", file=sys.stderr)
+            return 2
+        return remediator_main.reset(config, args.bot)
+    if not args.token_file:
+        print("botwatch remediator: --token-file is required (the webhook's bearer token)", file=sys.stderr)
+        return 2
+    host, port = _listen(args.listen, REMEDIATOR_PORT)
+    remediator_main.run(config, host, port, remediator_main.read_token(args.token_file))
+    return 0
+
+
 def render_alertmanager(args) -> int:
     from botwatch.alertmanager import RenderError, render, write
     config = _load(args.config)
@@ -96,6 +114,15 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--listen", default=f"127.0.0.1:{EXPORTER_PORT}", help="HOST:PORT (default %(default)s)")
     e.add_argument("--log-level", default="INFO")
     e.set_defaults(func=exporter)
+
+    m = sub.add_parser("remediator", help="the Alertmanager webhook receiver that runs playbooks; `reset BOT`")
+    m.add_argument("action", nargs="?", choices=("serve", "reset"), default="serve")
+    m.add_argument("bot", nargs="?", help="with reset: the bot whose circuit to close")
+    m.add_argument("--config", required=True)
+    m.add_argument("--listen", default=f"127.0.0.1:{REMEDIATOR_PORT}", help="HOST:PORT (default %(default)s)")
+    m.add_argument("--token-file", help="file holding the webhook's bearer token")
+    m.add_argument("--log-level", default="INFO")
+    m.set_defaults(func=remediator)
 
     r = sub.add_parser("render-alertmanager", help="write alertmanager.yml with the Telegram token and chats in")
     r.add_argument("--config", required=True)

@@ -1,0 +1,54 @@
+"""`botwatch remediator`: load, serve until SIGTERM; `botwatch remediator reset BOT`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from botwatch.config import Config
+
+log = logging.getLogger("remediator")
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("BOTWATCH_DATA_DIR", "var")).resolve()
+
+
+def read_token(path: str) -> str:
+    try:
+        token = Path(path).read_text().strip()
+    except OSError as err:
+        print(f"--token-file {path}: {err.strerror}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if not token:
+        print(f"--token-file {path} is empty: it must hold the webhook bearer token", file=sys.stderr)
+        raise SystemExit(2)
+    return token
+
+
+def run(config: Config, host: str, port: int, token: str) -> None:
+    from botwatch.serve import serve
+    from remediator.app import create_app
+    from remediator.engine import Remediator
+
+    remediator = Remediator(config, data_dir())
+    if config.remediation.dry_run:
+        log.warning("dry run: decisions are recorded, nothing is touched")
+    if not remediator.notifier.configured:
+        log.warning("telegram not configured: notices go to %s", remediator.notifier.outbox)
+    remediator.start()
+    serve(create_app(remediator, token), host, port, "botwatch remediator", on_stop=remediator.stop)
+
+
+def reset(config: Config, bot: str) -> int:
+    from remediator.engine import Remediator
+    if config.bot(bot) is None:
+        print(f"no bot {bot!r} in {config.path}", file=sys.stderr)
+        return 2
+    remediator = Remediator(config, data_dir())
+    remediator.reset(bot)
+    remediator.stop(wait=False)
+    print(f"{bot}: circuit closed, restart count reset (ledger {remediator.ledger.path})")
+    return 0

@@ -1,0 +1,63 @@
+"""The remediator's own metrics (CONTRACT.md names); labelled counters start at 0 for every bot."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from botwatch import __version__
+
+PLAYBOOKS = ("restart", "restore", "api_auth", "api_rate_limit")
+OUTCOMES = ("success", "failed", "skipped", "dry_run", "escalated", "gave_up")
+WEBHOOK_CODES = ("200", "400", "401", "404", "405", "413", "503")
+
+
+class _CircuitCollector(Collector):
+    """botwatch_circuit_open read from the ledger at scrape time, so it survives a restart."""
+
+    def __init__(self, bots, ledger):
+        self.bots, self.ledger = bots, ledger
+
+    def collect(self):
+        family = GaugeMetricFamily("botwatch_circuit_open",
+                                   "1 while botwatch has given up restarting the bot (until recovery or reset).",
+                                   labels=["bot"])
+        states = self.ledger.bot_states()
+        for bot in self.bots:
+            state = states.get(bot)
+            family.add_metric([bot], int(bool(state and state.circuit_open)))
+        yield family
+
+
+class Metrics:
+    def __init__(self, bots: list[str], ledger, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.remediations = Counter("botwatch_remediations", "Playbook runs by outcome.",
+                                    ["bot", "playbook", "outcome"], registry=r)
+        self.restarts = Counter("botwatch_bot_restarts", "Restarts botwatch performed.", ["bot"], registry=r)
+        self.duration = Histogram("botwatch_remediation_duration_seconds", "Time a playbook run took.", ["playbook"],
+                                  buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800), registry=r)
+        self.webhook = Counter("botwatch_webhook_requests", "Webhook requests by HTTP status.", ["code"], registry=r)
+        self.backups = Counter("botwatch_backups", "Backups by outcome.", ["bot", "outcome"], registry=r)
+        self.last_backup = Gauge("botwatch_last_backup_timestamp_seconds", "When the bot's last good backup was made.",
+                                 ["bot"], registry=r)
+        self.notifications = Counter("botwatch_notifications", "Telegram messages by outcome.", ["outcome"],
+                                     registry=r)
+        build = Gauge("botwatch_remediator_build_info", "botwatch version; always 1.", ["version"], registry=r)
+        build.labels(__version__).set(1)
+        for bot in bots:
+            self.restarts.labels(bot)
+            for playbook in PLAYBOOKS:
+                for outcome in OUTCOMES:
+                    self.remediations.labels(bot, playbook, outcome)
+            for outcome in ("success", "failed"):
+                self.backups.labels(bot, outcome)
+        for playbook in PLAYBOOKS:
+            self.duration.labels(playbook)
+        for code in WEBHOOK_CODES:
+            self.webhook.labels(code)
+        for outcome in ("sent", "failed", "outbox"):
+            self.notifications.labels(outcome)
+        r.register(_CircuitCollector(bots, ledger))

@@ -1,0 +1,79 @@
+"""Alertmanager's webhook payload (version "4"), parsed strictly: anything else is a PayloadError."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+MAX_ALERTS = 1000
+MAX_LABEL = 4096
+
+
+class PayloadError(ValueError):
+    """A request body that is not an Alertmanager version-4 webhook payload; the message says why."""
+
+
+@dataclass(frozen=True)
+class Alert:
+    status: str          # firing | resolved
+    labels: dict[str, str]
+    fingerprint: str
+    starts_at: str
+
+    @property
+    def alertname(self) -> str:
+        return self.labels.get("alertname", "")
+
+    @property
+    def bot(self) -> str | None:
+        return self.labels.get("bot")
+
+
+def parse(body: bytes) -> list[Alert]:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise PayloadError(f"body is not JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise PayloadError("body must be a JSON object")
+    if data.get("version") != "4":
+        raise PayloadError(f"version must be \"4\" (Alertmanager's webhook payload), not {str(data.get('version'))[:20]!r}")
+    alerts = data.get("alerts")
+    if not isinstance(alerts, list):
+        raise PayloadError("alerts must be a list")
+    if len(alerts) > MAX_ALERTS:
+        raise PayloadError(f"{len(alerts)} alerts in one payload; at most {MAX_ALERTS}")
+    return [_alert(index, alert) for index, alert in enumerate(alerts)]
+
+
+def _alert(index: int, raw) -> Alert:
+    where = f"alerts[{index}]"
+    if not isinstance(raw, dict):
+        raise PayloadError(f"{where} must be an object")
+    status = raw.get("status")
+    if status not in ("firing", "resolved"):
+        raise PayloadError(f"{where}.status must be firing or resolved")
+    labels = raw.get("labels")
+    if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        raise PayloadError(f"{where}.labels must map strings to strings")
+    if any(len(k) > MAX_LABEL or len(v) > MAX_LABEL for k, v in labels.items()):
+        raise PayloadError(f"{where}.labels: a label longer than {MAX_LABEL} characters")
+    starts_at = raw.get("startsAt")
+    if not isinstance(starts_at, str) or not _timestamp(starts_at):
+        raise PayloadError(f"{where}.startsAt must be an RFC 3339 time")
+    fingerprint = raw.get("fingerprint")
+    if fingerprint is None:  # a sender other than Alertmanager: derive one from the labels
+        fingerprint = hashlib.sha256(json.dumps(labels, sort_keys=True).encode()).hexdigest()[:16]
+    if not isinstance(fingerprint, str) or not 0 < len(fingerprint) <= 128:
+        raise PayloadError(f"{where}.fingerprint must be a short string")
+    return Alert(status, dict(labels), fingerprint, starts_at)
+
+
+def _timestamp(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text)   # 3.11 reads Go's nanoseconds and "Z"
+    except ValueError:
+        return False
+    return True

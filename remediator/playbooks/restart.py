@@ -1,0 +1,87 @@
+"""The restart playbook (TradingBotDown): restart, verify, back off, give up.
+
+Successive restarts of one bot wait `backoff` (5, 15, 30 min); the count resets once the bot has stayed
+healthy for `healthy_reset_after`. When `max_attempts` restarts did not keep it up the circuit opens:
+no more restarts until it recovers or an operator resets it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from botwatch.units import format_duration
+from remediator.notifier import escape
+from remediator.playbooks import Context, Result
+from remediator.runtimes import DockerRuntime, RuntimeFailure
+
+
+def restart_playbook(ctx: Context) -> Result:
+    bot, rem = ctx.bot, ctx.config.remediation
+    state = ctx.ledger.bot_state(bot.name)
+    now = ctx.clock()
+    if state.circuit_open:
+        return Result("skipped", "circuit open: no restarts until the bot recovers or an operator resets it")
+    alive = ctx.check_alive()
+    if alive.up:
+        ctx.ledger.update_bot(bot.name, healthy_since=now)
+        return Result("skipped", f"already up, not restarted: {alive.detail}")
+    if state.attempts >= rem.max_attempts:
+        ctx.ledger.update_bot(bot.name, circuit_open=1)
+        return Result("gave_up", f"{state.attempts} restarts did not keep it up; circuit open, escalating",
+                      ctx.runtime.recent_logs(),
+                      notice=f"🛑 <b>{escape(bot.name)}</b>: gave up after {state.attempts} restarts. "
+                             f"Automatic recovery is off until it recovers or "
+                             f"<code>botwatch remediator reset {escape(bot.name)}</code>.")
+    if state.attempts and state.last_restart_at is not None:
+        wait = rem.backoff[min(state.attempts - 1, len(rem.backoff) - 1)]
+        earliest = state.last_restart_at + wait
+        if now < earliest:
+            return Result("deferred", f"backoff: restart {state.attempts + 1} waits {format_duration(wait)} "
+                                      f"after the last, until {_hhmm(earliest)}", run_at=earliest)
+    attempt = state.attempts + 1
+    excerpt = ctx.runtime.recent_logs()
+    steps = [f"down: {alive.detail}"]
+    if ctx.dry_run:
+        return Result("dry_run", f"dry run: would restart ({ctx.runtime.name}), attempt {attempt}/{rem.max_attempts}; "
+                                 + "; ".join(steps), excerpt,
+                      notice=f"🧪 <b>{escape(bot.name)}</b> is down; dry run: would restart it.")
+    try:
+        steps += _raise_memory_after_oom(ctx, state)
+        ctx.ledger.update_bot(bot.name, attempts=attempt, last_restart_at=now, healthy_since=None)
+        ctx.extra["restarted"] = True
+        ctx.runtime.restart()
+    except RuntimeFailure as err:
+        return Result("failed", "; ".join(steps + [f"restart failed: {err}"]), excerpt, retry=True,
+                      notice=f"⚠️ <b>{escape(bot.name)}</b>: restart {attempt}/{rem.max_attempts} failed: "
+                             f"{escape(err)}")
+    ctx.sleep(rem.verify_after)
+    alive = ctx.check_alive()
+    if alive.up:
+        ctx.ledger.update_bot(bot.name, healthy_since=ctx.clock())
+        return Result("success", "; ".join(steps + [f"restarted, attempt {attempt}/{rem.max_attempts}; "
+                                                    f"up after {format_duration(rem.verify_after)}: {alive.detail}"]),
+                      excerpt, notice=f"🔧 <b>{escape(bot.name)}</b> was down; restarted and verified up "
+                                      f"(attempt {attempt}/{rem.max_attempts}).")
+    return Result("failed", "; ".join(steps + [f"restarted, attempt {attempt}/{rem.max_attempts}; still down "
+                                               f"after {format_duration(rem.verify_after)}: {alive.detail}"]),
+                  excerpt, retry=True,
+                  notice=f"⚠️ <b>{escape(bot.name)}</b>: restarted but still down after "
+                         f"{format_duration(rem.verify_after)} (attempt {attempt}/{rem.max_attempts}).")
+
+
+def _raise_memory_after_oom(ctx: Context, state) -> list[str]:
+    """Docker: an OOM-killed container gets a higher memory limit, once, up to memory_limit_cap."""
+    runtime, cap = ctx.runtime, ctx.bot.memory_limit_cap
+    if not isinstance(runtime, DockerRuntime) or not runtime.oom_killed():
+        return []
+    if not cap or state.memory_raised:
+        return ["OOM-killed; memory limit left as is" + (" (raised once already)" if state.memory_raised else "")]
+    raised = runtime.raise_memory_limit(cap)
+    ctx.ledger.update_bot(ctx.bot.name, memory_raised=1)
+    if raised is None:
+        return [f"OOM-killed; memory limit already at or above the cap ({cap} bytes)"]
+    return [f"OOM-killed; memory limit raised from {raised[0]} to {raised[1]} bytes (cap {cap})"]
+
+
+def _hhmm(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%H:%M:%S UTC")
