@@ -4,7 +4,7 @@
 PYTHON  ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
-APT_PKGS := prometheus prometheus-alertmanager curl
+APT_PKGS := prometheus prometheus-alertmanager curl docker.io busybox-static
 STATE   ?= var/stack
 
 .PHONY: run test deps system-deps venv lint bench clean
@@ -17,10 +17,11 @@ test: deps
 
 deps: system-deps venv
 
-# Debian's Prometheus 2.42 / Alertmanager 0.25 (promtool, amtool) are what the tests run against.
+# Debian's Prometheus 2.42 / Alertmanager 0.25 (promtool, amtool) are what the tests run against;
+# docker.io gives the tests a private dockerd, busybox-static the rootfs of their test image.
 system-deps:
 	@missing=""; \
-	for cmd in prometheus promtool amtool prometheus-alertmanager curl; do \
+	for cmd in prometheus promtool amtool prometheus-alertmanager curl dockerd busybox; do \
 	  command -v $$cmd >/dev/null 2>&1 || missing=yes; \
 	done; \
 	if [ -n "$$missing" ]; then \

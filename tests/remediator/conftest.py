@@ -1,0 +1,116 @@
+"""Fixtures for the remediator: an engine over a temp data dir, its Flask client, a fake clock."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from botwatch.config import config_from_mapping
+from remediator.app import create_app
+from remediator.engine import Remediator
+from remediator.notifier import Notifier
+
+TOKEN = "test-webhook-token"
+
+
+class FakeClock:
+    """Time that moves only when told (or slept through): backoff and verify waits without waiting."""
+
+    def __init__(self, now: float = 1_800_000_000.0):
+        self.now = now
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def make_config(tmp_path: Path, bots: list[dict], telegram_url: str | None = None, **remediation):
+    sections = {"remediation": {"verify_after": "2s", **remediation}}
+    if telegram_url:
+        (tmp_path / "tg_token").write_text("123456:TEST-token\n")
+        sections["telegram"] = {"bot_token_file": "tg_token", "chat_id": 4242, "api_url": telegram_url}
+    return config_from_mapping({"bots": bots, **sections}, base=tmp_path)
+
+
+@pytest.fixture
+def engine_factory(tmp_path):
+    engines = []
+
+    def make(config, clock=None, data_dir=None, **kwargs) -> Remediator:
+        kwargs.setdefault("sleep", clock.sleep if clock else __import__("time").sleep)
+        if clock:
+            kwargs["clock"] = clock
+        notifier = Notifier(config.telegram, outbox=tmp_path / "outbox.jsonl", sleep=lambda s: None)
+        engine = Remediator(config, data_dir or tmp_path / "data", notifier=notifier, **kwargs)
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        engine.stop(wait=False)
+        engine.ledger.close()
+
+
+def client_for(engine):
+    return create_app(engine, TOKEN).test_client()
+
+
+def alert(bot: str, alertname: str = "TradingBotDown", status: str = "firing", fingerprint: str | None = None,
+          starts_at: str = "2026-11-25T08:00:00.123456789Z", **labels) -> dict:
+    return {"status": status, "labels": {"alertname": alertname, "bot": bot, "severity": "remediate", **labels},
+            "annotations": {"summary": "s"}, "startsAt": starts_at, "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus/graph", "fingerprint": fingerprint or f"fp-{alertname}-{bot}"}
+
+
+def payload(*alerts: dict) -> str:
+    return json.dumps({"version": "4", "groupKey": "{}:{}", "truncatedAlerts": 0, "status": "firing",
+                       "receiver": "remediator", "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
+                       "externalURL": "http://alertmanager", "alerts": list(alerts)})
+
+
+def post(client, body, token=TOKEN):
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return client.post("/alerts", data=body, headers=headers)
+
+
+class RecordingRuntime:
+    """A runtime that only counts what it is asked (for engine behaviour that no real runtime changes)."""
+
+    name = "recording"
+
+    def __init__(self, bot, up: bool = False, comes_up: bool = True):
+        from botwatch.liveness import Liveness
+        self.bot, self.calls, self._up, self._liveness = bot, [], up, Liveness
+        self.comes_up = comes_up
+
+    def status(self):
+        return self._liveness(self._up, "recorded", 4242 if self._up else None)
+
+    def stop(self):
+        self.calls.append("stop")
+
+    def start(self):
+        self.calls.append("start")
+
+    def restart(self):
+        self.calls.append("restart")
+        self._up = self.comes_up
+
+    def recent_logs(self, lines=20):
+        return "last log line"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat()

@@ -1,0 +1,217 @@
+"""Playbooks against real things: paperbot processes killed and brought back, commands from the config,
+Telegram notices captured by the local stand-in; backoff and the circuit on an injected clock."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from remediator.engine import Remediator
+from tests.conftest import http_get, parse_metrics, sample, wait_for
+from tests.remediator.conftest import FakeClock, alert, client_for, make_config, payload, post
+
+
+def pid_of(bot) -> int | None:
+    try:
+        return int(bot.pidfile.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def alive(pid) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:
+        return ") Z " not in f.read()
+
+
+@pytest.fixture
+def reaped():
+    """Kill a paperbot the test started and wait for it, so it is gone and not a zombie."""
+    def kill(bot):
+        bot.kill(signal.SIGKILL)
+    return kill
+
+
+@pytest.mark.slow
+def test_a_killed_paperbot_is_restarted_and_verified_through_its_health_endpoint(tmp_path, paperbots, engine_factory,
+                                                                                 telegram, reaped):
+    bot = paperbots("phoenix")
+    config = make_config(tmp_path, [bot.bot_config()], telegram_url=telegram.url)
+    engine = engine_factory(config)
+    engine.start()
+    client = client_for(engine)
+    old = pid_of(bot)
+    reaped(bot)
+    assert post(client, payload(alert("phoenix"))).status_code == 200
+    wait_for(lambda: engine.ledger.actions() and engine.ledger.actions()[0].state == "done", timeout=30,
+             what="the restart to finish")
+    [action] = engine.ledger.actions()
+    assert action.outcome == "success", action.detail
+    new = pid_of(bot)
+    assert new and new != old and alive(new)
+    assert bot.health()["pid"] == new
+    assert "up after 2s" in action.detail and action.log_excerpt
+    notices = wait_for(telegram.messages, what="the Telegram notice")   # sent right after the ledger entry
+    assert len(notices) == 1 and "phoenix" in notices[0]["text"] and notices[0]["chat_id"] == 4242
+    assert notices[0]["parse_mode"] == "HTML"
+    log = (tmp_path / "data" / "memory" / "bot-operations.md").read_text()
+    assert "phoenix · TradingBotDown → restart: success" in log and "```text" in log
+    metrics = parse_metrics(client.get("/metrics").get_data(as_text=True))
+    assert sample(metrics, "botwatch_bot_restarts_total", bot="phoenix") == 1
+    assert sample(metrics, "botwatch_remediations_total", bot="phoenix", playbook="restart", outcome="success") == 1
+    os.kill(new, signal.SIGTERM)
+
+
+@pytest.mark.slow
+def test_dry_run_decides_and_records_but_touches_nothing(tmp_path, paperbots, engine_factory, reaped):
+    bot = paperbots("dreamer")
+    engine = engine_factory(make_config(tmp_path, [bot.bot_config()], dry_run=True))
+    client = client_for(engine)
+    old = pid_of(bot)
+    reaped(bot)
+    post(client, payload(alert("dreamer")))
+    engine.dispatch_due(inline=True)
+    [action] = engine.ledger.actions()
+    assert action.outcome == "dry_run" and "would restart" in action.detail
+    time.sleep(1)
+    assert pid_of(bot) == old and not alive(old)
+    assert engine.ledger.bot_state("dreamer").attempts == 0
+
+
+def never_up_bot(tmp_path) -> dict:
+    """A process bot whose start_command exits at once: every restart "works" and verification fails."""
+    return {"name": "sickly", "pidfile": str(tmp_path / "sickly.pid"), "data_file": str(tmp_path / "sickly.csv"),
+            "start_command": ["true"], "log_file": str(tmp_path / "sickly.log")}
+
+
+def test_backoff_5_15_30_then_the_circuit_opens_and_escalates(tmp_path, engine_factory, telegram):
+    clock = FakeClock()
+    config = make_config(tmp_path, [never_up_bot(tmp_path)], telegram_url=telegram.url, max_attempts=3,
+                         backoff=["5m", "15m", "30m"], verify_after="30s")
+    engine = engine_factory(config, clock=clock)
+    client = client_for(engine)
+    post(client, payload(alert("sickly")))
+    t0 = clock.now
+
+    def run():
+        return [a.id for a in engine.dispatch_due(inline=True)]
+
+    run()                                             # restart 1 at t0, verification fails
+    state = engine.ledger.bot_state("sickly")
+    assert state.attempts == 1 and state.last_restart_at == t0
+    run()                                             # the retry waits for the backoff
+    scheduled = [a for a in engine.ledger.actions() if a.state == "scheduled"]
+    assert len(scheduled) == 1 and scheduled[0].run_at == t0 + 300 and "backoff" in scheduled[0].detail
+    clock.now = t0 + 299
+    assert run() == []                                # not a second early
+    clock.now = t0 + 300
+    run()                                             # restart 2
+    assert engine.ledger.bot_state("sickly").attempts == 2
+    run()
+    t2 = t0 + 300
+    clock.now = t2 + 899
+    assert run() == []
+    clock.now = t2 + 900
+    run()                                             # restart 3
+    assert engine.ledger.bot_state("sickly").attempts == 3
+    run()                                             # the 4th is not attempted: give up
+    state = engine.ledger.bot_state("sickly")
+    assert state.circuit_open and state.attempts == 3
+    outcomes = [a.outcome for a in reversed(engine.ledger.actions())]
+    assert outcomes == ["failed", "failed", "failed", "gave_up"]
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'botwatch_circuit_open{bot="sickly"} 1.0' in text
+    assert 'botwatch_bot_restarts_total{bot="sickly"} 3.0' in text
+    assert any("gave up after 3 restarts" in m["text"] for m in telegram.messages())
+    # nothing more while the circuit is open, even for a new incident
+    post(client, payload(alert("sickly", starts_at="2026-11-25T09:00:00Z")))
+    clock.advance(7200)
+    run()
+    assert engine.ledger.actions()[0].outcome == "skipped" and engine.ledger.bot_state("sickly").attempts == 3
+    # an operator reset re-arms it
+    assert engine.reset("sickly")
+    assert not engine.ledger.bot_state("sickly").circuit_open
+
+
+def test_a_resolved_alert_cancels_the_pending_retry(tmp_path, engine_factory):
+    clock = FakeClock()
+    engine = engine_factory(make_config(tmp_path, [never_up_bot(tmp_path)]), clock=clock)
+    client = client_for(engine)
+    post(client, payload(alert("sickly")))
+    engine.dispatch_due(inline=True)
+    engine.dispatch_due(inline=True)
+    assert any(a.state == "scheduled" for a in engine.ledger.actions())
+    post(client, payload(alert("sickly", status="resolved")))
+    assert not any(a.state == "scheduled" for a in engine.ledger.actions())
+    assert engine.ledger.actions()[0].outcome == "cancelled"
+
+
+def test_the_restart_count_resets_after_staying_healthy(tmp_path, engine_factory):
+    clock = FakeClock()
+    engine = engine_factory(make_config(tmp_path, [never_up_bot(tmp_path)], healthy_reset_after="1h"), clock=clock)
+    client = client_for(engine)
+    post(client, payload(alert("sickly", starts_at="2026-11-25T08:00:00Z")))
+    engine.dispatch_due(inline=True)
+    assert engine.ledger.bot_state("sickly").attempts == 1
+    post(client, payload(alert("sickly", status="resolved", starts_at="2026-11-25T08:00:00Z")))
+    clock.advance(1800)                                    # healthy only half an hour: still counted
+    post(client, payload(alert("sickly", starts_at="2026-11-25T09:00:00Z")))
+    assert engine.ledger.bot_state("sickly").attempts == 1
+    post(client, payload(alert("sickly", status="resolved", starts_at="2026-11-25T09:00:00Z")))
+    clock.advance(3601)
+    post(client, payload(alert("sickly", starts_at="2026-11-25T11:00:00Z")))
+    assert engine.ledger.bot_state("sickly").attempts == 0
+
+
+def test_the_ledger_survives_a_remediator_restart(tmp_path, engine_factory):
+    clock = FakeClock()
+    config = make_config(tmp_path, [never_up_bot(tmp_path)])
+    first = engine_factory(config, clock=clock)
+    post(client_for(first), payload(alert("sickly")))
+    action = first.ledger.due(clock(), set())[0]
+    first.ledger.start(action.id, clock())              # killed in the middle of the playbook
+    first.stop(wait=False)
+    first.ledger.close()
+
+    second = engine_factory(config, clock=clock)         # same data dir
+    client = client_for(second)
+    assert post(client, payload(alert("sickly"))).get_json()["duplicate"] == 1
+    [requeued] = second.ledger.actions()
+    assert requeued.state == "scheduled" and "interrupted" in requeued.detail
+    second.dispatch_due(inline=True)
+    assert second.ledger.actions()[-1].outcome == "failed"
+    assert second.ledger.bot_state("sickly").attempts == 1
+
+
+def test_api_key_errors_never_restart_and_run_on_auth_error(tmp_path, paperbots, engine_factory, telegram):
+    bot = paperbots("badkey")
+    marker = tmp_path / "standby-key-used"
+    config = make_config(tmp_path, [bot.bot_config(on_auth_error=["sh", "-c", f"echo switched > {marker}"])],
+                         telegram_url=telegram.url)
+    engine = engine_factory(config)
+    client = client_for(engine)
+    pid = pid_of(bot)
+    post(client, payload(alert("badkey", alertname="TradingBotApiKeyErrors", severity="critical")))
+    engine.dispatch_due(inline=True)
+    [action] = engine.ledger.actions()
+    assert action.outcome == "escalated" and "not restarted" in action.detail and "exit 0" in action.detail
+    assert marker.read_text() == "switched\n"
+    assert pid_of(bot) == pid and alive(pid)
+    assert "API-key errors" in telegram.messages()[0]["text"]
+
+
+def test_rate_limit_runs_on_rate_limit_with_the_bots_pid(tmp_path, paperbots, engine_factory):
+    bot = paperbots("hasty")
+    marker = tmp_path / "slow-down"
+    config = make_config(tmp_path, [bot.bot_config(on_rate_limit=["sh", "-c", f'echo "$0" > {marker}', "{pid}"])])
+    engine = engine_factory(config)
+    post(client_for(engine), payload(alert("hasty", alertname="TradingBotRateLimited", severity="warning",
+                                           pid="; rm -rf /")))
+    engine.dispatch_due(inline=True)
+    [action] = engine.ledger.actions()
+    assert action.outcome == "success", action.detail
+    assert marker.read_text().strip() == str(pid_of(bot))   # the pid from the bot's pidfile, never the label

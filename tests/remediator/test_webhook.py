@@ -1,0 +1,187 @@
+"""POST /alerts: who may call it, what it accepts, and that one incident acts once."""
+
+import json
+import time
+
+import pytest
+
+from tests.remediator.conftest import (TOKEN, FakeClock, RecordingRuntime, alert, client_for, make_config, payload,
+                                       post)
+
+
+@pytest.fixture
+def fleet(tmp_path, engine_factory):
+    bots = [{"name": f"bot-{i}", "pidfile": f"bot-{i}.pid", "data_file": f"bot-{i}.csv",
+             "start_command": ["true"]} for i in range(10)]
+    runtimes = {}
+
+    def factory(bot):
+        runtimes[bot.name] = RecordingRuntime(bot)
+        return runtimes[bot.name]
+
+    clock = FakeClock()
+    engine = engine_factory(make_config(tmp_path, bots), clock=clock, runtime_factory=factory)
+    return engine, client_for(engine), runtimes, clock
+
+
+def actions(engine):
+    return engine.ledger.actions()
+
+
+@pytest.mark.parametrize("token", [None, "", "wrong", TOKEN + "x", TOKEN[:-1]])
+def test_401_without_the_right_bearer_token(fleet, token):
+    engine, client, _, _ = fleet
+    response = post(client, payload(alert("bot-1")), token=token)
+    assert response.status_code == 401 and "error" in response.get_json()
+    assert not actions(engine)
+
+
+def test_401_for_a_basic_auth_header_carrying_the_token(fleet):
+    _, client, _, _ = fleet
+    response = client.post("/alerts", data=payload(alert("bot-1")), headers={"Authorization": f"Basic {TOKEN}"})
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("body, words", [
+    ('{"version":"4","alerts":', "not JSON"),
+    ('{"hello": 1}', "version"),
+    ('[1, 2]', "object"),
+    ('{"version": "3", "alerts": []}', "version"),
+    ('{"version": "4", "alerts": {}}', "alerts must be a list"),
+    ('{"version": "4", "alerts": [1]}', "alerts[0] must be an object"),
+    ('{"version": "4", "alerts": [{"status": "on fire", "labels": {}, "startsAt": "2026-01-01T00:00:00Z"}]}', "status"),
+    ('{"version": "4", "alerts": [{"status": "firing", "labels": {"bot": 1}, "startsAt": "2026-01-01T00:00:00Z"}]}',
+     "labels"),
+    ('{"version": "4", "alerts": [{"status": "firing", "labels": {}, "startsAt": "yesterday"}]}', "startsAt"),
+    (b'\xff\xfe', "not JSON"),
+])
+def test_400_with_a_json_error_for_anything_not_a_v4_payload(fleet, body, words):
+    engine, client, _, _ = fleet
+    response = post(client, body)
+    assert response.status_code == 400
+    assert words in response.get_json()["error"]
+    assert not actions(engine)
+
+
+def test_413_over_the_size_cap(fleet):
+    engine, client, _, _ = fleet
+    huge = payload(alert("bot-1", note="x" * (2 * 1024 * 1024)))
+    response = post(client, huge)
+    assert response.status_code == 413
+    assert not actions(engine)
+
+
+def test_2xx_for_a_valid_payload_that_asks_for_nothing_we_do(fleet):
+    engine, client, _, _ = fleet
+    response = post(client, payload(alert("bot-1", alertname="TradingBotStaleData"),
+                                    alert("bot-1", status="resolved")))
+    assert response.status_code == 200 and response.get_json()["noted"] == 1
+    assert not actions(engine)
+
+
+@pytest.mark.parametrize("bot", ["nobody", "; rm -rf /", "../../etc/passwd", "$(reboot)", "bot-1 ", "x" * 4000, ""])
+def test_unknown_or_hostile_bot_labels_are_ignored(fleet, tmp_path, bot):
+    engine, client, runtimes, _ = fleet
+    response = post(client, payload(alert(bot, fingerprint="fp-hostile")))
+    assert response.status_code == 200 and response.get_json()["ignored"] == 1
+    engine.dispatch_due(inline=True)
+    assert not actions(engine) and not any(r.calls for r in runtimes.values())
+    assert not (tmp_path / "etc").exists()
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert "rm -rf" not in metrics and "passwd" not in metrics
+
+
+def test_a_label_too_long_is_a_bad_request(fleet):
+    engine, client, _, _ = fleet
+    assert post(client, payload(alert("bot-1", note="x" * 5000))).status_code == 400
+    assert not actions(engine)
+
+
+def test_hostile_values_in_other_labels_never_reach_a_command(fleet):
+    engine, client, runtimes, _ = fleet
+    post(client, payload(alert("bot-2", alertname="TradingBotApiKeyErrors", on_auth_error="; touch /tmp/pwned",
+                               command="rm -rf /")))
+    engine.dispatch_due(inline=True)
+    [action] = actions(engine)
+    assert action.outcome == "escalated" and "no on_auth_error command configured" in action.detail
+    assert runtimes["bot-2"].calls == []
+
+
+def test_answers_at_once_and_runs_the_playbook_in_the_background(fleet):
+    engine, client, runtimes, _ = fleet
+    started = time.monotonic()
+    response = post(client, payload(alert("bot-1")))
+    assert response.status_code == 200 and response.get_json()["scheduled"] == 1
+    assert time.monotonic() - started < 0.5
+    assert runtimes["bot-1"].calls == []                   # nothing ran inside the request
+    [action] = actions(engine)
+    assert action.state == "scheduled" and action.playbook == "restart"
+
+
+def test_the_same_alert_delivered_three_times_acts_once(fleet):
+    engine, client, runtimes, _ = fleet
+    for _ in range(3):   # HA peers and retries send the same fingerprint and startsAt
+        assert post(client, payload(alert("bot-3"))).status_code == 200
+    engine.dispatch_due(inline=True)
+    assert post(client, payload(alert("bot-3"))).get_json()["duplicate"] == 1
+    assert runtimes["bot-3"].calls.count("restart") == 1
+    assert len([a for a in actions(engine) if a.playbook == "restart"]) == 1
+
+
+def test_a_storm_for_ten_bots_acts_once_each(fleet):
+    engine, client, runtimes, _ = fleet
+    alerts = [alert(f"bot-{i}") for i in range(10)]
+    for _ in range(5):
+        assert post(client, payload(*alerts, *alerts)).status_code == 200
+    engine.dispatch_due(inline=True)
+    assert {name: r.calls.count("restart") for name, r in runtimes.items()} == {f"bot-{i}": 1 for i in range(10)}
+
+
+def test_a_new_incident_of_the_same_alert_acts_again(fleet):
+    engine, client, runtimes, clock = fleet
+    post(client, payload(alert("bot-4", starts_at="2026-11-25T08:00:00Z")))
+    engine.dispatch_due(inline=True)
+    post(client, payload(alert("bot-4", status="resolved", starts_at="2026-11-25T08:00:00Z")))
+    clock.advance(7200)
+    runtimes["bot-4"]._up = False   # down again
+    post(client, payload(alert("bot-4", starts_at="2026-11-25T10:00:00Z")))
+    engine.dispatch_due(inline=True)
+    assert runtimes["bot-4"].calls.count("restart") == 2
+
+
+def test_a_healthy_bot_is_never_restarted(fleet):
+    engine, client, runtimes, _ = fleet
+    runtimes["bot-7"]._up = True
+    post(client, payload(alert("bot-7")))
+    engine.dispatch_due(inline=True)
+    [action] = actions(engine)
+    assert action.outcome == "skipped" and "already up" in action.detail
+    assert runtimes["bot-7"].calls == []
+
+
+def test_webhook_requests_are_counted_by_code(fleet):
+    _, client, _, _ = fleet
+    post(client, payload(alert("bot-1")), token=None)
+    post(client, "{")
+    post(client, payload(alert("bot-1")))
+    text = client.get("/metrics").get_data(as_text=True)
+    for code in ("200", "400", "401"):
+        assert f'botwatch_webhook_requests_total{{code="{code}"}} 1.0' in text
+
+
+def test_status_page_lists_bots_and_actions(fleet):
+    engine, client, _, _ = fleet
+    post(client, payload(alert("bot-5")))
+    engine.dispatch_due(inline=True)
+    page = client.get("/").get_data(as_text=True)
+    assert "bot-5" in page and "restart" in page
+
+
+def test_reset_needs_the_token(fleet):
+    engine, client, _, _ = fleet
+    engine.ledger.update_bot("bot-6", circuit_open=1, attempts=3)
+    assert client.post("/reset/bot-6").status_code == 401
+    assert client.post("/reset/nope", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 404
+    assert client.post("/reset/bot-6", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    state = engine.ledger.bot_state("bot-6")
+    assert not state.circuit_open and state.attempts == 0
