@@ -68,6 +68,20 @@ def remediator(args) -> int:
     return 0
 
 
+def backup(args) -> int:
+    from botwatch.serve import setup_logging
+    from remediator import main as remediator_main
+    setup_logging(args.log_level)
+    return remediator_main.backup(_load(args.config), args.bots)
+
+
+def restore(args) -> int:
+    from botwatch.serve import setup_logging
+    from remediator import main as remediator_main
+    setup_logging(args.log_level)
+    return remediator_main.restore(_load(args.config), args.bot)
+
+
 def render_alertmanager(args) -> int:
     from botwatch.alertmanager import RenderError, render, write
     config = _load(args.config)
@@ -123,6 +137,18 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--token-file", help="file holding the webhook's bearer token")
     m.add_argument("--log-level", default="INFO")
     m.set_defaults(func=remediator)
+
+    k = sub.add_parser("backup", help="back up the bots' valid trade files (all, or those named)")
+    k.add_argument("--config", required=True)
+    k.add_argument("bots", nargs="*", metavar="BOT")
+    k.add_argument("--log-level", default="WARNING")
+    k.set_defaults(func=backup)
+
+    s = sub.add_parser("restore", help="the restore playbook, by hand: stop, quarantine, restore, replay, start")
+    s.add_argument("--config", required=True)
+    s.add_argument("bot", metavar="BOT")
+    s.add_argument("--log-level", default="INFO")
+    s.set_defaults(func=restore)
 
     r = sub.add_parser("render-alertmanager", help="write alertmanager.yml with the Telegram token and chats in")
     r.add_argument("--config", required=True)

@@ -16,9 +16,10 @@ from typing import Callable
 
 from botwatch.checks import check_alive
 from botwatch.config import Config
+from remediator.backup import BackupResult, backup_bot, prune, store_for
 from remediator.ledger import Action, Ledger
 from remediator.metrics import Metrics
-from remediator.notifier import Notifier
+from remediator.notifier import Notifier, escape
 from remediator.opslog import OperationsLog
 from remediator.payload import Alert
 from remediator.playbooks import BY_ALERT, Context, Result
@@ -56,6 +57,7 @@ class Remediator:
         self._stopping = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="playbook")
         self._thread: threading.Thread | None = None
+        self._backing_up = threading.Lock()
         requeued = self.ledger.requeue_interrupted(self.clock())
         if requeued:
             log.warning("%d action(s) were interrupted by a restart; running them again", requeued)
@@ -143,10 +145,80 @@ class Remediator:
     def _schedule(self) -> None:
         while not self._stopping.is_set():
             self.dispatch_due()
+            self._maybe_backup()
             next_at = self.ledger.next_run_at()
             timeout = 1.0 if next_at is None else max(0.05, min(1.0, next_at - self.clock()))
             self._wake.wait(timeout)
             self._wake.clear()
+
+    def run_now(self, bot: str, playbook: str, reason: str = "by hand") -> Action:
+        """Run a playbook for a bot in this thread (the `botwatch restore` command); returns the finished action."""
+        action_id = self.ledger.schedule(bot, playbook, self.clock(), alertname=None, detail=reason)
+        while True:
+            with self._lock:
+                busy = bot in self._busy
+                if not busy:
+                    self._busy.add(bot)
+                    self.ledger.start(action_id, self.clock())
+            if not busy:
+                break
+            time.sleep(0.2)
+        action = next(a for a in self.ledger.actions(bot=bot, limit=50) if a.id == action_id)
+        self._run(action)
+        return next(a for a in self.ledger.actions(bot=bot, limit=50) if a.id == action_id)
+
+    # -- backups ---------------------------------------------------------------------------------------
+
+    def _maybe_backup(self) -> None:
+        last = self.ledger.get("last_backup_run", 0.0)
+        if self.clock() - last >= self.config.backup.interval and not self._backing_up.locked():
+            self.ledger.put("last_backup_run", self.clock())
+            self._pool.submit(self.backup)
+
+    def backup(self, names: list[str] | None = None) -> list[BackupResult]:
+        """Back up each (named) bot's valid trade file, prune old backups; recorded like any action."""
+        with self._backing_up:
+            try:
+                store = store_for(self.config.backup)
+            except Exception as err:  # boto3 could not even build a client (bad region, ...)
+                store, store_error = None, f"backup store: {err}"
+            results = []
+            for bot in self.config.bots:
+                if names and bot.name not in names:
+                    continue
+                started = time.monotonic()
+                if store is None:
+                    result = BackupResult(bot.name, "failed", store_error)
+                else:
+                    result = backup_bot(bot, store, self.clock)
+                    if result.outcome == "success":
+                        self._prune(bot.name, store)
+                results.append(result)
+                self._record_backup(result, time.monotonic() - started)
+            failed = [r for r in results if r.outcome == "failed"]
+            if failed:
+                self.notify("💾 backup failed for " + ", ".join(f"<b>{escape(r.bot)}</b>: {escape(r.detail)}"
+                                                                for r in failed))
+            return results
+
+    def _prune(self, bot: str, store) -> None:
+        try:
+            removed = prune(bot, store, self.config.backup.keep_hourly, self.config.backup.keep_daily)
+        except Exception as err:  # pruning is housekeeping: a failure is logged, the backup stands
+            log.warning("%s: pruning old backups failed: %s", bot, err)
+            return
+        if removed:
+            log.info("%s: %d old backup(s) pruned", bot, removed)
+
+    def _record_backup(self, result: BackupResult, duration: float) -> None:
+        now = self.clock()
+        action_id = self.ledger.schedule(result.bot, "backup", now, detail="backup")
+        self.ledger.finish(action_id, now, result.outcome, result.detail)
+        self.opslog.append(now, result.bot, None, "backup", result.outcome, duration, result.detail)
+        self.metrics.backups.labels(result.bot, result.outcome).inc()
+        if result.outcome == "success":
+            self.metrics.last_backup.labels(result.bot).set(result.manifest.created)
+        log.info("%s: backup %s: %s", result.bot, result.outcome, result.detail)
 
     def dispatch_due(self, inline: bool = False) -> list[Action]:
         """Start every due action (one per bot); `inline` runs them in this thread (tests)."""

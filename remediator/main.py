@@ -52,3 +52,36 @@ def reset(config: Config, bot: str) -> int:
     remediator.stop(wait=False)
     print(f"{bot}: circuit closed, restart count reset (ledger {remediator.ledger.path})")
     return 0
+
+
+def _engine(config: Config):
+    from remediator.engine import Remediator
+    return Remediator(config, data_dir())
+
+
+def backup(config: Config, names: list[str]) -> int:
+    unknown = [name for name in names if config.bot(name) is None]
+    if unknown:
+        print(f"no bot {', '.join(map(repr, unknown))} in {config.path}", file=sys.stderr)
+        return 2
+    engine = _engine(config)
+    try:
+        results = engine.backup(names or None)
+    finally:
+        engine.stop(wait=False)
+    for result in results:
+        print(f"{result.bot}: {result.outcome}: {result.detail}")
+    return 1 if any(r.outcome == "failed" for r in results) else 0
+
+
+def restore(config: Config, name: str) -> int:
+    if config.bot(name) is None:
+        print(f"no bot {name!r} in {config.path}", file=sys.stderr)
+        return 2
+    engine = _engine(config)
+    try:
+        action = engine.run_now(name, "restore")
+    finally:
+        engine.stop(wait=False)
+    print(f"{name}: restore {action.outcome}: {action.detail}")
+    return 0 if action.outcome in ("success", "dry_run") else 1

@@ -52,7 +52,7 @@ class Metrics:
             for playbook in PLAYBOOKS:
                 for outcome in OUTCOMES:
                     self.remediations.labels(bot, playbook, outcome)
-            for outcome in ("success", "failed"):
+            for outcome in ("success", "failed", "skipped"):
                 self.backups.labels(bot, outcome)
         for playbook in PLAYBOOKS:
             self.duration.labels(playbook)

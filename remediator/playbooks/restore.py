@@ -1,14 +1,29 @@
-"""The restore playbook (TradingBotDataCorrupted): a seam onto the restore procedure of remediator/restore.py."""
+"""The restore playbook (TradingBotDataCorrupted): the restore procedure of remediator/restore.py."""
 
 from __future__ import annotations
 
+from remediator.backup import store_for
 from remediator.notifier import escape
 from remediator.playbooks import Context, Result
+from remediator.restore import RestoreFailed, restore
+from remediator.runtimes import RuntimeFailure
 
 
 def restore_playbook(ctx: Context) -> Result:
-    if ctx.restore is None:
-        return Result("escalated", "the trade file is corrupt and no restore procedure is available: escalating",
-                      ctx.runtime.recent_logs(),
-                      notice=f"🧨 <b>{escape(ctx.bot.name)}</b>: trade file corrupt; automatic restore unavailable.")
-    return ctx.restore(ctx)
+    if ctx.restore is not None:   # a seam for tests and other procedures
+        return ctx.restore(ctx)
+    bot = ctx.bot
+    excerpt = ctx.runtime.recent_logs()
+    if ctx.dry_run:
+        return Result("dry_run", "dry run: would stop the bot, quarantine the file, restore and replay", excerpt)
+    try:
+        report = restore(bot, store_for(ctx.config.backup), ctx.runtime, ctx.check_alive, ctx.clock, ctx.sleep,
+                         ctx.config.remediation.verify_after)
+    except (RestoreFailed, RuntimeFailure, OSError) as err:
+        return Result("failed", f"restore failed: {err}", excerpt,
+                      notice=f"🧨 <b>{escape(bot.name)}</b>: trade file corrupt and the restore failed: "
+                             f"{escape(err)}. The corrupt file is kept; see the operations log.")
+    return Result("success", report.detail, excerpt,
+                  notice=f"🩹 <b>{escape(bot.name)}</b>: corrupt trade file restored "
+                         f"({report.from_backup} trades from backup, {report.replayed} replayed from the journal); "
+                         f"the corrupt copy is kept as <code>{escape(report.quarantine.name if report.quarantine else '-')}</code>.")

@@ -1,0 +1,240 @@
+"""The restore procedure: stop, quarantine, restore the last good backup, replay the journal, verify, start.
+
+Made safe:
+- nothing is touched unless there is something to restore from (a good backup or the journal);
+- the corrupt file is moved aside under a timestamped quarantine name, never deleted or overwritten;
+- the new file is written to a temp file, fsynced and renamed over the data file, so the data file is
+  always either the old one or the new one — a crash at any step leaves the quarantine, and running the
+  restore again finishes the job;
+- the result must validate with the exporter's own check before it replaces anything.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Protocol
+
+from botwatch.config import COLUMNS, Bot
+from remediator.backup import BackupError, BackupStore, check_snapshot, newest_good, progress, snapshot
+
+log = logging.getLogger(__name__)
+
+STEPS = ("planned", "stopped", "quarantined", "built", "written", "replaced", "started")
+
+
+class RestoreFailed(Exception):
+    """The restore could not be done; the message says why and what was (not) touched."""
+
+
+class TradeSource(Protocol):
+    """Where missing trades come from: the bot's journal here; an exchange's trade history could be another."""
+
+    description: str
+
+    def fills(self) -> Iterable[dict]: ...
+
+
+class JournalSource:
+    """The bot's JSONL journal: one object per fill with the trade-file fields, in fill order."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.description = f"journal {self.path}"
+
+    def available(self) -> bool:
+        return self.path.is_file()
+
+    def fills(self) -> Iterable[dict]:
+        with open(self.path, encoding="utf-8", errors="replace") as journal:
+            for number, line in enumerate(journal, 1):
+                if not line.strip():
+                    continue
+                try:
+                    fill = json.loads(line)
+                except ValueError:
+                    if line.endswith("\n"):
+                        log.warning("%s line %d is not JSON; skipped", self.path, number)
+                    continue   # an unterminated last line is a write cut short: not a fill yet
+                if isinstance(fill, dict) and all(k in fill for k in COLUMNS):
+                    yield fill
+
+
+@dataclass
+class RestoreReport:
+    bot: str
+    steps: list[str] = field(default_factory=list)
+    quarantine: Path | None = None
+    backup: str | None = None
+    from_backup: int = 0
+    replayed: int = 0
+    rows: int = 0
+
+    def say(self, text: str) -> None:
+        log.info("%s: restore: %s", self.bot, text)
+        self.steps.append(text)
+
+    @property
+    def detail(self) -> str:
+        return "; ".join(self.steps)
+
+
+def _format_ts(value: str, style: str) -> str:
+    if style == "iso":
+        return value
+    seconds = datetime.fromisoformat(value).timestamp()
+    return f"{seconds:.3f}" if style == "epoch_s" else str(int(round(seconds * 1000)))
+
+
+def _csv_line(values: list[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(values)
+    return buffer.getvalue()
+
+
+def build(bot: Bot, backup: bytes | None, source: TradeSource | None, report: RestoreReport) -> bytes:
+    """The backup's rows, then every fill of the source whose trade_id the backup lacks, in source order."""
+    names = bot.data_format.header_names()
+    if backup:
+        header_line, _, body = backup.partition(b"\n")
+        header = [h.strip() for h in next(csv.reader([header_line.decode("utf-8-sig")]))]
+        out = [header_line + b"\n", body]
+        id_column = header.index(names["trade_id"])
+        known = {row[id_column] for row in csv.reader(body.decode("utf-8").splitlines()) if len(row) > id_column}
+        report.from_backup = len(known)
+    else:
+        header = [names[column] for column in COLUMNS]
+        out = [_csv_line(header).encode()]
+        known = set()
+    by_name = {name: column for column, name in names.items()}
+    if source is not None:
+        for fill in source.fills():
+            trade_id = str(fill["trade_id"])
+            if trade_id in known:
+                continue
+            known.add(trade_id)
+            values = []
+            for name in header:
+                column = by_name.get(name)
+                value = str(fill[column]) if column else ""
+                values.append(_format_ts(value, bot.data_format.timestamp) if column == "timestamp" else value)
+            out.append(_csv_line(values).encode())
+            report.replayed += 1
+    return b"".join(out)
+
+
+def quarantine_name(path: Path, now: float) -> Path:
+    stamp = datetime.fromtimestamp(now, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    candidate = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    return candidate
+
+
+def quarantine(path: Path, now: float) -> Path | None:
+    """Move the data file aside without ever overwriting anything (link, then unlink)."""
+    if not path.exists():
+        return None
+    while True:
+        target = quarantine_name(path, now)
+        try:
+            os.link(path, target)        # fails if target exists: never overwrites
+            break
+        except FileExistsError:
+            continue
+    os.unlink(path)
+    _fsync_dir(path.parent)
+    return target
+
+
+def write_temp(path: Path, data: bytes) -> Path:
+    """The new content beside the data file, fsynced; a leftover from an interrupted run is overwritten."""
+    tmp = path.with_name(f".{path.name}.restore-tmp")
+    with open(tmp, "wb") as f:
+        with progress(len(data), f"restore {path.name}") as bar:
+            f.write(data)
+            bar.update(len(data))
+        f.flush()
+        os.fsync(f.fileno())
+    return tmp
+
+
+def move_into_place(tmp: Path, path: Path) -> None:
+    os.replace(tmp, path)      # atomic: readers see the old file or the new one, never half of either
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def restore(bot: Bot, store: BackupStore | None, runtime, check_alive: Callable, clock: Callable[[], float] = time.time,
+            sleep: Callable[[float], None] = time.sleep, verify_after: float = 5.0,
+            source: TradeSource | None = None, on_step: Callable[[str], None] = lambda step: None) -> RestoreReport:
+    """Run the whole procedure; raises RestoreFailed (after touching nothing, where it says so)."""
+    report = RestoreReport(bot.name)
+    if source is None and bot.journal:
+        journal = JournalSource(bot.journal)
+        source = journal if journal.available() else None
+    good = None
+    if store is not None:
+        try:
+            good = next(newest_good(bot, store, clock), None)
+        except BackupError as err:
+            report.say(f"backups unreachable: {err}")
+    if good is None and source is None:
+        raise RestoreFailed(f"no good backup and no journal to rebuild from: nothing touched ({report.detail or 'no backups'})")
+    report.backup = good[0].name if good else None
+    report.say(f"restoring from backup {good[0].name}" if good else "no good backup: rebuilding from the journal")
+    on_step("planned")
+
+    runtime.stop()
+    report.say("bot stopped")
+    on_step("stopped")
+
+    moved = quarantine(bot.data_file, clock())
+    report.quarantine = moved
+    report.say(f"corrupt file kept as {moved.name}" if moved else "no data file to quarantine (already moved aside)")
+    on_step("quarantined")
+
+    data = build(bot, good[1] if good else None, source, report)
+    check = check_snapshot(data, bot, clock)
+    if not check.valid:
+        raise RestoreFailed(f"the rebuilt file does not validate ({check.problem}); data file left "
+                            f"{'moved aside' if moved else 'as it was'}, bot stopped")
+    report.rows = check.rows
+    report.say(f"{report.from_backup} trades from the backup, {report.replayed} replayed from "
+               f"{source.description if source else 'nowhere'}; {check.rows} rows validate")
+    on_step("built")
+
+    tmp = write_temp(bot.data_file, data)
+    on_step("written")
+    move_into_place(tmp, bot.data_file)
+    report.say(f"{bot.data_file.name} replaced")
+    on_step("replaced")
+
+    runtime.start()
+    report.say("bot started")
+    on_step("started")
+    sleep(verify_after)
+    alive = check_alive()
+    if not alive.up:
+        raise RestoreFailed(f"file restored ({report.rows} rows) but the bot is not up: {alive.detail}")
+    after = check_snapshot(snapshot(bot.data_file), bot, clock)
+    if not after.valid:
+        raise RestoreFailed(f"the bot is up but its file no longer validates: {after.problem}")
+    report.say(f"verified: bot up, file valid ({after.rows} rows)")
+    return report
