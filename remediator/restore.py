@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
 from botwatch.config import COLUMNS, Bot
-from remediator.backup import BackupError, BackupStore, check_snapshot, newest_good, progress, snapshot
+from remediator.backup import BackupError, BackupStore, check_snapshot, fsync_dir, newest_good, progress, snapshot
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ def quarantine(path: Path, now: float) -> Path | None:
         except FileExistsError:
             continue
     os.unlink(path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return target
 
 
@@ -170,15 +170,7 @@ def write_temp(path: Path, data: bytes) -> Path:
 
 def move_into_place(tmp: Path, path: Path) -> None:
     os.replace(tmp, path)      # atomic: readers see the old file or the new one, never half of either
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)
 
 
 def restore(bot: Bot, store: BackupStore | None, runtime, check_alive: Callable, clock: Callable[[], float] = time.time,
