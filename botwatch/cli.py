@@ -82,6 +82,13 @@ def restore(args) -> int:
     return remediator_main.restore(_load(args.config), args.bot)
 
 
+def report(args) -> int:
+    from botwatch.serve import setup_logging
+    from remediator import main as remediator_main
+    setup_logging(args.log_level)
+    return remediator_main.report(_load(args.config), args.prometheus, args.since, args.dry_run)
+
+
 def render_alertmanager(args) -> int:
     from botwatch.alertmanager import RenderError, render, write
     config = _load(args.config)
@@ -149,6 +156,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("bot", metavar="BOT")
     s.add_argument("--log-level", default="INFO")
     s.set_defaults(func=restore)
+
+    t = sub.add_parser("report", help="the morning report: uptime, P&L, actions, positions, to Telegram")
+    t.add_argument("--config", required=True)
+    t.add_argument("--prometheus", required=True, help="Prometheus base URL, e.g. http://127.0.0.1:9090")
+    t.add_argument("--since", default="24h", help="the window (default %(default)s)")
+    t.add_argument("--dry-run", action="store_true", help="print the text and write the chart instead of sending")
+    t.add_argument("--log-level", default="WARNING")
+    t.set_defaults(func=report)
 
     r = sub.add_parser("render-alertmanager", help="write alertmanager.yml with the Telegram token and chats in")
     r.add_argument("--config", required=True)

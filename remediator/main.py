@@ -85,3 +85,28 @@ def restore(config: Config, name: str) -> int:
         engine.stop(wait=False)
     print(f"{name}: restore {action.outcome}: {action.detail}")
     return 0 if action.outcome in ("success", "dry_run") else 1
+
+
+def report(config: Config, prometheus: str, since: str, dry_run: bool) -> int:
+    from botwatch.units import parse_duration
+    from remediator.notifier import Notifier
+    from remediator.report import build_report, open_ledger, write_files
+    try:
+        window = parse_duration(since)
+    except ValueError as err:
+        print(f"--since: {err}", file=sys.stderr)
+        return 2
+    ledger = open_ledger(data_dir())
+    result = build_report(config, prometheus, ledger, window)
+    if dry_run:
+        text_path, png_path = write_files(result, data_dir() / "reports")
+        print(result.text)
+        print(f"\n(written to {text_path}" + (f" and {png_path})" if png_path else "; no chart)"))
+        return 0
+    notifier = Notifier(config.telegram, outbox=data_dir() / "telegram-outbox.jsonl")
+    ok = notifier.send(result.text)
+    if result.chart:
+        ok &= notifier.send_photo(result.chart, caption=result.title, filename="botwatch-report.png")
+    if not notifier.configured:
+        print(f"telegram not configured: the report went to {notifier.outbox}", file=sys.stderr)
+    return 0 if ok else 1
