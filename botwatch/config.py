@@ -266,6 +266,9 @@ class Remediation(Strict):
 class Report(Strict):
     at: Annotated[str, AfterValidator(_clock_time)] = "08:00"
     timezone: Annotated[str, AfterValidator(_timezone)] = "UTC"
+    enabled: bool = True
+    prometheus_url: HttpUrl = "http://127.0.0.1:9090"
+    window: PositiveDuration = 86400.0
 
 
 class Config(Strict):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+from datetime import datetime, timezone
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ from remediator.playbooks import BY_ALERT, Context, Result
 from remediator.playbooks.api_errors import api_auth_playbook, api_rate_limit_playbook
 from remediator.playbooks.restart import restart_playbook
 from remediator.playbooks.restore import restore_playbook
+from remediator import scheduler
 from remediator.runtimes import runtime_for
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,7 @@ class Remediator:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="playbook")
         self._thread: threading.Thread | None = None
         self._backing_up = threading.Lock()
+        self._reporting = threading.Lock()
         requeued = self.ledger.requeue_interrupted(self.clock())
         if requeued:
             log.warning("%d action(s) were interrupted by a restart; running them again", requeued)
@@ -146,6 +149,7 @@ class Remediator:
         while not self._stopping.is_set():
             self.dispatch_due()
             self._maybe_backup()
+            self._maybe_report()
             next_at = self.ledger.next_run_at()
             timeout = 1.0 if next_at is None else max(0.05, min(1.0, next_at - self.clock()))
             self._wake.wait(timeout)
@@ -166,6 +170,56 @@ class Remediator:
         action = next(a for a in self.ledger.actions(bot=bot, limit=50) if a.id == action_id)
         self._run(action)
         return next(a for a in self.ledger.actions(bot=bot, limit=50) if a.id == action_id)
+
+    # -- the daily report ------------------------------------------------------------------------------
+
+    def _maybe_report(self) -> None:
+        report = self.config.report
+        if not report.enabled or self._reporting.locked():
+            return
+        now = datetime.fromtimestamp(self.clock(), timezone.utc)
+        occurrence = scheduler.due(report.at, report.timezone, now, self.ledger.get("last_report_for"))
+        if occurrence is None:
+            return
+        key = occurrence.isoformat()
+        self.ledger.put("last_report_for", key)   # decided once, whatever the delivery does
+        if not self._claim_report(key):
+            log.info("the %s report was claimed by another remediator", key)
+            return
+        self._pool.submit(self.send_report)
+
+    def _claim_report(self, key: str) -> bool:
+        name = f"report-{key.replace(':', '')}"
+        try:
+            if self.config.backup.s3:
+                from remediator.backup import S3Store
+                s3 = self.config.backup.s3
+                store = S3Store(s3.bucket, s3.prefix, s3.endpoint_url, s3.region)
+                return scheduler.claim_s3(store.client, s3.bucket, f"{store.prefix}claims/{name}")
+            return scheduler.claim(Path(self.config.backup.dir) / ".claims", name)
+        except Exception as err:  # no shared place to claim in: better two reports than none
+            log.warning("could not claim the report (%s); sending it anyway", err)
+            return True
+
+    def send_report(self) -> bool:
+        """Build the report over `report.window` and send it (text, then the chart)."""
+        from remediator.report import build_report
+        with self._reporting:
+            started = time.monotonic()
+            result = build_report(self.config, self.config.report.prometheus_url, self.ledger,
+                                  self.config.report.window, self.clock())
+            before = dict(self.notifier.counts)
+            ok = self.notifier.send(result.text)
+            if result.chart:
+                ok &= self.notifier.send_photo(result.chart, caption=escape(result.title), filename="report.png")
+            for outcome, count in self.notifier.counts.items():
+                if count > before.get(outcome, 0):
+                    self.metrics.notifications.labels(outcome).inc(count - before[outcome])
+            outcome = "success" if ok else "failed"
+            detail = "; ".join(result.unknown) or "sent"
+            self.opslog.append(self.clock(), "all bots", None, "report", outcome, time.monotonic() - started, detail)
+            log.info("daily report %s: %s", outcome, detail)
+            return ok
 
     # -- backups ---------------------------------------------------------------------------------------
 

@@ -165,6 +165,19 @@ def require_tool(name: str) -> str:
     return path
 
 
+def _multipart(ctype: str, body: bytes) -> dict:
+    """Form fields of a multipart body (files as bytes), as the Bot API reads sendPhoto."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {ctype}\r\n\r\n".encode() + body)
+    fields = {"_body": body}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        fields[name] = payload if part.get_filename() else payload.decode()
+    return fields
+
+
 class TelegramStandIn:
     """A local stand-in for the Telegram Bot API (unreachable here) that checks each request's shape.
 
@@ -191,15 +204,19 @@ class TelegramStandIn:
                     data = json.loads(body or b"{}")
                 elif "form-urlencoded" in ctype:
                     data = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+                elif "multipart/form-data" in ctype:
+                    data = _multipart(ctype, body)
                 else:
                     data = {"_content_type": ctype, "_length": len(body), "_body": body}
                 method = self.path.rsplit("/", 1)[-1]
                 if not self.path.startswith(f"/bot{stand_in.token}/"):
                     stand_in.errors.append(f"wrong token path {self.path}")
                     return self._answer(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
-                stand_in.requests.append({"method": method, "data": data, "content_type": ctype})
+                request = {"method": method, "data": data, "content_type": ctype, "status": 200}
+                stand_in.requests.append(request)
                 if stand_in.fail_with:
                     code, params = stand_in.fail_with.pop(0)
+                    request["status"] = code
                     return self._answer(code, {"ok": False, "error_code": code, "description": "stand-in error",
                                                "parameters": params})
                 if "chat_id" not in data:
@@ -234,7 +251,8 @@ class TelegramStandIn:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def messages(self) -> list[dict]:
-        return [r["data"] for r in self.requests if r["method"] == "sendMessage"]
+        """The sendMessage requests that were answered ok."""
+        return [r["data"] for r in self.requests if r["method"] == "sendMessage" and r["status"] == 200]
 
     def close(self):
         self.server.shutdown()
@@ -355,3 +373,29 @@ def kill_pidfile(path: Path) -> None:
         return
     wait_for(lambda: not Path(f"/proc/{pid}").exists() or ") Z " in Path(f"/proc/{pid}/stat").read_text(),
              timeout=10, what=f"pid {pid} to stop")
+
+
+@pytest.fixture
+def prometheus(tmp_path):
+    """start(config_text, tsdb=None) runs Debian's Prometheus 2.42 on 127.0.0.1; returns its URL."""
+    processes = []
+
+    def start(config_text: str, tsdb: Path | None = None) -> str:
+        binary = require_tool("prometheus")
+        folder = tmp_path / f"prom{len(processes)}"
+        folder.mkdir()
+        (folder / "prometheus.yml").write_text(config_text)
+        port = free_port()
+        process = subprocess.Popen(
+            [binary, f"--config.file={folder / 'prometheus.yml'}", f"--storage.tsdb.path={tsdb or folder / 'data'}",
+             f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=30d", "--web.enable-lifecycle"],
+            stdout=subprocess.DEVNULL, stderr=open(folder / "prometheus.log", "wb"))
+        processes.append(process)
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: http_get(f"{url}/-/ready"), timeout=60, what="prometheus ready")
+        return url
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(timeout=20)

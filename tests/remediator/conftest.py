@@ -35,7 +35,8 @@ class FakeClock:
 
 
 def make_config(tmp_path: Path, bots: list[dict], telegram_url: str | None = None, **remediation):
-    sections = {"remediation": {"verify_after": "2s", **remediation}}
+    sections = {"remediation": {"verify_after": "2s", **remediation},
+                "report": {"enabled": False}}   # a test's engine must not send a daily report at 08:00 CI time
     if telegram_url:
         (tmp_path / "tg_token").write_text("123456:TEST-token\n")
         sections["telegram"] = {"bot_token_file": "tg_token", "chat_id": 4242, "api_url": telegram_url}

@@ -1,0 +1,187 @@
+"""The morning report against a real Prometheus (24h backfilled with promtool, and live), its Telegram
+delivery to the local stand-in, and its schedule."""
+
+import re
+import signal
+import subprocess
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from botwatch.config import config_from_mapping
+from remediator.ledger import Ledger
+from remediator.notifier import Notifier, split_message
+from remediator.report import build_report
+from remediator.scheduler import CATCH_UP, claim, due, next_run
+from tests.conftest import free_port, require_tool, wait_for, write_config
+from tests.remediator.conftest import FakeClock, make_config
+
+pytestmark = pytest.mark.slow
+
+STEP = 60
+HOURS = 25
+DOWN_FROM, DOWN_TO = 3 * 3600 + 15 * 60, 3 * 3600 + 45 * 60   # flaky is down 03:15-03:45 (seconds into the window)
+
+
+def openmetrics(end: int) -> str:
+    """25 hours of gauges at a 60s step; the last 24h hold the report's ground truth."""
+    start_window = end - 86400
+    lines = []
+    series = {"tradingbot_up": {}, "tradingbot_equity": {}, "tradingbot_data_file_valid": {}, "tradingbot_position": {}}
+    for t in range(end - HOURS * 3600, end + 1, STEP):
+        into = t - start_window
+        series["tradingbot_up"][t] = {'bot="steady"': 1, 'bot="flaky"': 0 if DOWN_FROM <= into < DOWN_TO else 1}
+        ramp = max(0, into) / 86400
+        series["tradingbot_equity"][t] = {'bot="steady"': 1000 + 12.40 * ramp, 'bot="flaky"': 2000 - 50 * ramp}
+        series["tradingbot_data_file_valid"][t] = {'bot="steady"': 1, 'bot="flaky"': 1}
+        series["tradingbot_position"][t] = {'bot="steady",symbol="<b>DOGE</b>&USDT"': 1500}
+    for name, points in series.items():
+        lines.append(f"# TYPE {name} gauge")
+        for t, values in points.items():
+            for labels, value in values.items():
+                lines.append(f"{name}{{{labels}}} {value} {t}")
+    return "\n".join(lines) + "\n# EOF\n"
+
+
+@pytest.fixture
+def backfilled(tmp_path, prometheus):
+    end = int(time.time()) // STEP * STEP
+    source = tmp_path / "history.om"
+    source.write_text(openmetrics(end))
+    tsdb = tmp_path / "tsdb"
+    result = subprocess.run([require_tool("promtool"), "tsdb", "create-blocks-from", "openmetrics", str(source),
+                             str(tsdb)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    url = prometheus("global: {scrape_interval: 1h}\n", tsdb=tsdb)
+    return url, end
+
+
+def fleet_config(tmp_path, **report):
+    return config_from_mapping({"report": report, "bots": [
+        {"name": "steady", "pidfile": "s.pid", "data_file": "s.csv"},
+        {"name": "flaky", "pidfile": "f.pid", "data_file": "f.csv"}]}, base=tmp_path)
+
+
+def test_report_numbers_match_the_backfilled_ground_truth(tmp_path, backfilled):
+    url, end = backfilled
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    restart_at = end - 86400 + DOWN_TO - 60
+    action = ledger.schedule("flaky", "restart", restart_at, "TradingBotDown", "fp", "s")
+    ledger.start(action, restart_at)
+    ledger.finish(action, restart_at + 30, "success", "OOM-killed; memory limit raised from 1 to 2 bytes; restarted")
+    report = build_report(fleet_config(tmp_path), url, ledger, 86400, now=end)
+    text = report.text
+    samples = 86400 // STEP + 1
+    flaky_uptime = 1 - (DOWN_TO - DOWN_FROM) / STEP / samples
+    hhmm = datetime.fromtimestamp(restart_at, timezone.utc).strftime("%H:%M")
+    assert f"- steady: 100.0%" in text
+    assert f"- flaky: {flaky_uptime * 100:.1f}% (1 restart at {hhmm})" in text
+    assert "- steady: +$12.40 (+1.2%)" in text and "- flaky: -$50.00 (-2.5%)" in text
+    assert f"- {hhmm}: Restarted flaky (memory limit)" in text
+    assert "- steady: +1500 &lt;b&gt;DOGE&lt;/b&gt;&amp;USDT" in text      # a hostile label, escaped
+    assert "Current Status: ✅ All bots operational" in text
+    assert report.chart and report.chart.startswith(b"\x89PNG")
+    frame = report.frame.set_index("bot")
+    assert frame.loc["flaky", "uptime"] == pytest.approx(flaky_uptime)
+    assert frame.loc["steady", "pnl"] == pytest.approx(12.40)
+
+
+def test_report_without_prometheus_or_ledger_still_says_what_it_knows(tmp_path):
+    report = build_report(fleet_config(tmp_path), f"http://127.0.0.1:{free_port()}", None, 86400)
+    assert "unreachable" in report.text and "Current Status: ❔ unknown" in report.text
+    assert "- steady: unknown" in report.text and "- flaky: no data" in report.text
+    assert report.chart is None
+
+
+def test_live_report_from_the_exporter_and_a_killed_paperbot(tmp_path, paperbots, exporter_process, prometheus):
+    good, victim = paperbots("fine", trade_interval=0.2), paperbots("victim", trade_interval=0.2)
+    config_path = write_config(tmp_path / "bots.json", [good.bot_config(), victim.bot_config()])
+    metrics = exporter_process(config_path)
+    target = metrics.removeprefix("http://").removesuffix("/metrics")
+    url = prometheus("global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+                     f"scrape_configs: [{{job_name: botwatch-exporter, static_configs: [{{targets: ['{target}']}}]}}]\n")
+    time.sleep(12)
+    victim.kill(signal.SIGKILL)
+    time.sleep(8)
+    from botwatch.config import load_config
+    report = build_report(load_config(config_path), url, None, 20)
+    uptime = {bot: float(pct) for bot, pct in re.findall(r"^- (fine|victim): ([\d.]+)%", report.text, re.M)}
+    assert uptime["fine"] == 100.0 and 30 < uptime["victim"] < 80, report.text
+    assert "victim down" in report.text and "equity" not in report.text.lower().split("p&amp;l")[0]
+
+
+def test_delivery_shape_chats_splitting_photo_and_429_retry(tmp_path, telegram):
+    (tmp_path / "tok").write_text(telegram.token)
+    config = config_from_mapping({"telegram": {"bot_token_file": "tok", "chat_id": [111, -222], "api_url": telegram.url},
+                                  "bots": [{"name": "a", "pidfile": "a.pid", "data_file": "a.csv"}]}, base=tmp_path)
+    slept = []
+    notifier = Notifier(config.telegram, sleep=slept.append)
+    telegram.fail_with = [(429, {"retry_after": 3}), (502, {})]
+    long_text = "\n".join(f"- line {i}: " + "x" * 60 for i in range(200))       # ~14k characters
+    assert notifier.send(long_text)
+    assert slept[:2] == [3.0, 2.0]                                               # retry_after, then backoff
+    messages = telegram.messages()
+    by_chat = {}
+    for m in messages:
+        assert m["parse_mode"] == "HTML" and len(m["text"]) <= 4096
+        by_chat.setdefault(m["chat_id"], []).append(m["text"])
+    assert set(by_chat) == {111, -222}
+    for pieces in by_chat.values():
+        assert len(pieces) == 4 and "\n".join(pieces) == long_text              # cut at line boundaries only
+    assert notifier.send_photo(b"\x89PNG\r\n\x1a\nfake", caption="Bot Health Report")
+    photos = [r for r in telegram.requests if r["method"] == "sendPhoto"]
+    assert len(photos) == 2 and "multipart/form-data" in photos[0]["content_type"]
+    assert photos[0]["data"]["photo"].startswith(b"\x89PNG") and photos[0]["data"]["chat_id"] == "111"
+    assert photos[0]["data"]["caption"] == "Bot Health Report"
+    telegram.fail_with = [(400, {})]
+    assert not Notifier(config.telegram, sleep=slept.append).send("bad") and notifier.counts["failed"] == 0
+
+
+def test_split_message_cuts_a_line_longer_than_the_limit():
+    pieces = split_message("a\n" + "b" * 5000 + "\nc")
+    assert all(len(p) <= 4096 for p in pieces) and "".join(pieces).replace("\n", "") == "a" + "b" * 5000 + "c"
+
+
+@pytest.mark.parametrize("at, tz, after, expected", [
+    ("08:00", "UTC", "2026-11-25T08:00:00+00:00", "2026-11-26T08:00:00+00:00"),
+    ("08:00", "Europe/Berlin", "2026-03-28T08:00:00+00:00", "2026-03-29T06:00:00+00:00"),  # spring forward: CEST
+    ("08:00", "Europe/Berlin", "2026-10-24T08:00:00+00:00", "2026-10-25T07:00:00+00:00"),  # fall back: CET
+    ("02:30", "Europe/Berlin", "2026-03-28T12:00:00+00:00", "2026-03-29T01:30:00+00:00"),  # in the gap: 03:30 CEST
+    ("02:30", "Europe/Berlin", "2026-10-24T12:00:00+00:00", "2026-10-25T00:30:00+00:00"),  # twice: the first
+    ("08:00", "America/New_York", "2026-03-08T05:00:00+00:00", "2026-03-08T12:00:00+00:00"),
+    ("23:59", "Asia/Tokyo", "2026-11-25T15:00:00+00:00", "2026-11-26T14:59:00+00:00"),
+])
+def test_next_run_across_dst(at, tz, after, expected):
+    assert next_run(at, tz, datetime.fromisoformat(after)).isoformat() == expected
+
+
+def test_catch_up_rule():
+    eight = datetime(2026, 11, 25, 8, 0, tzinfo=timezone.utc)
+    assert due("08:00", "UTC", eight, None) == eight
+    assert due("08:00", "UTC", eight, eight.isoformat()) is None                        # sent already
+    assert due("08:00", "UTC", eight + CATCH_UP - (eight - eight.replace(minute=0)), None) == eight
+    assert due("08:00", "UTC", eight.replace(hour=10, minute=59), None) == eight         # late, within the limit
+    assert due("08:00", "UTC", eight.replace(hour=11, minute=1), None) is None           # too late: skip a day
+    assert due("08:00", "UTC", eight.replace(hour=7, minute=59), None) is None           # yesterday's is long past
+
+
+def test_two_remediators_claim_a_report_once(tmp_path):
+    assert claim(tmp_path / "claims", "report-2026-11-25T0800") is True
+    assert claim(tmp_path / "claims", "report-2026-11-25T0800") is False
+    assert claim(tmp_path / "claims", "report-2026-11-26T0800") is True
+
+
+def test_the_scheduler_sends_the_report_once_across_ha_peers(tmp_path, engine_factory, telegram):
+    clock = FakeClock(datetime(2026, 11, 25, 8, 0, 30, tzinfo=timezone.utc).timestamp())
+    config = make_config(tmp_path, [{"name": "a", "pidfile": "a.pid", "data_file": "a.csv"}], telegram_url=telegram.url)
+    config = config.model_copy(update={"report": config.report.model_copy(update={
+        "enabled": True, "prometheus_url": f"http://127.0.0.1:{free_port()}"})})
+    peers = [engine_factory(config, clock=clock, data_dir=tmp_path / f"peer{i}") for i in range(2)]
+    for peer in peers:
+        peer._maybe_report()
+        peer._maybe_report()
+    wait_for(lambda: telegram.messages(), what="the report")
+    time.sleep(0.5)
+    reports = [m for m in telegram.messages() if "Bot Health Report" in m["text"]]
+    assert len(reports) == 1 and "unreachable" in reports[0]["text"]
