@@ -83,3 +83,21 @@ def test_the_exporter_probe_sees_a_container_die(dockerd, container):
     c.kill()
     wait_for(lambda: not probe().up, timeout=10, what="down")
     assert not DockerProbe("nonexistent", docker_factory(dockerd))().up
+
+
+def test_a_compose_service_is_found_by_its_labels_and_restarted(tmp_path, dockerd, container, engine_factory):
+    from remediator.runtimes import ComposeRuntime
+    labels = {"com.docker.compose.service": "mm-bot", "com.docker.compose.project": "fleet"}
+    c = container("fleet-mm-bot-1", ["sleep", "1000"], labels=labels)
+    container("other-mm-bot-1", ["sleep", "1000"], labels={**labels, "com.docker.compose.project": "other"})
+    c.stop(timeout=1)
+    bot = {"name": "mm-bot", "compose_service": "mm-bot", "compose_project": "fleet", "data_file": str(tmp_path / "m.csv")}
+    factory = docker_factory(dockerd)
+    engine = engine_factory(make_config(tmp_path, [bot], verify_after="1s"),
+                            runtime_factory=lambda b: ComposeRuntime(b, factory))
+    post(client_for(engine), payload(alert("mm-bot")))
+    engine.dispatch_due(inline=True)
+    [action] = engine.ledger.actions()
+    assert action.outcome == "success", action.detail
+    c.reload()
+    assert c.status == "running"

@@ -163,3 +163,52 @@ def test_the_corruption_alert_runs_the_restore_playbook_end_to_end(tmp_path, tra
     assert "keeper · TradingBotDataCorrupted → restore: success" in \
         (tmp_path / "data" / "memory" / "bot-operations.md").read_text()
     stop_and_compare(bot, tmp_path)
+
+
+@pytest.mark.parametrize("delay", [0.3, 0.8, 1.5])
+def test_kill_9_of_botwatch_restore_at_any_moment_then_again_loses_nothing(tmp_path, delay):
+    """A real `botwatch restore` killed with SIGKILL mid-way: old file or new, never half; the rerun finishes."""
+    import signal as signals
+    import subprocess
+    import sys
+    from tests.conftest import BOTWATCH, ROOT, free_port
+    bots = tmp_path / "bots"
+    bots.mkdir()
+    fills = [{"timestamp": f"2026-06-01T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}.000Z",
+              "trade_id": f"k-{i:08d}", "symbol": "ETH/USDT", "side": "buy" if i % 2 else "sell",
+              "price": "3000", "qty": "0.01", "fee": "0.03"} for i in range(80_000)]
+    (bots / "k.jsonl").write_text("".join(json.dumps(f) + "\n" for f in fills))
+    rows = "".join(",".join(f[c] for c in ("timestamp", "trade_id", "symbol", "side", "price", "qty", "fee")) + "\n"
+                   for f in fills)
+    original = ("timestamp,trade_id,symbol,side,price,qty,fee\n" + rows).encode()
+    corrupt = original[:len(original) // 2] + b"\x00" * 64 + original[len(original) // 2 + 64:]
+    (bots / "k.csv").write_bytes(corrupt)
+    port = free_port()
+    argv = BOTWATCH + ["paperbot", "--name", "k", "--data-file", str(bots / "k.csv"), "--journal", str(bots / "k.jsonl"),
+                       "--health-port", str(port), "--pidfile", str(bots / "k.pid"), "--log-file", str(bots / "k.log"),
+                       "--trade-interval", "60"]
+    config = tmp_path / "bots.json"
+    config.write_text(json.dumps({"remediation": {"verify_after": "1s"}, "backup": {"dir": str(tmp_path / "none")},
+                                  "bots": [{"name": "k", "pidfile": str(bots / "k.pid"), "data_file": str(bots / "k.csv"),
+                                            "journal": str(bots / "k.jsonl"), "start_command": argv,
+                                            "health_endpoint": f"http://127.0.0.1:{port}/health"}]}))
+    env = dict(os.environ, BOTWATCH_DATA_DIR=str(tmp_path / "state"))
+    try:
+        first = subprocess.Popen(BOTWATCH + ["restore", "--config", str(config), "k"], cwd=ROOT, env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        first.send_signal(signals.SIGKILL)
+        first.wait()
+        quarantined = list(bots.glob("k.csv.corrupt-*"))
+        if (bots / "k.csv").exists():
+            now = (bots / "k.csv").read_bytes()
+            assert now in (corrupt, original), "the data file is the old one or the new one, never half-written"
+        else:
+            assert quarantined, "no data file and no quarantine: the corrupt file was lost"
+        again = subprocess.run(BOTWATCH + ["restore", "--config", str(config), "k"], cwd=ROOT, env=env,
+                               capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert (bots / "k.csv").read_bytes().startswith(original)
+        assert any(q.read_bytes() == corrupt for q in bots.glob("k.csv.corrupt-*")), "the corrupt copy is kept"
+    finally:
+        kill_pidfile(bots / "k.pid")
