@@ -134,7 +134,9 @@ def alert_rules(c: dict) -> list[dict]:
                "a runaway loop?", direction="high"),
         _alert("TradingBotAbnormalTradeFrequency",
                "bot:tradingbot_trades_per_hour:rate < on (bot) tradingbot_expected_trades_per_hour{bound=\"min\"}"
-               " and on (bot) tradingbot_up == 1",
+               " and on (bot) tradingbot_up == 1"
+               # only once the rate window is fully covered: rate() reads low over a partial window
+               f" and on (bot) tradingbot_trades_total offset {c['trade_rate_window']}",
                c["abnormal_frequency_for"], "critical",
                "A running trading bot has (nearly) stopped trading.",
                "{{ $labels.bot }} is up but trades only {{ $value | humanize }} times an hour, below its "

@@ -1,8 +1,12 @@
-"""`botwatch up`: the local stack on loopback — the demo paperbots and the exporter — until Ctrl-C.
+"""`botwatch up`: the whole stack on loopback until Ctrl-C or SIGTERM.
 
-It writes `STATE/stack.json` (CONTRACT.md) so that tests and people find every part. Bots are started
-in their own sessions so that they outlive a restart of any monitor; on stop, every process the stack
-started, and every bot named by a pidfile in the state dir, is stopped.
+The demo paperbots (or your bots, with --config), the exporter, the remediator, Prometheus with the
+project's rules and Alertmanager with its routes (the webhook token and the Telegram token rendered in
+at start). Without a Telegram token, a local stand-in of the Bot API writes every message to
+`STATE/telegram-outbox.jsonl`. `STATE/stack.json` (CONTRACT.md) says where everything is.
+
+Bots are started in their own sessions so that they outlive a restart of any monitor; on stop, every
+process the stack started, and every bot named by a pidfile of the config, is stopped.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,15 +24,18 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import yaml
 
-from botwatch.config import load_config
+from botwatch import alertmanager as am
+from botwatch import mixin
+from botwatch.config import Config, config_from_mapping, load_config
 
 log = logging.getLogger("botwatch.up")
 
-# name, strategy, seed: the brief's four demo bots
+# name, strategy, seed, type: the brief's four demo bots
 DEMO_BOTS = [
     ("doge-long", "long", 11, "spot"),
     ("doge-short", "short", 12, "spot"),
@@ -34,28 +43,39 @@ DEMO_BOTS = [
     ("hummingbot-mm", "mm", 14, "market-maker"),
 ]
 TIMINGS = {
-    # check_interval (s), trade_interval (s), stale_after
-    "fast": {"check_interval": 1, "trade_interval": 1.0, "stale_after": "30s"},
-    "default": {"check_interval": 15, "trade_interval": 5.0, "stale_after": "5m"},
+    "fast": {"check_interval": 1, "trade_interval": 1.0, "stale_after": "30s", "scrape": "1s",
+             "verify_after": "2s", "backoff": ["10s", "30s", "60s"], "healthy_reset_after": "2m",
+             "group_wait": "1s", "group_interval": "5s", "rules": mixin.FAST},
+    "default": {"check_interval": 15, "trade_interval": 5.0, "stale_after": "5m", "scrape": "15s",
+                "verify_after": "30s", "backoff": ["5m", "15m", "30m"], "healthy_reset_after": "1h",
+                "group_wait": None, "group_interval": None, "rules": mixin.CONFIG},
 }
+DEFAULT_PORTS = {"exporter": 9817, "remediator": 9818, "prometheus": 9090, "alertmanager": 9093}
+OUTBOX_TOKEN = "0:botwatch-local-outbox"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(preferred: int | None = None) -> int:
+    """`preferred` if it is free on 127.0.0.1, else any free port."""
+    for port in ([preferred] if preferred else []) + [0]:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError("no free port on 127.0.0.1")
 
 
 def botwatch_argv() -> list[str]:
     return [sys.executable, "-m", "botwatch"]
 
 
-def demo_config(state: Path, timings: str) -> tuple[Path, dict]:
-    """Write the demo fleet's config; return its path and each bot's files and health URL."""
+def demo_bots(state: Path, timings: str) -> list[dict]:
+    """The brief's four demo paperbots, restartable by the remediator."""
     t = TIMINGS[timings]
     bots_dir = state / "bots"
     bots_dir.mkdir(parents=True, exist_ok=True)
-    entries, bots = [], {}
+    entries = []
     for name, strategy, seed, kind in DEMO_BOTS:
         port = free_port()
         files = {key: str(bots_dir / f"{name}.{ext}")
@@ -68,89 +88,202 @@ def demo_config(state: Path, timings: str) -> tuple[Path, dict]:
         per_hour = 3600 / t["trade_interval"]
         entries.append({
             "name": name, "type": kind, "check_interval": t["check_interval"], "pidfile": files["pidfile"],
-            "health_endpoint": f"http://127.0.0.1:{port}/health", "data_file": files["data_file"],
-            "journal": files["journal"], "log_file": files["log_file"], "starting_balance": 1000,
+            "health_endpoint": f"http://127.0.0.1:{port}/health", **{k: v for k, v in files.items() if k != "pidfile"},
+            "starting_balance": 1000,
             "expected_trades_per_hour": {"min": round(per_hour / 4), "max": round(per_hour * 4)},
             "stale_after": t["stale_after"], "start_command": argv,
         })
-        bots[name] = {"health": f"http://127.0.0.1:{port}/health", "pidfile": files["pidfile"],
-                      "data_file": files["data_file"], "journal": files["journal"], "log_file": files["log_file"]}
-    path = state / "bots.yaml"
-    path.write_text("# written by `botwatch up`: the demo fleet\n" + yaml.safe_dump({"bots": entries}, sort_keys=False))
-    return path, bots
+    return entries
+
+
+class TelegramOutbox:
+    """A local stand-in for the Telegram Bot API: answers like it, and appends every message to a file."""
+
+    def __init__(self, path: Path):
+        outbox = self
+        self.path = path
+        self.lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                ctype = self.headers.get("Content-Type", "")
+                if "json" in ctype:
+                    data = json.loads(body or b"{}")
+                elif "form-urlencoded" in ctype:
+                    from urllib.parse import parse_qs
+                    data = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+                else:
+                    data = {"content_type": ctype.split(";")[0], "bytes": len(body)}
+                method = self.path.rsplit("/", 1)[-1]
+                with outbox.lock, open(outbox.path, "a", encoding="utf-8") as f:
+                    f.write(json.dumps({"time": time.time(), "method": method, **data}) + "\n")
+                chat = data.get("chat_id", 0)
+                try:
+                    chat = int(chat)
+                except (TypeError, ValueError):
+                    pass
+                answer = {"ok": True, "result": {"message_id": 1, "date": int(time.time()),
+                                                 "chat": {"id": chat, "type": "private"}, "text": data.get("text", "")}}
+                payload = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, name="telegram-outbox", daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def _secret_file(path: Path, value: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    return path
+
+
+def stack_config(raw: dict, state: Path, timings: str, prometheus_url: str, outbox: TelegramOutbox) -> Config:
+    """The config the stack runs: yours (or the demo's), with the stack's timings, report and Telegram."""
+    t = TIMINGS[timings]
+    raw = dict(raw)
+    remediation = dict(raw.get("remediation") or {})
+    if timings == "fast":
+        remediation.update(verify_after=t["verify_after"], backoff=t["backoff"],
+                           healthy_reset_after=t["healthy_reset_after"])
+    raw["remediation"] = remediation
+    raw["report"] = {**(raw.get("report") or {}), "prometheus_url": prometheus_url}
+    telegram = dict(raw.get("telegram") or {})
+    if not telegram.get("bot_token_file"):
+        telegram = {"bot_token_file": str(_secret_file(state / "secrets" / "telegram_token", OUTBOX_TOKEN)),
+                    "chat_id": telegram.get("chat_id") or 1, "api_url": outbox.url}
+    raw["telegram"] = telegram
+    raw.setdefault("backup", {"dir": str(state / "backups")})
+    return config_from_mapping(raw, "botwatch up", base=state)
+
+
+def prometheus_config(ports: dict[str, int], timings: str, rules: Path) -> str:
+    scrape = TIMINGS[timings]["scrape"]
+    jobs = {"botwatch-exporter": ports["exporter"], "botwatch-remediator": ports["remediator"],
+            "alertmanager": ports["alertmanager"], "prometheus": ports["prometheus"]}
+    doc = {
+        "global": {"scrape_interval": scrape, "evaluation_interval": scrape, "external_labels": {"monitor": "botwatch"}},
+        "rule_files": [str(rules)],
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{ports['alertmanager']}"]}]}]},
+        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+                           for job, port in jobs.items()],
+    }
+    return "# written by `botwatch up`\n" + yaml.safe_dump(doc, sort_keys=False)
+
+
+def alertmanager_config(config: Config, remediator_url: str, token_file: Path, timings: str) -> str:
+    text = am.render(config, remediator_url, token_file)
+    t = TIMINGS[timings]
+    if not t["group_wait"]:
+        return text
+    doc = yaml.safe_load(text)
+
+    def faster(route: dict) -> None:   # the same tree, with the waits of a demo
+        if route.get("group_wait") not in (None, "0s"):
+            route["group_wait"] = t["group_wait"]
+        if "group_interval" in route:
+            route["group_interval"] = t["group_interval"]
+        for child in route.get("routes", []):
+            faster(child)
+
+    faster(doc["route"])
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
 
 
 @dataclass
 class Stack:
     state: Path
-    config_path: Path
     timings: str = "default"
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
 
-    def spawn(self, name: str, argv: list[str], detach: bool = False) -> subprocess.Popen:
+    def spawn(self, name: str, argv: list[str], detach: bool = False, env: dict | None = None) -> subprocess.Popen:
         logs = self.state / "logs"
         logs.mkdir(exist_ok=True)
-        out = open(logs / f"{name}.log", "ab")
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=detach, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-        out.close()
+        with open(logs / f"{name}.log", "ab") as out:
+            process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       start_new_session=detach,
+                                       env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
         self.processes[name] = process
         return process
 
-    def start_bots(self, config) -> None:
+    def start_bots(self, config: Config) -> None:
         for bot in config.bots:
-            if bot.start_command and not _pid_alive(bot.pidfile):
+            if bot.start_command and bot.runtime == "process" and not _pid_alive(bot.pidfile):
                 self.spawn(f"bot-{bot.name}", bot.start_command, detach=True)
 
-    def start_exporter(self) -> None:
-        port = free_port()
-        self.spawn("exporter", botwatch_argv() + ["exporter", "--config", str(self.config_path),
-                                                  "--listen", f"127.0.0.1:{port}"])
-        self.urls["exporter"] = f"http://127.0.0.1:{port}"
-        _wait_http(f"{self.urls['exporter']}/metrics", "exporter", self.processes["exporter"])
+    def service(self, name: str, argv: list[str], ready: str, env: dict | None = None) -> None:
+        process = self.spawn(name, argv, env=env)
+        _wait_http(ready, name, process)
 
-    def write_state(self, bots: dict) -> Path:
+    def write_state(self, config: Config, outbox: Path) -> Path:
+        bots = {bot.name: {"health": bot.health_endpoint, "pidfile": str(bot.pidfile or ""),
+                           "data_file": str(bot.data_file), "journal": str(bot.journal or ""),
+                           "log_file": str(bot.log_file or "")} for bot in config.bots}
         path = self.state / "stack.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({**self.urls, "bots": bots}, indent=2) + "\n")
+        tmp.write_text(json.dumps({**self.urls, "telegram_outbox": str(outbox), "config": str(self.state / "bots.yaml"),
+                                   "bots": bots}, indent=2) + "\n")
         os.replace(tmp, path)
         return path
 
-    def stop(self, config) -> None:
-        for name, process in reversed(list(self.processes.items())):
+    def stop(self, config: Config | None) -> None:
+        for process in reversed(list(self.processes.values())):
             if process.poll() is None:
                 process.terminate()
-        for bot in config.bots:                      # bots restarted by others are ours too
+        for bot in (config.bots if config else []):      # bots the remediator restarted are ours too
             pid = _pid_alive(bot.pidfile)
             if pid:
-                os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
+                _kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
         for process in self.processes.values():
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.kill()
-        for bot in config.bots:
+                process.wait()
+        for bot in (config.bots if config else []):
             pid = _pid_alive(bot.pidfile)
             if pid:
-                os.kill(pid, signal.SIGKILL)
+                _kill(pid, signal.SIGKILL)
+
+
+def _kill(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
 
 
 def _pid_alive(pidfile: Path | None) -> int | None:
     try:
         pid = int(Path(pidfile).read_text().strip())
-        os.kill(pid, 0)
-        return pid
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
     except (TypeError, ValueError, OSError):
         return None
+    return pid if stat[stat.rfind(")") + 2:][:1] not in ("Z", "X") else None
 
 
-def _wait_http(url: str, what: str, process: subprocess.Popen, timeout: float = 30) -> None:
+def _wait_http(url: str, what: str, process: subprocess.Popen, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with status {process.returncode}; see its log in the state dir")
+            raise RuntimeError(f"{what} exited with status {process.returncode}; see logs/{what}.log in the state dir")
         try:
             urllib.request.urlopen(url, timeout=2).close()
             return
@@ -159,33 +292,71 @@ def _wait_http(url: str, what: str, process: subprocess.Popen, timeout: float = 
     raise RuntimeError(f"{what} did not answer at {url} within {timeout:g}s")
 
 
+def _binary(*names: str) -> str:
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    raise RuntimeError(f"{names[0]} is not installed: `make run` installs Debian's prometheus packages")
+
+
 def up(config_file: str | None, timings: str, state_dir: str) -> int:
     state = Path(state_dir).resolve()
     state.mkdir(parents=True, exist_ok=True)
-    if config_file:
-        config_path = Path(config_file).resolve()
-        config = load_config(config_path)
-        bots = {b.name: {"health": b.health_endpoint, "pidfile": str(b.pidfile or ""), "data_file": str(b.data_file),
-                         "journal": str(b.journal or "")} for b in config.bots}
-    else:
-        config_path, bots = demo_config(state, timings)
-        config = load_config(config_path)
-    stack = Stack(state, config_path, timings)
+    stack = Stack(state, timings)
+    outbox_path = state / "telegram-outbox.jsonl"
+    outbox = TelegramOutbox(outbox_path)
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
+    config = None
     try:
+        ports = {name: free_port(preferred if timings == "default" else None) for name, preferred in DEFAULT_PORTS.items()}
+        urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        raw = (load_config(config_file).model_dump(mode="json", exclude_none=True, exclude={"path"})
+               if config_file else {"bots": demo_bots(state, timings)})
+        config = stack_config(raw, state, timings, urls["prometheus"], outbox)
+        config_path = state / "bots.yaml"
+        config_path.write_text("# written by `botwatch up`\n"
+                               + yaml.safe_dump(config.model_dump(mode="json", exclude_none=True, exclude={"path"}),
+                                                sort_keys=False))
+        token_file = _secret_file(state / "secrets" / "webhook_token", secrets.token_urlsafe(32))
+        rules = state / "prometheus" / "rules" / "botwatch.rules.yml"
+        rules.parent.mkdir(parents=True, exist_ok=True)
+        rules.write_text(mixin.render(TIMINGS[timings]["rules"]))
+        (state / "prometheus" / "prometheus.yml").write_text(prometheus_config(ports, timings, rules))
+        (state / "alertmanager").mkdir(exist_ok=True)
+        am.write(state / "alertmanager" / "alertmanager.yml",
+                 alertmanager_config(config, urls["remediator"], token_file, timings))
+
         stack.start_bots(config)
-        stack.start_exporter()
-        path = stack.write_state(bots)
-        print(f"botwatch is up ({len(config.bots)} bots, {timings} timings); state in {state}")
-        for name, url in stack.urls.items():
-            print(f"  {name:<13} {url}")
+        stack.service("exporter", botwatch_argv() + ["exporter", "--config", str(config_path),
+                                                     "--listen", f"127.0.0.1:{ports['exporter']}"],
+                      urls["exporter"] + "/metrics")
+        stack.service("remediator", botwatch_argv() + ["remediator", "--config", str(config_path), "--listen",
+                                                       f"127.0.0.1:{ports['remediator']}", "--token-file", str(token_file)],
+                      urls["remediator"] + "/-/healthy", env={"BOTWATCH_DATA_DIR": str(state / "remediator")})
+        stack.service("alertmanager", [_binary("prometheus-alertmanager", "alertmanager"),
+                                       f"--config.file={state / 'alertmanager' / 'alertmanager.yml'}",
+                                       f"--storage.path={state / 'alertmanager' / 'data'}",
+                                       f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
+                                       "--cluster.listen-address="], urls["alertmanager"] + "/-/ready")
+        stack.service("prometheus", [_binary("prometheus"), f"--config.file={state / 'prometheus' / 'prometheus.yml'}",
+                                     f"--storage.tsdb.path={state / 'prometheus' / 'data'}",
+                                     f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
+                                     "--web.enable-lifecycle"], urls["prometheus"] + "/-/ready")
+        stack.urls = urls
+        path = stack.write_state(config, outbox_path)
+        print(f"botwatch is up: {len(config.bots)} bots, {timings} timings, state in {state}")
+        for name in ("prometheus", "alertmanager", "exporter", "remediator"):
+            print(f"  {name:<13} {urls[name]}")
+        print(f"  telegram      {config.telegram.api_url if config.telegram.api_url != outbox.url else outbox_path}")
         print(f"  stack.json    {path}\nCtrl-C stops everything.", flush=True)
         while not stopping.wait(1.0):
             for name, process in stack.processes.items():
                 if not name.startswith("bot-") and process.poll() is not None:
-                    print(f"{name} exited with status {process.returncode}; stopping", file=sys.stderr)
+                    print(f"{name} exited with status {process.returncode}; stopping (see {state}/logs/{name}.log)",
+                          file=sys.stderr)
                     stopping.set()
         return 0
     except RuntimeError as err:
@@ -193,4 +364,5 @@ def up(config_file: str | None, timings: str, state_dir: str) -> int:
         return 1
     finally:
         stack.stop(config)
+        outbox.close()
         print("botwatch stopped", flush=True)
