@@ -4,7 +4,7 @@
 PYTHON  ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
-APT_PKGS := prometheus prometheus-alertmanager curl docker.io busybox-static
+APT_PKGS := prometheus prometheus-alertmanager curl docker.io docker-compose busybox-static
 STATE   ?= var/stack
 
 .PHONY: run test deps system-deps venv lint bench clean
@@ -21,7 +21,7 @@ deps: system-deps venv
 # docker.io gives the tests a private dockerd, busybox-static the rootfs of their test image.
 system-deps:
 	@missing=""; \
-	for cmd in prometheus promtool amtool prometheus-alertmanager curl dockerd busybox; do \
+	for cmd in prometheus promtool amtool prometheus-alertmanager curl dockerd docker-compose busybox; do \
 	  command -v $$cmd >/dev/null 2>&1 || missing=yes; \
 	done; \
 	if [ -n "$$missing" ]; then \

@@ -90,10 +90,12 @@ def report(args) -> int:
 
 
 def render_alertmanager(args) -> int:
+    from pathlib import Path
+
     from botwatch.alertmanager import RenderError, render, write
     config = _load(args.config)
     try:
-        text = render(config, args.remediator_url, args.webhook_token_file)
+        text = render(config, args.remediator_url, args.webhook_token_file, template=Path(args.template))
     except RenderError as err:
         print(err, file=sys.stderr)
         return 2
@@ -102,7 +104,6 @@ def render_alertmanager(args) -> int:
     if args.out == "-":
         sys.stdout.write(text)
     else:
-        from pathlib import Path
         write(Path(args.out), text)
     return 0
 
@@ -170,6 +171,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--remediator-url", default=f"http://127.0.0.1:{REMEDIATOR_PORT}")
     r.add_argument("--webhook-token-file", required=True, help="the remediator's bearer token file")
     r.add_argument("--out", required=True, help="where Alertmanager reads it (mode 0600), or - for stdout")
+    from botwatch.alertmanager import TEMPLATE
+    r.add_argument("--template", default=str(TEMPLATE), help="the committed alertmanager.yml (default %(default)s)")
     r.set_defaults(func=render_alertmanager)
 
     u = sub.add_parser("up", help="start the local stack: demo bots (or --config's), exporter")

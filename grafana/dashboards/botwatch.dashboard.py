@@ -1,0 +1,34 @@
+"""botwatch's own health: is it scraping, checking, answering webhooks, backing up, notifying."""
+
+from grafanalib.core import Dashboard, Time
+
+from common import stat, target, timeseries
+
+dashboard = Dashboard(
+    title="botwatch / Self",
+    uid="botwatch-self",
+    tags=["botwatch"],
+    timezone="utc",
+    refresh="30s",
+    time=Time("now-6h", "now"),
+    panels=[
+        stat("Exporter up", [target('up{job="botwatch-exporter"}', "exporter")], 0, 0),
+        stat("Remediator up", [target('up{job="botwatch-remediator"}', "remediator")], 6, 0),
+        stat("Alertmanager up", [target('up{job="alertmanager"}', "alertmanager")], 12, 0),
+        stat("Open circuits", [target("sum(botwatch_circuit_open)", "open")], 18, 0),
+        timeseries("Exporter scrape duration", [target("botwatch_exporter_scrape_duration_seconds", "scrape")], 0, 4,
+                   unit="s"),
+        timeseries("Check duration per bot", [target("botwatch_exporter_check_duration_seconds")], 12, 4, unit="s"),
+        timeseries("Webhook requests by code",
+                   [target("sum by (code) (rate(botwatch_webhook_requests_total[5m]))", "{{code}}")], 0, 12, unit="reqps"),
+        timeseries("Remediation duration (p90)",
+                   [target("histogram_quantile(0.9, sum by (le, playbook) "
+                           "(rate(botwatch_remediation_duration_seconds_bucket[30m])))", "{{playbook}}")], 12, 12, unit="s"),
+        timeseries("Age of the last backup",
+                   [target("time() - botwatch_last_backup_timestamp_seconds", "{{bot}}")], 0, 20, unit="s"),
+        timeseries("Backups and notifications (1h)",
+                   [target("sum by (outcome) (increase(botwatch_backups_total[1h]))", "backups {{outcome}}"),
+                    target("sum by (outcome) (increase(botwatch_notifications_total[1h]))", "telegram {{outcome}}", "B")],
+                   12, 20),
+    ],
+).auto_panel_ids()

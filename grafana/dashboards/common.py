@@ -1,0 +1,32 @@
+"""What the botwatch dashboards share: the datasource, the panel helpers, the layout grid."""
+
+from grafanalib.core import GridPos, Stat, Target, Template, TimeSeries
+
+DATASOURCE = "Prometheus"          # the provisioned datasource's name (grafana/provisioning/datasources)
+BOT_SELECTOR = 'bot=~"$bot"'
+WIDTH = 24
+HEIGHT = 8
+
+
+def target(expr: str, legend: str = "{{bot}}", ref: str = "A") -> Target:
+    return Target(expr=expr, legendFormat=legend, refId=ref, datasource=DATASOURCE)
+
+
+def timeseries(title: str, targets: list[Target], x: int, y: int, w: int = 12, h: int = HEIGHT, unit: str = "",
+               description: str = "") -> TimeSeries:
+    return TimeSeries(title=title, dataSource=DATASOURCE, targets=targets, gridPos=GridPos(h=h, w=w, x=x, y=y),
+                      unit=unit, description=description)
+
+
+def stat(title: str, targets: list[Target], x: int, y: int, w: int = 6, h: int = 4, unit: str = "",
+         description: str = "", mappings=None, thresholds=None) -> Stat:
+    kwargs = {"mappings": mappings} if mappings else {}
+    if thresholds:
+        kwargs["thresholds"] = thresholds
+    return Stat(title=title, dataSource=DATASOURCE, targets=targets, gridPos=GridPos(h=h, w=w, x=x, y=y),
+                format=unit or "none", description=description, reduceCalc="lastNotNull", **kwargs)
+
+
+def bot_variable(multi: bool = True) -> Template:
+    return Template(name="bot", label="bot", query="label_values(tradingbot_info, bot)", dataSource=DATASOURCE,
+                    includeAll=multi, multi=multi, default="$__all" if multi else None, refresh=2)

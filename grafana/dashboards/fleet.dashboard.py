@@ -1,0 +1,43 @@
+"""Fleet overview: is every bot up, trading within bounds, with a valid file, and what did botwatch do."""
+
+from grafanalib.core import Dashboard, Templating, Threshold, Time
+
+from common import BOT_SELECTOR as S
+from common import bot_variable, stat, target, timeseries
+
+UP_MAPPINGS = [{"type": "value", "options": {"0": {"text": "DOWN", "color": "red"}, "1": {"text": "UP", "color": "green"}}}]
+
+dashboard = Dashboard(
+    title="botwatch / Fleet overview",
+    uid="botwatch-fleet",
+    tags=["botwatch"],
+    timezone="utc",
+    refresh="30s",
+    time=Time("now-6h", "now"),
+    templating=Templating(list=[bot_variable()]),
+    panels=[
+        stat("Bots up", [target(f"sum(tradingbot_up{{{S}}})", "up")], 0, 0,
+             description="Bots whose process and health endpoint are up."),
+        stat("Bots down", [target(f"count(tradingbot_up{{{S}}} == 0) or vector(0)", "down")], 6, 0,
+             thresholds=[Threshold("green", 0, 0.0), Threshold("red", 1, 1.0)]),
+        stat("Corrupt trade files", [target(f"count(tradingbot_data_file_valid{{{S}}} == 0) or vector(0)", "corrupt")],
+             12, 0, thresholds=[Threshold("green", 0, 0.0), Threshold("red", 1, 1.0)]),
+        stat("Firing alerts", [target('count(ALERTS{alertstate="firing"}) or vector(0)', "alerts")], 18, 0),
+        timeseries("Up / down per bot", [target(f"tradingbot_up{{{S}}}")], 0, 4,
+                   description="1 up, 0 down, at each check."),
+        timeseries("Uptime, last 24h", [target(f"bot:tradingbot_uptime:ratio_24h{{{S}}}")], 12, 4, unit="percentunit"),
+        timeseries("Equity", [target(f"tradingbot_equity{{{S}}}")], 0, 12, unit="currencyUSD"),
+        timeseries("P&L: realized and unrealized",
+                   [target(f"tradingbot_realized_pnl{{{S}}}", "{{bot}} realized"),
+                    target(f"tradingbot_unrealized_pnl{{{S}}}", "{{bot}} unrealized", "B")], 12, 12, unit="currencyUSD"),
+        timeseries("Trades per hour against their bounds",
+                   [target(f"bot:tradingbot_trades_per_hour:rate{{{S}}}", "{{bot}}"),
+                    target(f"tradingbot_expected_trades_per_hour{{{S}}}", "{{bot}} {{bound}}", "B")], 0, 20),
+        timeseries("Trade file valid", [target(f"tradingbot_data_file_valid{{{S}}}")], 12, 20),
+        timeseries("Restarts and remediations (1h)",
+                   [target(f"increase(botwatch_bot_restarts_total{{{S}}}[1h])", "{{bot}} restarts"),
+                    target(f"sum by (bot, playbook, outcome) (increase(botwatch_remediations_total{{{S}}}[1h]))",
+                           "{{bot}} {{playbook}} {{outcome}}", "B")], 0, 28),
+        timeseries("Firing alerts", [target('ALERTS{alertstate="firing"}', "{{alertname}} {{bot}}")], 12, 28),
+    ],
+).auto_panel_ids()
