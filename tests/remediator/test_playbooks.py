@@ -215,3 +215,25 @@ def test_rate_limit_runs_on_rate_limit_with_the_bots_pid(tmp_path, paperbots, en
     [action] = engine.ledger.actions()
     assert action.outcome == "success", action.detail
     assert marker.read_text().strip() == str(pid_of(bot))   # the pid from the bot's pidfile, never the label
+
+
+def test_botwatch_remediator_reset_closes_the_circuit_in_the_ledger(tmp_path):
+    import json
+    import subprocess
+
+    from remediator.ledger import Ledger
+    from tests.conftest import BOTWATCH, ROOT
+    (tmp_path / "bots.json").write_text(json.dumps({"bots": [never_up_bot(tmp_path)]}))
+    data = tmp_path / "state"
+    ledger = Ledger(data / "ledger.sqlite3")
+    ledger.update_bot("sickly", attempts=3, circuit_open=1)
+    ledger.close()
+    env = {**os.environ, "BOTWATCH_DATA_DIR": str(data)}
+    result = subprocess.run(BOTWATCH + ["remediator", "reset", "sickly", "--config", str(tmp_path / "bots.json")],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    state = Ledger(data / "ledger.sqlite3").bot_state("sickly")
+    assert not state.circuit_open and state.attempts == 0
+    unknown = subprocess.run(BOTWATCH + ["remediator", "reset", "nobody", "--config", str(tmp_path / "bots.json")],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert unknown.returncode == 2 and "no bot 'nobody'" in unknown.stderr
