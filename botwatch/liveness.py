@@ -39,6 +39,11 @@ def _alive(state: str | None) -> bool:
     return state is not None and state not in ("Z", "X", "x")
 
 
+def process_alive(pid: int, proc: Path = Path("/proc")) -> bool:
+    """A process with this pid exists and is not a zombie."""
+    return _alive(_proc_state(proc, pid))
+
+
 class PidfileProbe:
     """Up when the pid in the pidfile names a live (not zombie) process."""
 

@@ -32,6 +32,7 @@ import yaml
 from botwatch import alertmanager as am
 from botwatch import mixin
 from botwatch.config import Config, config_from_mapping, load_config
+from botwatch.liveness import process_alive
 
 log = logging.getLogger("botwatch.up")
 
@@ -96,6 +97,40 @@ def demo_bots(state: Path, timings: str) -> list[dict]:
     return entries
 
 
+def bot_api_request(content_type: str, body: bytes) -> dict:
+    """The parameters of a Bot API call, sent as JSON, a form, or multipart (files as bytes)."""
+    if "json" in content_type:
+        data = json.loads(body or b"{}")
+        return data if isinstance(data, dict) else {}
+    if "form-urlencoded" in content_type:
+        from urllib.parse import parse_qs
+        return {k: v[0] for k, v in parse_qs(body.decode()).items()}
+    if "multipart/form-data" in content_type:
+        from email.parser import BytesParser
+        from email.policy import HTTP
+        message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+        fields = {}
+        for part in message.iter_parts():
+            payload = part.get_payload(decode=True)
+            fields[part.get_param("name", header="content-disposition")] = (
+                payload if part.get_filename() else payload.decode())
+        return fields
+    return {}
+
+
+def bot_api_answer(data: dict) -> bytes:
+    """The answer the real Bot API gives a sent message; Alertmanager 0.25 crashes without `result.chat`."""
+    chat = data.get("chat_id", 0)
+    try:
+        chat = int(chat)
+    except (TypeError, ValueError):
+        pass
+    text = data.get("text", "")
+    return json.dumps({"ok": True, "result": {"message_id": 1, "date": int(time.time()),
+                                              "chat": {"id": chat, "type": "private"},
+                                              "text": text if isinstance(text, str) else ""}}).encode()
+
+
 class TelegramOutbox:
     """A local stand-in for the Telegram Bot API: answers like it, and appends every message to a file."""
 
@@ -107,25 +142,12 @@ class TelegramOutbox:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                ctype = self.headers.get("Content-Type", "")
-                if "json" in ctype:
-                    data = json.loads(body or b"{}")
-                elif "form-urlencoded" in ctype:
-                    from urllib.parse import parse_qs
-                    data = {k: v[0] for k, v in parse_qs(body.decode()).items()}
-                else:
-                    data = {"content_type": ctype.split(";")[0], "bytes": len(body)}
+                data = bot_api_request(self.headers.get("Content-Type", ""), body)
+                record = {k: (f"<{len(v)} bytes>" if isinstance(v, bytes) else v) for k, v in data.items()}
                 method = self.path.rsplit("/", 1)[-1]
                 with outbox.lock, open(outbox.path, "a", encoding="utf-8") as f:
-                    f.write(json.dumps({"time": time.time(), "method": method, **data}) + "\n")
-                chat = data.get("chat_id", 0)
-                try:
-                    chat = int(chat)
-                except (TypeError, ValueError):
-                    pass
-                answer = {"ok": True, "result": {"message_id": 1, "date": int(time.time()),
-                                                 "chat": {"id": chat, "type": "private"}, "text": data.get("text", "")}}
-                payload = json.dumps(answer).encode()
+                    f.write(json.dumps({"time": time.time(), "method": method, **record}) + "\n")
+                payload = bot_api_answer(data)
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
@@ -270,13 +292,12 @@ def _kill(pid: int, signum: int) -> None:
 
 
 def _pid_alive(pidfile: Path | None) -> int | None:
+    """The pid in a pidfile if that process runs."""
     try:
         pid = int(Path(pidfile).read_text().strip())
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
     except (TypeError, ValueError, OSError):
         return None
-    return pid if stat[stat.rfind(")") + 2:][:1] not in ("Z", "X") else None
+    return pid if process_alive(pid) else None
 
 
 def _wait_http(url: str, what: str, process: subprocess.Popen, timeout: float = 60) -> None:

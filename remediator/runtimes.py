@@ -18,7 +18,7 @@ from typing import Callable, Protocol
 
 from botwatch.config import Bot
 from botwatch.liveness import (ComposeProbe, DockerProbe, Liveness, SystemdProbe, _docker_client,
-                               compose_project_name, probe_for)
+                               compose_project_name, probe_for, process_alive)
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +71,14 @@ class ProcessRuntime:
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after the bot's stop_timeout; a bot already gone is stopped."""
         pid = self.status().pid
-        if not pid or not _alive(pid):
+        if not pid or not process_alive(pid):
             return
         log.info("%s: stopping pid %d (SIGTERM)", self.bot.name, pid)
         _signal(pid, signal.SIGTERM)
         deadline = time.monotonic() + self.bot.stop_timeout
-        while _alive(pid) and time.monotonic() < deadline:
+        while process_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _alive(pid):
+        if process_alive(pid):
             log.warning("%s: pid %d ignored SIGTERM for %gs; SIGKILL", self.bot.name, pid, self.bot.stop_timeout)
             _signal(pid, signal.SIGKILL)
 
@@ -104,15 +104,6 @@ class ProcessRuntime:
 
     def recent_logs(self, lines: int = LOG_LINES) -> str:
         return tail_file(self.bot.log_file, lines) or tail_file(self.output, lines)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2:][:1] not in ("Z", "X")
 
 
 def _signal(pid: int, signum: int) -> None:

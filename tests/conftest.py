@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from botwatch.stack import bot_api_answer, bot_api_request
+
 ROOT = Path(__file__).resolve().parent.parent
 BOTWATCH = [sys.executable, "-m", "botwatch"]
 
@@ -165,19 +167,6 @@ def require_tool(name: str) -> str:
     return path
 
 
-def _multipart(ctype: str, body: bytes) -> dict:
-    """Form fields of a multipart body (files as bytes), as the Bot API reads sendPhoto."""
-    from email.parser import BytesParser
-    from email.policy import HTTP
-    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {ctype}\r\n\r\n".encode() + body)
-    fields = {"_body": body}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        payload = part.get_payload(decode=True)
-        fields[name] = payload if part.get_filename() else payload.decode()
-    return fields
-
-
 class TelegramStandIn:
     """A local stand-in for the Telegram Bot API (unreachable here) that checks each request's shape.
 
@@ -188,8 +177,6 @@ class TelegramStandIn:
     def __init__(self, token: str = "123456:TEST-token"):
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-        from urllib.parse import parse_qs
-
         self.token = token
         self.requests: list[dict] = []
         self.errors: list[str] = []
@@ -200,14 +187,7 @@ class TelegramStandIn:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 ctype = self.headers.get("Content-Type", "")
-                if "json" in ctype:
-                    data = json.loads(body or b"{}")
-                elif "form-urlencoded" in ctype:
-                    data = {k: v[0] for k, v in parse_qs(body.decode()).items()}
-                elif "multipart/form-data" in ctype:
-                    data = _multipart(ctype, body)
-                else:
-                    data = {"_content_type": ctype, "_length": len(body), "_body": body}
+                data = bot_api_request(ctype, body)
                 method = self.path.rsplit("/", 1)[-1]
                 if not self.path.startswith(f"/bot{stand_in.token}/"):
                     stand_in.errors.append(f"wrong token path {self.path}")
@@ -225,17 +205,12 @@ class TelegramStandIn:
                 if method == "sendMessage" and len(str(data.get("text", ""))) > 4096:
                     stand_in.errors.append("message longer than 4096")
                     return self._answer(400, {"ok": False, "error_code": 400, "description": "message is too long"})
-                chat = data.get("chat_id")
-                try:
-                    chat = int(chat)
-                except (TypeError, ValueError):
-                    pass
-                self._answer(200, {"ok": True, "result": {"message_id": len(stand_in.requests), "date": int(time.time()),
-                                                         "chat": {"id": chat, "type": "private"},
-                                                         "text": data.get("text", "")}})
+                self._raw(200, bot_api_answer(data))
 
             def _answer(self, code, payload):
-                body = json.dumps(payload).encode()
+                self._raw(code, json.dumps(payload).encode())
+
+            def _raw(self, code, body):
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
