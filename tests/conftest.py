@@ -240,30 +240,41 @@ def telegram():
     stand_in.close()
 
 
+class Daemons:
+    """Prometheus-family servers a test starts on 127.0.0.1: each in its own folder, stopped at the end."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self, tool: str, config_name: str, config_text: str, args) -> str:
+        binary = require_tool(tool)
+        folder = self.root / f"{tool}{len(self.processes)}"
+        folder.mkdir()
+        (folder / config_name).write_text(config_text)
+        port = free_port()
+        argv = [binary, f"--config.file={folder / config_name}", f"--web.listen-address=127.0.0.1:{port}",
+                *args(folder)]
+        self.processes.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL,
+                                               stderr=open(folder / f"{tool}.log", "wb")))
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: http_get(f"{url}/-/ready"), timeout=60, what=f"{tool} ready")
+        return url
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+            process.wait(timeout=20)
+
+
 @pytest.fixture
 def alertmanager(tmp_path):
     """start(config_text) runs Debian's Alertmanager 0.25 on 127.0.0.1; returns its base URL."""
-    processes = []
-
-    def start(config_text: str) -> str:
-        binary = require_tool("prometheus-alertmanager")
-        folder = tmp_path / f"am{len(processes)}"
-        folder.mkdir()
-        (folder / "alertmanager.yml").write_text(config_text)
-        port = free_port()
-        process = subprocess.Popen(
-            [binary, f"--config.file={folder / 'alertmanager.yml'}", f"--storage.path={folder / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=debug"],
-            stdout=subprocess.DEVNULL, stderr=open(folder / "alertmanager.log", "wb"))
-        processes.append(process)
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: http_get(f"{url}/-/ready"), what="alertmanager ready")
-        return url
-
-    yield start
-    for process in processes:
-        process.terminate()
-        process.wait(timeout=10)
+    daemons = Daemons(tmp_path)
+    yield lambda config_text: daemons.start(
+        "prometheus-alertmanager", "alertmanager.yml", config_text,
+        lambda folder: [f"--storage.path={folder / 'data'}", "--cluster.listen-address=", "--log.level=debug"])
+    daemons.stop()
 
 
 @dataclass
@@ -353,24 +364,8 @@ def kill_pidfile(path: Path) -> None:
 @pytest.fixture
 def prometheus(tmp_path):
     """start(config_text, tsdb=None) runs Debian's Prometheus 2.42 on 127.0.0.1; returns its URL."""
-    processes = []
-
-    def start(config_text: str, tsdb: Path | None = None) -> str:
-        binary = require_tool("prometheus")
-        folder = tmp_path / f"prom{len(processes)}"
-        folder.mkdir()
-        (folder / "prometheus.yml").write_text(config_text)
-        port = free_port()
-        process = subprocess.Popen(
-            [binary, f"--config.file={folder / 'prometheus.yml'}", f"--storage.tsdb.path={tsdb or folder / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=30d", "--web.enable-lifecycle"],
-            stdout=subprocess.DEVNULL, stderr=open(folder / "prometheus.log", "wb"))
-        processes.append(process)
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: http_get(f"{url}/-/ready"), timeout=60, what="prometheus ready")
-        return url
-
-    yield start
-    for process in processes:
-        process.terminate()
-        process.wait(timeout=20)
+    daemons = Daemons(tmp_path)
+    yield lambda config_text, tsdb=None: daemons.start(
+        "prometheus", "prometheus.yml", config_text,
+        lambda folder: [f"--storage.tsdb.path={tsdb or folder / 'data'}", "--storage.tsdb.retention.time=30d"])
+    daemons.stop()
