@@ -38,6 +38,11 @@ def restart_playbook(ctx: Context) -> Result:
         if now < earliest:
             return Result("deferred", f"backoff: restart {state.attempts + 1} waits {format_duration(wait)} "
                                       f"after the last, until {_hhmm(earliest)}", run_at=earliest)
+    if ctx.runtime.name == "none":
+        return Result("escalated", f"down ({alive.detail}) and known only by its health endpoint: nothing to "
+                                   "restart, escalating", ctx.runtime.recent_logs(),
+                      notice=f"🚨 <b>{escape(bot.name)}</b> is down and botwatch can't restart it (no process, "
+                             f"container or unit in the config).")
     attempt = state.attempts + 1
     excerpt = ctx.runtime.recent_logs()
     steps = [f"down: {alive.detail}"]

@@ -237,3 +237,15 @@ def test_botwatch_remediator_reset_closes_the_circuit_in_the_ledger(tmp_path):
     unknown = subprocess.run(BOTWATCH + ["remediator", "reset", "nobody", "--config", str(tmp_path / "bots.json")],
                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert unknown.returncode == 2 and "no bot 'nobody'" in unknown.stderr
+
+
+def test_a_bot_known_only_by_its_health_endpoint_is_escalated_not_retried(tmp_path, engine_factory):
+    from tests.conftest import free_port
+    bot = {"name": "remote", "health_endpoint": f"http://127.0.0.1:{free_port()}/health",
+           "data_file": str(tmp_path / "r.csv")}
+    engine = engine_factory(make_config(tmp_path, [bot]), clock=FakeClock())
+    post(client_for(engine), payload(alert("remote")))
+    engine.dispatch_due(inline=True)
+    [action] = engine.ledger.actions()
+    assert action.outcome == "escalated" and "nothing to restart" in action.detail
+    assert engine.ledger.bot_state("remote").attempts == 0
