@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-import threading
 from typing import Callable
 
 log = logging.getLogger(__name__)
@@ -20,28 +19,33 @@ def parse_listen(value: str, default_port: int) -> tuple[str, int]:
     return host, int(port)
 
 
+class _Stop(Exception):
+    """Raised in the main thread by SIGTERM/SIGINT to leave the server loop."""
+
+
 def serve(app, host: str, port: int, name: str, on_stop: Callable[[], None] = lambda: None,
           threads: int = 8) -> None:
-    """Serve `app` with waitress until SIGTERM/SIGINT; then run `on_stop` and return."""
+    """Serve `app` with waitress until SIGTERM/SIGINT; then close it, run `on_stop` and return."""
     from waitress.server import create_server
 
     server = create_server(app, host=host, port=port, threads=threads, ident=name)
-    stopped = threading.Event()
 
     def stop(signum, _frame):
-        log.info("%s: %s received, stopping", name, signal.Signals(signum).name)
-        stopped.set()
-        server.close()
+        # raise like Python's own SIGINT handler: the main thread only runs waitress' I/O loop, and
+        # closing the server (which joins its worker threads) is done below, outside the handler
+        raise _Stop(signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     log.info("%s listening on http://%s:%s/", name, host, server.effective_port)
     try:
         server.run()
-    except (OSError, ValueError):
-        if not stopped.is_set():
-            raise
+    except _Stop as received:
+        log.info("%s: %s received, stopping", name, received)
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        server.close()
         on_stop()
         log.info("%s stopped", name)
 

@@ -327,9 +327,9 @@ def up(config_file: str | None, timings: str, state_dir: str) -> int:
     stack = Stack(state, timings)
     outbox_path = state / "telegram-outbox.jsonl"
     outbox = TelegramOutbox(outbox_path)
-    stopping = threading.Event()
+    stop = {"asked": False}   # a plain flag: a signal handler must not take locks (Event.set() does)
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stopping.set())
+        signal.signal(signum, lambda *_: stop.update(asked=True))
     config = None
     try:
         ports = {name: free_port(preferred if timings == "default" else None) for name, preferred in DEFAULT_PORTS.items()}
@@ -373,12 +373,13 @@ def up(config_file: str | None, timings: str, state_dir: str) -> int:
             print(f"  {name:<13} {urls[name]}")
         print(f"  telegram      {config.telegram.api_url if config.telegram.api_url != outbox.url else outbox_path}")
         print(f"  stack.json    {path}\nCtrl-C stops everything.", flush=True)
-        while not stopping.wait(1.0):
+        while not stop["asked"]:
+            time.sleep(0.2)
             for name, process in stack.processes.items():
                 if not name.startswith("bot-") and process.poll() is not None:
                     print(f"{name} exited with status {process.returncode}; stopping (see {state}/logs/{name}.log)",
                           file=sys.stderr)
-                    stopping.set()
+                    stop["asked"] = True
         return 0
     except RuntimeError as err:
         print(f"botwatch up: {err}", file=sys.stderr)

@@ -83,7 +83,7 @@ class PaperBot:
         self.last_trade_ts: float | None = None
         self.started = time.time()
         self.state = "trading"
-        self.stop_event = threading.Event()
+        self.stopping = False   # set by the signal handler: a plain flag, since a handler must not take locks
         self.lock = threading.Lock()
         self._resume()
         self.market = Market(args.seed * 1_000_003 + self.trades, self.last_price or start)
@@ -165,7 +165,7 @@ class PaperBot:
         args = self.args
         if not Path(args.data_file).exists():
             Path(args.data_file).write_text(HEADER + "\n", encoding="utf-8")
-        while not self.stop_event.wait(args.trade_interval):
+        while self._pause(args.trade_interval):
             done = self.trades
             if args.exit_after is not None and done >= args.exit_after:
                 log.error("exit-after %d reached: exiting", args.exit_after)
@@ -181,6 +181,16 @@ class PaperBot:
                 continue
             self.trade_once()
         return 0
+
+    def _pause(self, seconds: float) -> bool:
+        """Sleep until the next fill; False once a stop was asked for (checked every 0.1 s)."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return True
+            time.sleep(min(0.1, left))
+        return False
 
     def health(self) -> dict:
         with self.lock:
@@ -253,8 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     bot = PaperBot(args)
 
     def stop(signum, _frame):
-        log.info("%s received: stopping", signal.Signals(signum).name)
-        bot.stop_event.set()
+        # only a flag: logging or Event.set() here could deadlock on a lock the interrupted code holds
+        bot.stopping = True
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -268,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return bot.run()
     finally:
+        if bot.stopping:
+            log.info("stop signal received: stopping")
         server.shutdown()
         try:
             if Path(args.pidfile).read_text().strip() == str(os.getpid()):
