@@ -56,6 +56,7 @@ FUTURE_TOLERANCE = 300.0       # seconds of clock skew between the bot's host an
 BLOCK = 4096                   # fingerprint block size
 SAMPLED_BLOCKS = 16            # blocks of the validated region re-read each collection
 READ_CHUNK = 4 * 1024 * 1024   # bytes read at a time, so a huge append costs bounded memory
+MAX_ROW = 1024 * 1024          # longer than any real row: bytes without a newline past this are corruption
 MAX_LOGGED_PROBLEMS = 20       # problems logged with their line per file generation
 
 
@@ -260,12 +261,23 @@ class DataFileCheck:
             end = data.rfind(b"\n")
             if end < 0:
                 carry = data
+                if len(carry) > MAX_ROW:   # no row is this long: a NUL-filled tail after a crash, say
+                    self._oversized(carry)
+                    carry = b""
                 continue
             self._lines(data[:end + 1])
             self._offset += end + 1
             carry = data[end + 1:]
         self._fingerprint.extend(fd, self._offset)
         self._check_unterminated(size)
+
+    def _oversized(self, data: bytes) -> None:
+        """Consume a run of bytes with no newline that is longer than any row, so it is read only once."""
+        self._line_no += 1
+        self._rows += 1
+        check = "nul_bytes" if b"\x00" in data else "torn_row"
+        self._problem(check, f"line {self._line_no}: over {MAX_ROW} bytes without a newline")
+        self._offset += len(data)
 
     def _check_unterminated(self, size: int) -> None:
         """A last line without its newline is a write in progress, unless it is still so next time."""

@@ -256,3 +256,15 @@ def test_custom_columns_and_epoch_timestamps(tmp_path):
 def test_every_check_is_reported_even_when_zero(tmp_path):
     status = check(good_file(tmp_path / "t.csv")).collect()
     assert set(status.problems) == set(CHECKS) and not any(status.problems.values())
+
+
+def test_a_long_run_of_nul_bytes_without_a_newline_is_read_once(tmp_path):
+    path = good_file(tmp_path / "t.csv")
+    c = check(path)
+    c.collect()
+    append(path, b"\x00" * (3 * 1024 * 1024))       # what a crash can leave at the end of a file
+    status = c.collect()
+    assert not status.valid and status.problems["nul_bytes"] >= 1
+    before = c.bytes_read
+    c.collect()
+    assert c.bytes_read == before                     # not read again at every collection
