@@ -53,6 +53,7 @@ TIMINGS = {
 }
 DEFAULT_PORTS = {"exporter": 9817, "remediator": 9818, "prometheus": 9090, "alertmanager": 9093}
 OUTBOX_TOKEN = "0:botwatch-local-outbox"
+SETPRIV = shutil.which("setpriv")      # util-linux, on every Debian
 
 
 def free_port(preferred: int | None = None) -> int:
@@ -236,6 +237,8 @@ class Stack:
     def spawn(self, name: str, argv: list[str], detach: bool = False, env: dict | None = None) -> subprocess.Popen:
         logs = self.state / "logs"
         logs.mkdir(exist_ok=True)
+        if SETPRIV:   # if `botwatch up` itself is killed with SIGKILL, what it started still gets SIGTERM
+            argv = [SETPRIV, "--pdeathsig", "TERM", "--", *argv]
         with open(logs / f"{name}.log", "ab") as out:
             process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        start_new_session=detach,
@@ -374,7 +377,7 @@ def up(config_file: str | None, timings: str, state_dir: str) -> int:
         print(f"  telegram      {config.telegram.api_url if config.telegram.api_url != outbox.url else outbox_path}")
         print(f"  stack.json    {path}\nCtrl-C stops everything.", flush=True)
         while not stop["asked"]:
-            time.sleep(0.2)
+            time.sleep(0.05)   # notice a stop at once: whoever sent SIGTERM may not wait long
             for name, process in stack.processes.items():
                 if not name.startswith("bot-") and process.poll() is not None:
                     print(f"{name} exited with status {process.returncode}; stopping (see {state}/logs/{name}.log)",
