@@ -5,6 +5,7 @@ The exporter publishes `BotCheck.run()`'s results; the remediator verifies its a
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -56,7 +57,6 @@ def check_health(url: str, timeout: float, session: requests.Session | None = No
 
 
 def _json(body: bytes):
-    import json
     try:
         return json.loads(body)
     except ValueError:

@@ -230,7 +230,6 @@ def alertmanager_config(config: Config, remediator_url: str, token_file: Path, t
 @dataclass
 class Stack:
     state: Path
-    timings: str = "default"
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
 
@@ -327,7 +326,7 @@ def _binary(*names: str) -> str:
 def up(config_file: str | None, timings: str, state_dir: str) -> int:
     state = Path(state_dir).resolve()
     state.mkdir(parents=True, exist_ok=True)
-    stack = Stack(state, timings)
+    stack = Stack(state)
     outbox_path = state / "telegram-outbox.jsonl"
     outbox = TelegramOutbox(outbox_path)
     stop = {"asked": False}   # a plain flag: a signal handler must not take locks (Event.set() does)

@@ -229,13 +229,13 @@ class DataFileCheck:
             self._corrupt = False
             self._start_generation()
         elif st.st_size < self._offset:
-            self._changed_in_place(fd, "shrunk", f"{self.path} shrank from {self._offset} to {st.st_size} bytes")
+            self._changed_in_place("shrunk", f"{self.path} shrank from {self._offset} to {st.st_size} bytes")
         elif self._offset and not self._fingerprint.matches(fd):
-            self._changed_in_place(fd, "rewritten", f"{self.path}: bytes already validated were rewritten")
+            self._changed_in_place("rewritten", f"{self.path}: bytes already validated were rewritten")
         self._last_write = st.st_mtime
         self._read_appended(fd, st.st_size)
 
-    def _changed_in_place(self, fd: int, check: str, detail: str) -> None:
+    def _changed_in_place(self, check: str, detail: str) -> None:
         """Validated bytes changed: corruption when the file was good, a repair attempt when it was not."""
         if self._corrupt:
             log.info("%s: %s changed in place while corrupt; validating it again from its first byte",

@@ -50,6 +50,7 @@ class Remediator:
         self.opslog = OperationsLog(self.data_dir / "memory" / "bot-operations.md")
         self.metrics = metrics or Metrics([bot.name for bot in config.bots], self.ledger)
         self.notifier = notifier or Notifier(config.telegram, outbox=self.data_dir / "telegram-outbox.jsonl")
+        self.notifier.on_outcome = lambda outcome: self.metrics.notifications.labels(outcome).inc()
         factory = runtime_factory or (lambda bot: runtime_for(bot, self.data_dir / "bot-output"))
         self.runtimes = {bot.name: factory(bot) for bot in config.bots}
         self.restore = restore
@@ -167,9 +168,8 @@ class Remediator:
             if not busy:
                 break
             time.sleep(0.2)
-        action = next(a for a in self.ledger.actions(bot=bot, limit=50) if a.id == action_id)
-        self._run(action)
-        return next(a for a in self.ledger.actions(bot=bot, limit=50) if a.id == action_id)
+        self._run(self.ledger.action(action_id))
+        return self.ledger.action(action_id)
 
     # -- the daily report ------------------------------------------------------------------------------
 
@@ -208,13 +208,9 @@ class Remediator:
             started = time.monotonic()
             result = build_report(self.config, self.config.report.prometheus_url, self.ledger,
                                   self.config.report.window, self.clock())
-            before = dict(self.notifier.counts)
             ok = self.notifier.send(result.text)
             if result.chart:
                 ok &= self.notifier.send_photo(result.chart, caption=escape(result.title), filename="report.png")
-            for outcome, count in self.notifier.counts.items():
-                if count > before.get(outcome, 0):
-                    self.metrics.notifications.labels(outcome).inc(count - before[outcome])
             outcome = "success" if ok else "failed"
             detail = "; ".join(result.unknown) or "sent"
             self.opslog.append(self.clock(), "all bots", None, "report", outcome, time.monotonic() - started, detail)
@@ -307,7 +303,7 @@ class Remediator:
         bot = self.config.bot(action.bot)
         runtime = self.runtimes[action.bot]
         ctx = Context(self.config, bot, action, runtime, self.ledger, self.clock, self.sleep,
-                      check_alive=lambda: check_alive(bot, runtime.status if bot.runtime != "none" else None),
+                      check_alive=lambda: check_alive(bot, runtime.status),
                       run_command=self.run_command, restore=self.restore)
         try:
             result = PLAYBOOKS[action.playbook](ctx)
@@ -334,11 +330,7 @@ class Remediator:
                                  action.starts_at, "retry after a failed attempt")
 
     def notify(self, text: str) -> None:
-        before = dict(self.notifier.counts)
         self.notifier.send(text)
-        for outcome, count in self.notifier.counts.items():
-            if count > before.get(outcome, 0):
-                self.metrics.notifications.labels(outcome).inc(count - before[outcome])
 
     def run_command(self, argv: list[str]) -> tuple[int, str]:
         """Run a command from the config (argv, no shell); its exit code and the tail of its output."""
@@ -349,7 +341,3 @@ class Remediator:
         except (OSError, subprocess.TimeoutExpired) as err:
             return -1, str(err)
         return result.returncode, (result.stdout + result.stderr).strip()[-1000:]
-
-    def idle(self) -> bool:
-        with self._lock:
-            return not self._busy and self.ledger.next_run_at() is None

@@ -181,6 +181,9 @@ class Ledger:
                              "WHERE state = 'running'", (now,))
         return cursor.rowcount
 
+    def action(self, action_id: int) -> Action:
+        return Action(**dict(self._read("SELECT * FROM actions WHERE id = ?", (action_id,))[0]))
+
     def actions(self, since: float | None = None, bot: str | None = None, limit: int = 1000) -> list[Action]:
         sql, args = "SELECT * FROM actions WHERE 1=1", []
         if since is not None:
@@ -210,7 +213,10 @@ class Ledger:
             self._db.execute(f"UPDATE bots SET {columns} WHERE bot = ?", (*fields.values(), bot))
 
     def bot_states(self) -> dict[str, BotState]:
-        return {row["bot"]: self.bot_state(row["bot"]) for row in self._read("SELECT bot FROM bots")}
+        """Every bot's bookkeeping in one query (read at each scrape of the remediator)."""
+        return {row["bot"]: BotState(row["bot"], row["attempts"], row["last_restart_at"], row["healthy_since"],
+                                     bool(row["circuit_open"]), bool(row["memory_raised"]))
+                for row in self._read("SELECT * FROM bots")}
 
     # -- small values (last report sent, ...) ----------------------------------------------------------------
 

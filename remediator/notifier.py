@@ -54,7 +54,8 @@ class Notifier:
     """Sends HTML messages to every configured chat; counts outcomes in `counts`."""
 
     def __init__(self, telegram: Telegram, outbox: Path | None = None, session: requests.Session | None = None,
-                 sleep: Callable[[float], None] = time.sleep, timeout: float = 10.0):
+                 sleep: Callable[[float], None] = time.sleep, timeout: float = 10.0,
+                 on_outcome: Callable[[str], None] = lambda outcome: None):
         self.api_url = telegram.api_url.rstrip("/")
         self.chat_ids = telegram.chat_ids
         self.token = self._read_token(telegram)
@@ -63,6 +64,7 @@ class Notifier:
         self.sleep = sleep
         self.timeout = timeout
         self.counts = {"sent": 0, "failed": 0, "outbox": 0}
+        self.on_outcome = on_outcome   # e.g. a metrics counter: told of every sent, failed or outboxed message
         self._lock = threading.Lock()
 
     @staticmethod
@@ -139,6 +141,7 @@ class Notifier:
     def _count(self, outcome: str) -> None:
         with self._lock:
             self.counts[outcome] += 1
+        self.on_outcome(outcome)
 
 
 def _json(response) -> dict:

@@ -63,6 +63,7 @@ def test_a_killed_paperbot_is_restarted_and_verified_through_its_health_endpoint
     metrics = parse_metrics(client.get("/metrics").get_data(as_text=True))
     assert sample(metrics, "botwatch_bot_restarts_total", bot="phoenix") == 1
     assert sample(metrics, "botwatch_remediations_total", bot="phoenix", playbook="restart", outcome="success") == 1
+    assert sample(metrics, "botwatch_notifications_total", outcome="sent") == 1
     os.kill(new, signal.SIGTERM)
 
 
