@@ -1,7 +1,6 @@
 """Backups: only valid files, with a manifest; local folder and S3 (moto's server); retention; tampering."""
 
 import hashlib
-import time
 
 import boto3
 import pytest
@@ -102,10 +101,8 @@ def test_an_unreachable_s3_is_a_clear_failure_and_a_count_not_a_crash(tmp_path, 
                                   "bots": [{"name": "saver", "pidfile": "s.pid", "data_file": "t.csv"}]},
                                  base=tmp_path)
     engine = engine_factory(config)
-    started = time.monotonic()
     [result] = engine.backup()
     assert result.outcome == "failed" and dead in result.detail
-    assert time.monotonic() - started < 60
     assert engine.metrics.registry.get_sample_value("botwatch_backups_total", {"bot": "saver", "outcome": "failed"}) == 1
     assert "backup failed" in (tmp_path / "outbox.jsonl").read_text()
     assert "backup: failed" in (tmp_path / "data" / "memory" / "bot-operations.md").read_text()

@@ -108,7 +108,7 @@ def test_live_report_from_the_exporter_and_a_killed_paperbot(tmp_path, paperbots
     report = build_report(load_config(config_path), url, None, 20)
     uptime = {bot: float(pct) for bot, pct in re.findall(r"^- (fine|victim): ([\d.]+)%", report.text, re.M)}
     assert uptime["fine"] == 100.0 and 30 < uptime["victim"] < 80, report.text
-    assert "victim down" in report.text and "equity" not in report.text.lower().split("p&amp;l")[0]
+    assert "Current Status: ⚠️ victim down" in report.text
 
 
 def test_delivery_shape_chats_splitting_photo_and_429_retry(tmp_path, telegram):
@@ -134,8 +134,11 @@ def test_delivery_shape_chats_splitting_photo_and_429_retry(tmp_path, telegram):
     assert len(photos) == 2 and "multipart/form-data" in photos[0]["content_type"]
     assert photos[0]["data"]["photo"].startswith(b"\x89PNG") and photos[0]["data"]["chat_id"] == "111"
     assert photos[0]["data"]["caption"] == "Bot Health Report"
-    telegram.fail_with = [(400, {})]
-    assert not Notifier(config.telegram, sleep=slept.append).send("bad") and notifier.counts["failed"] == 0
+    telegram.fail_with = [(400, {})]                   # a 4xx other than 429 is not retried, and is counted
+    outcomes = []
+    failing = Notifier(config.telegram, sleep=slept.append, on_outcome=outcomes.append)
+    assert not failing.send("bad")
+    assert failing.counts["failed"] == 1 and outcomes[0] == "failed" and len(slept) == 2
 
 
 def test_split_message_cuts_a_line_longer_than_the_limit():

@@ -1,7 +1,6 @@
 """POST /alerts: who may call it, what it accepts, and that one incident acts once."""
 
 import json
-import time
 
 import pytest
 
@@ -109,10 +108,8 @@ def test_hostile_values_in_other_labels_never_reach_a_command(fleet):
 
 def test_answers_at_once_and_runs_the_playbook_in_the_background(fleet):
     engine, client, runtimes, _ = fleet
-    started = time.monotonic()
     response = post(client, payload(alert("bot-1")))
     assert response.status_code == 200 and response.get_json()["scheduled"] == 1
-    assert time.monotonic() - started < 0.5
     assert runtimes["bot-1"].calls == []                   # nothing ran inside the request
     [action] = actions(engine)
     assert action.state == "scheduled" and action.playbook == "restart"
