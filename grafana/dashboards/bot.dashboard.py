@@ -1,20 +1,11 @@
 """One bot in depth: pick it with the `bot` variable."""
 
-from grafanalib.core import Dashboard, Templating, Time
-
-from common import bot_variable, stat, target, timeseries
+from common import bot_variable, botwatch_dashboard, stat, target, timeseries
 
 S = 'bot="$bot"'
 
-dashboard = Dashboard(
-    title="botwatch / Bot",
-    uid="botwatch-bot",
-    tags=["botwatch"],
-    timezone="utc",
-    refresh="30s",
-    time=Time("now-6h", "now"),
-    templating=Templating(list=[bot_variable(multi=False)]),
-    panels=[
+dashboard = botwatch_dashboard(
+    "botwatch / Bot", "botwatch-bot", variables=[bot_variable(multi=False)], panels=[
         stat("Up", [target(f"tradingbot_up{{{S}}}", "up")], 0, 0),
         stat("Uptime 24h", [target(f"bot:tradingbot_uptime:ratio_24h{{{S}}}", "24h")], 6, 0, unit="percentunit"),
         stat("Equity", [target(f"tradingbot_equity{{{S}}}", "equity")], 12, 0, unit="currencyUSD"),
@@ -36,4 +27,4 @@ dashboard = Dashboard(
         timeseries("API errors (5m)", [target(f"increase(tradingbot_api_errors_total{{{S}}}[5m])", "{{kind}}")], 0, 28),
         timeseries("Restarts (1h)", [target(f"increase(botwatch_bot_restarts_total{{{S}}}[1h])", "restarts")], 12, 28),
     ],
-).auto_panel_ids()
+)

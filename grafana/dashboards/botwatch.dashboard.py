@@ -1,17 +1,9 @@
 """botwatch's own health: is it scraping, checking, answering webhooks, backing up, notifying."""
 
-from grafanalib.core import Dashboard, Time
+from common import botwatch_dashboard, stat, target, timeseries
 
-from common import stat, target, timeseries
-
-dashboard = Dashboard(
-    title="botwatch / Self",
-    uid="botwatch-self",
-    tags=["botwatch"],
-    timezone="utc",
-    refresh="30s",
-    time=Time("now-6h", "now"),
-    panels=[
+dashboard = botwatch_dashboard(
+    "botwatch / Self", "botwatch-self", panels=[
         stat("Exporter up", [target('up{job="botwatch-exporter"}', "exporter")], 0, 0),
         stat("Remediator up", [target('up{job="botwatch-remediator"}', "remediator")], 6, 0),
         stat("Alertmanager up", [target('up{job="alertmanager"}', "alertmanager")], 12, 0),
@@ -31,4 +23,4 @@ dashboard = Dashboard(
                     target("sum by (outcome) (increase(botwatch_notifications_total[1h]))", "telegram {{outcome}}", "B")],
                    12, 20),
     ],
-).auto_panel_ids()
+)

@@ -1,11 +1,18 @@
 """What the botwatch dashboards share: the datasource, the panel helpers, the layout grid."""
 
-from grafanalib.core import GridPos, Stat, Target, Template, TimeSeries
+from grafanalib.core import Dashboard, GridPos, Stat, Target, Template, Templating, Time, TimeSeries
 
 DATASOURCE = "Prometheus"          # the provisioned datasource's name (grafana/provisioning/datasources)
 BOT_SELECTOR = 'bot=~"$bot"'
 WIDTH = 24
 HEIGHT = 8
+
+
+def botwatch_dashboard(title: str, uid: str, panels: list, variables: list | None = None) -> Dashboard:
+    """A botwatch dashboard: tagged, UTC, refreshed every 30s, the last 6 hours, panel ids assigned."""
+    return Dashboard(title=title, uid=uid, tags=["botwatch"], timezone="utc", refresh="30s",
+                     time=Time("now-6h", "now"), templating=Templating(list=variables or []),
+                     panels=panels).auto_panel_ids()
 
 
 def target(expr: str, legend: str = "{{bot}}", ref: str = "A") -> Target:

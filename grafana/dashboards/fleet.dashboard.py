@@ -1,21 +1,14 @@
 """Fleet overview: is every bot up, trading within bounds, with a valid file, and what did botwatch do."""
 
-from grafanalib.core import Dashboard, Templating, Threshold, Time
+from grafanalib.core import Threshold
 
 from common import BOT_SELECTOR as S
-from common import bot_variable, stat, target, timeseries
+from common import bot_variable, botwatch_dashboard, stat, target, timeseries
 
 UP_MAPPINGS = [{"type": "value", "options": {"0": {"text": "DOWN", "color": "red"}, "1": {"text": "UP", "color": "green"}}}]
 
-dashboard = Dashboard(
-    title="botwatch / Fleet overview",
-    uid="botwatch-fleet",
-    tags=["botwatch"],
-    timezone="utc",
-    refresh="30s",
-    time=Time("now-6h", "now"),
-    templating=Templating(list=[bot_variable()]),
-    panels=[
+dashboard = botwatch_dashboard(
+    "botwatch / Fleet overview", "botwatch-fleet", variables=[bot_variable()], panels=[
         stat("Bots up", [target(f"sum(tradingbot_up{{{S}}})", "up")], 0, 0,
              description="Bots whose process and health endpoint are up."),
         stat("Bots down", [target(f"count(tradingbot_up{{{S}}} == 0) or vector(0)", "down")], 6, 0,
@@ -40,4 +33,4 @@ dashboard = Dashboard(
                            "{{bot}} {{playbook}} {{outcome}}", "B")], 0, 28),
         timeseries("Firing alerts", [target('ALERTS{alertstate="firing"}', "{{alertname}} {{bot}}")], 12, 28),
     ],
-).auto_panel_ids()
+)
