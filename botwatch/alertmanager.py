@@ -7,32 +7,35 @@ outside git, next to the state it belongs to.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import yaml
 
-from botwatch.config import Config
-
-TEMPLATE = Path(__file__).resolve().parent.parent / "alertmanager" / "alertmanager.yml"
-PLACEHOLDER_TOKEN = "RENDERED_AT_START"
+from botwatch import resources
+from botwatch.core.config import Config
+from botwatch.core.files import write_atomic
 
 
 class RenderError(Exception):
     pass
 
 
-def render(config: Config, remediator_url: str, webhook_token_file: Path, template: Path = TEMPLATE,
-           telegram_api_url: str | None = None) -> str:
+def shipped_template() -> Path:
+    """The committed alertmanager.yml shipped with botwatch (its templates/ folder beside it)."""
+    return resources.path("alertmanager", "alertmanager.yml")
+
+
+def render(config: Config, remediator_url: str, webhook_token_file: Path, template: Path | None = None) -> str:
     """The Alertmanager config with the webhook address, token file, Telegram token and chats filled in.
 
     Without a Telegram token or chat the Telegram receivers are left empty (Alertmanager drops what
     they get) and the caller should say so.
     """
-    doc = yaml.safe_load(template.read_text())
+    template = Path(template) if template else shipped_template()
+    doc = _read_template(template)
     token = _token(config)
     chats = config.telegram.chat_ids
-    api_url = telegram_api_url or config.telegram.api_url
+    api_url = config.telegram.api_url
     templates_dir = template.parent / "templates"
     doc["templates"] = [str(templates_dir / "*.tmpl")]
     for receiver in doc["receivers"]:
@@ -67,11 +70,18 @@ def _chat_id(chat) -> int:
         raise RenderError(f"telegram.chat_id: Alertmanager needs numeric chat ids, not {chat!r}") from None
 
 
+def _read_template(path: Path) -> dict:
+    try:
+        doc = yaml.safe_load(Path(path).read_text())
+    except OSError as err:
+        raise RenderError(f"--template {path}: cannot read: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise RenderError(f"--template {path}: not YAML: {err}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("receivers"), list):
+        raise RenderError(f"--template {path}: not an Alertmanager config (no receivers list)")
+    return doc
+
+
 def write(path: Path, text: str) -> None:
     """Write the rendered file readable by its owner only: it holds the bot token."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    write_atomic(path, text, private=True)

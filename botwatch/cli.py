@@ -13,7 +13,7 @@ REMEDIATOR_PORT = 9818
 
 def _load(path: str):
     """The config, or exit 2 printing every problem (never a traceback for a mistake in the file)."""
-    from botwatch.config import ConfigError, load_config
+    from botwatch.core.config import ConfigError, load_config
     try:
         return load_config(path)
     except ConfigError as err:
@@ -22,7 +22,7 @@ def _load(path: str):
 
 
 def check_config(args) -> int:
-    from botwatch.config import warnings
+    from botwatch.core.config import warnings
     config = _load(args.file)
     for bot in config.bots:
         extras = [f"every {bot.check_interval:g}s", bot.liveness_source]
@@ -36,7 +36,7 @@ def check_config(args) -> int:
 
 
 def exporter(args) -> int:
-    from botwatch.serve import setup_logging
+    from botwatch.core.serve import setup_logging
     from exporter.app import run
     setup_logging(args.log_level)
     config = _load(args.config)
@@ -51,7 +51,7 @@ def paperbot(argv: list[str]) -> int:
 
 
 def remediator(args) -> int:
-    from botwatch.serve import setup_logging
+    from botwatch.core.serve import setup_logging
     from remediator import main as remediator_main
     setup_logging(args.log_level)
     config = _load(args.config)
@@ -69,21 +69,21 @@ def remediator(args) -> int:
 
 
 def backup(args) -> int:
-    from botwatch.serve import setup_logging
+    from botwatch.core.serve import setup_logging
     from remediator import main as remediator_main
     setup_logging(args.log_level)
     return remediator_main.backup(_load(args.config), args.bots)
 
 
 def restore(args) -> int:
-    from botwatch.serve import setup_logging
+    from botwatch.core.serve import setup_logging
     from remediator import main as remediator_main
     setup_logging(args.log_level)
     return remediator_main.restore(_load(args.config), args.bot)
 
 
 def report(args) -> int:
-    from botwatch.serve import setup_logging
+    from botwatch.core.serve import setup_logging
     from remediator import main as remediator_main
     setup_logging(args.log_level)
     return remediator_main.report(_load(args.config), args.prometheus, args.since, args.dry_run)
@@ -95,7 +95,7 @@ def render_alertmanager(args) -> int:
     from botwatch.alertmanager import RenderError, render, write
     config = _load(args.config)
     try:
-        text = render(config, args.remediator_url, args.webhook_token_file, template=Path(args.template))
+        text = render(config, args.remediator_url, args.webhook_token_file, template=args.template)
     except RenderError as err:
         print(err, file=sys.stderr)
         return 2
@@ -114,7 +114,7 @@ def up(args) -> int:
 
 
 def _listen(value: str, default_port: int) -> tuple[str, int]:
-    from botwatch.serve import parse_listen
+    from botwatch.core.serve import parse_listen
     try:
         return parse_listen(value, default_port)
     except ValueError as err:
@@ -171,8 +171,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--remediator-url", default=f"http://127.0.0.1:{REMEDIATOR_PORT}")
     r.add_argument("--webhook-token-file", required=True, help="the remediator's bearer token file")
     r.add_argument("--out", required=True, help="where Alertmanager reads it (mode 0600), or - for stdout")
-    from botwatch.alertmanager import TEMPLATE
-    r.add_argument("--template", default=str(TEMPLATE), help="the committed alertmanager.yml (default %(default)s)")
+    r.add_argument("--template", help="your alertmanager.yml, its templates/ beside it (default: the one botwatch ships)")
     r.set_defaults(func=render_alertmanager)
 
     u = sub.add_parser("up", help="start the local stack: demo bots (or --config's), exporter")

@@ -20,19 +20,19 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import yaml
 
 from botwatch import alertmanager as am
-from botwatch import mixin
-from botwatch.config import Config, config_from_mapping, load_config
-from botwatch.liveness import process_alive
+from botwatch.core import mixin
+from botwatch.core.config import Config, config_from_mapping, load_config
+from botwatch.core.files import write_atomic
+from botwatch.core.liveness import process_alive
+from botwatch.outbox import TelegramOutbox
 
 log = logging.getLogger("botwatch.up")
 
@@ -98,80 +98,8 @@ def demo_bots(state: Path, timings: str) -> list[dict]:
     return entries
 
 
-def bot_api_request(content_type: str, body: bytes) -> dict:
-    """The parameters of a Bot API call, sent as JSON, a form, or multipart (files as bytes)."""
-    if "json" in content_type:
-        data = json.loads(body or b"{}")
-        return data if isinstance(data, dict) else {}
-    if "form-urlencoded" in content_type:
-        from urllib.parse import parse_qs
-        return {k: v[0] for k, v in parse_qs(body.decode()).items()}
-    if "multipart/form-data" in content_type:
-        from email.parser import BytesParser
-        from email.policy import HTTP
-        message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
-        fields = {}
-        for part in message.iter_parts():
-            payload = part.get_payload(decode=True)
-            fields[part.get_param("name", header="content-disposition")] = (
-                payload if part.get_filename() else payload.decode())
-        return fields
-    return {}
-
-
-def bot_api_answer(data: dict) -> bytes:
-    """The answer the real Bot API gives a sent message; Alertmanager 0.25 crashes without `result.chat`."""
-    chat = data.get("chat_id", 0)
-    try:
-        chat = int(chat)
-    except (TypeError, ValueError):
-        pass
-    text = data.get("text", "")
-    return json.dumps({"ok": True, "result": {"message_id": 1, "date": int(time.time()),
-                                              "chat": {"id": chat, "type": "private"},
-                                              "text": text if isinstance(text, str) else ""}}).encode()
-
-
-class TelegramOutbox:
-    """A local stand-in for the Telegram Bot API: answers like it, and appends every message to a file."""
-
-    def __init__(self, path: Path):
-        outbox = self
-        self.path = path
-        self.lock = threading.Lock()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                data = bot_api_request(self.headers.get("Content-Type", ""), body)
-                record = {k: (f"<{len(v)} bytes>" if isinstance(v, bytes) else v) for k, v in data.items()}
-                method = self.path.rsplit("/", 1)[-1]
-                with outbox.lock, open(outbox.path, "a", encoding="utf-8") as f:
-                    f.write(json.dumps({"time": time.time(), "method": method, **record}) + "\n")
-                payload = bot_api_answer(data)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, name="telegram-outbox", daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-
-
 def _secret_file(path: Path, value: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(value + "\n")
+    write_atomic(path, value + "\n", private=True)
     return path
 
 
@@ -259,10 +187,8 @@ class Stack:
                            "data_file": str(bot.data_file), "journal": str(bot.journal or ""),
                            "log_file": str(bot.log_file or "")} for bot in config.bots}
         path = self.state / "stack.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({**self.urls, "telegram_outbox": str(outbox), "config": str(self.state / "bots.yaml"),
-                                   "bots": bots}, indent=2) + "\n")
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps({**self.urls, "telegram_outbox": str(outbox),
+                                       "config": str(self.state / "bots.yaml"), "bots": bots}, indent=2) + "\n")
         return path
 
     def stop(self, config: Config | None) -> None:

@@ -7,7 +7,7 @@ import html
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from botwatch import __version__
-from botwatch.config import Config
+from botwatch.core.config import Config
 from exporter.collector import BotCollector
 from exporter.monitor import Monitor
 
@@ -58,7 +58,7 @@ def run(config: Config, host: str, port: int) -> None:
     import logging
     import time
 
-    from botwatch.serve import serve
+    from botwatch.core.serve import serve
 
     log = logging.getLogger("exporter")
     monitor = Monitor(config)

@@ -8,8 +8,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from botwatch import __version__
-from botwatch.config import ERROR_KINDS
-from botwatch.tradefile import CHECKS
+from botwatch.core.config import ERROR_KINDS
+from botwatch.core.tradefile import CHECKS
 from exporter.monitor import Monitor
 
 

@@ -12,8 +12,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Callable
 
-from botwatch.checks import BotCheck, BotStatus
-from botwatch.config import Config
+from botwatch.core.checks import BotCheck, BotStatus
+from botwatch.core.config import Config
 
 log = logging.getLogger(__name__)
 

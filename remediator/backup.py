@@ -8,10 +8,9 @@ manifest `NAME.json` beside it (sha256, size, rows, first/last trade timestamp a
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
-import os
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -19,9 +18,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
-from botwatch.book import Trade
-from botwatch.config import Backup, Bot
-from botwatch.tradefile import DataFileCheck
+from botwatch.core.book import Trade
+from botwatch.core.config import Backup, Bot
+from botwatch.core.files import progress, write_atomic
+from botwatch.core.tradefile import DataFileCheck
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +70,8 @@ class LocalStore:
     def put(self, manifest: Manifest, data: bytes) -> None:
         folder = self.root / manifest.bot
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            _atomic_write(folder / f"{manifest.name}.csv", data)
-            _atomic_write(folder / f"{manifest.name}.json", manifest.to_json().encode())
+            write_atomic(folder / f"{manifest.name}.csv", data, label=f"backup {manifest.bot}")
+            write_atomic(folder / f"{manifest.name}.json", manifest.to_json())
         except OSError as err:
             raise BackupError(f"{self.description}: cannot write {manifest.name}: {err.strerror}") from None
 
@@ -114,9 +113,12 @@ class S3Store:
         return f"{self.prefix}{manifest.bot}/{manifest.name}{suffix}"
 
     def _call(self, what: str, fn, *args, **kwargs):
+        from boto3.exceptions import S3UploadFailedError
         from botocore.exceptions import BotoCoreError, ClientError
         try:
             return fn(*args, **kwargs)
+        except S3UploadFailedError as err:     # upload_fileobj wraps the ClientError in its message
+            raise BackupError(f"{self.description}: {what}: {err}") from None
         except ClientError as err:
             error = err.response.get("Error", {})
             raise BackupError(f"{self.description}: {what}: {error.get('Code')}: {error.get('Message')}") from None
@@ -124,9 +126,10 @@ class S3Store:
             raise BackupError(f"{self.description}: {what}: {err}") from None
 
     def put(self, manifest: Manifest, data: bytes) -> None:
-        self._call(f"upload {manifest.name}", self.client.put_object, Bucket=self.bucket,
-                   Key=self._key(manifest, ".csv"), Body=data, ContentType="text/csv",
-                   Metadata={"sha256": manifest.sha256})
+        with progress(len(data), f"backup {manifest.bot}") as advance:
+            self._call(f"upload {manifest.name}", self.client.upload_fileobj, io.BytesIO(data), self.bucket,
+                       self._key(manifest, ".csv"), Callback=advance,
+                       ExtraArgs={"ContentType": "text/csv", "Metadata": {"sha256": manifest.sha256}})
         self._call(f"upload {manifest.name} manifest", self.client.put_object, Bucket=self.bucket,
                    Key=self._key(manifest, ".json"), Body=manifest.to_json().encode(), ContentType="application/json")
 
@@ -161,29 +164,6 @@ def store_for(backup: Backup) -> BackupStore:
     if backup.s3:
         return S3Store(backup.s3.bucket, backup.s3.prefix, backup.s3.endpoint_url, backup.s3.region)
     return LocalStore(backup.dir)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename or unlink in `folder` durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _Collector:
@@ -256,9 +236,7 @@ def backup_bot(bot: Bot, store: BackupStore, clock: Callable[[], float] = time.t
                         check.first.trade_id if check.first else None, check.last.trade_id if check.last else None,
                         now)
     try:
-        with progress(len(data), f"backup {bot.name}") as bar:
-            store.put(manifest, data)
-            bar.update(len(data))
+        store.put(manifest, data)
     except BackupError as err:
         return BackupResult(bot.name, "failed", str(err))
     return BackupResult(bot.name, "success", f"{manifest.rows} rows, {manifest.size} bytes to {store.description}",
@@ -306,25 +284,3 @@ def newest_good(bot: Bot, store: BackupStore, clock: Callable[[], float] = time.
             log.warning("%s: backup %s does not validate (%s), skipped", bot.name, manifest.name, check.problem)
             continue
         yield manifest, data
-
-
-class progress:
-    """A progress bar on a terminal (tqdm), nothing elsewhere."""
-
-    def __init__(self, total: int, label: str):
-        self.bar = None
-        if sys.stderr.isatty() and total > 1024 * 1024:
-            from tqdm import tqdm
-            self.bar = tqdm(total=total, desc=label, unit="B", unit_scale=True, file=sys.stderr)
-
-    def __enter__(self):
-        return self
-
-    def update(self, n: int) -> None:
-        if self.bar:
-            self.bar.update(n)
-
-    def __exit__(self, *exc):
-        if self.bar:
-            self.bar.close()
-        return False

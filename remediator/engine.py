@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-from botwatch.checks import check_alive
-from botwatch.config import Config
+from botwatch.core.checks import check_alive
+from botwatch.core.config import Config
 from remediator.backup import BackupResult, backup_bot, prune, store_for
 from remediator.ledger import Action, Ledger
 from remediator.metrics import Metrics

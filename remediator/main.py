@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from botwatch.config import Config
+from botwatch.core.config import Config
 
 log = logging.getLogger("remediator")
 
@@ -29,7 +29,7 @@ def read_token(path: str) -> str:
 
 
 def run(config: Config, host: str, port: int, token: str) -> None:
-    from botwatch.serve import serve
+    from botwatch.core.serve import serve
     from remediator.app import create_app
     from remediator.engine import Remediator
 
@@ -88,7 +88,7 @@ def restore(config: Config, name: str) -> int:
 
 
 def report(config: Config, prometheus: str, since: str, dry_run: bool) -> int:
-    from botwatch.units import parse_duration
+    from botwatch.core.units import parse_duration
     from remediator.notifier import Notifier
     from remediator.report import build_report, open_ledger, write_files
     try:

@@ -16,7 +16,7 @@ from typing import Callable
 
 import requests
 
-from botwatch.config import Telegram
+from botwatch.core.config import Telegram
 
 log = logging.getLogger(__name__)
 

@@ -19,14 +19,15 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import requests
 
-from botwatch.config import Config
-from botwatch.units import format_duration
+from botwatch.core import mixin
+from botwatch.core.config import Config
+from botwatch.core.units import format_duration
 from remediator.ledger import Action, Ledger
 from remediator.notifier import escape
 
 log = logging.getLogger(__name__)
 
-RECORDED_WINDOWS = {"5m", "30m", "1h", "6h", "24h", "7d"}
+RECORDED_WINDOWS = set(mixin.CONFIG["uptime_windows"])   # bot:tradingbot_uptime:ratio_<window> exists
 
 
 class PrometheusError(Exception):

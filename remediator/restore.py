@@ -22,8 +22,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
-from botwatch.config import COLUMNS, Bot
-from remediator.backup import BackupError, BackupStore, check_snapshot, fsync_dir, newest_good, progress, snapshot
+from botwatch.core.config import COLUMNS, Bot
+from botwatch.core.files import fsync_dir, write_chunks
+from remediator.backup import BackupError, BackupStore, check_snapshot, newest_good, snapshot
 
 log = logging.getLogger(__name__)
 
@@ -160,9 +161,7 @@ def write_temp(path: Path, data: bytes) -> Path:
     """The new content beside the data file, fsynced; a leftover from an interrupted run is overwritten."""
     tmp = path.with_name(f".{path.name}.restore-tmp")
     with open(tmp, "wb") as f:
-        with progress(len(data), f"restore {path.name}") as bar:
-            f.write(data)
-            bar.update(len(data))
+        write_chunks(f, data, f"restore {path.name}")
         f.flush()
         os.fsync(f.fileno())
     return tmp

@@ -16,8 +16,8 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Protocol
 
-from botwatch.config import Bot
-from botwatch.liveness import (ComposeProbe, DockerProbe, Liveness, SystemdProbe, _docker_client,
+from botwatch.core.config import Bot
+from botwatch.core.liveness import (ComposeProbe, DockerProbe, Liveness, SystemdProbe, _docker_client,
                                compose_project_name, probe_for, process_alive)
 
 log = logging.getLogger(__name__)

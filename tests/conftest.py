@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from botwatch.stack import bot_api_answer, bot_api_request
+from botwatch.outbox import bot_api_answer, bot_api_request
 
 ROOT = Path(__file__).resolve().parent.parent
 BOTWATCH = [sys.executable, "-m", "botwatch"]

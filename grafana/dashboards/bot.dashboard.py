@@ -1,13 +1,13 @@
 """One bot in depth: pick it with the `bot` variable."""
 
-from common import bot_variable, botwatch_dashboard, stat, target, timeseries
+from common import API_ERRORS, INCREASE, UPTIME, bot_variable, botwatch_dashboard, stat, target, timeseries
 
 S = 'bot="$bot"'
 
 dashboard = botwatch_dashboard(
     "botwatch / Bot", "botwatch-bot", variables=[bot_variable(multi=False)], panels=[
         stat("Up", [target(f"tradingbot_up{{{S}}}", "up")], 0, 0),
-        stat("Uptime 24h", [target(f"bot:tradingbot_uptime:ratio_24h{{{S}}}", "24h")], 6, 0, unit="percentunit"),
+        stat(f"Uptime {UPTIME}", [target(f"bot:tradingbot_uptime:ratio_{UPTIME}{{{S}}}", UPTIME)], 6, 0, unit="percentunit"),
         stat("Equity", [target(f"tradingbot_equity{{{S}}}", "equity")], 12, 0, unit="currencyUSD"),
         stat("Trade file valid", [target(f"tradingbot_data_file_valid{{{S}}}", "valid")], 18, 0),
         timeseries("Liveness and health", [target(f"tradingbot_process_up{{{S}}}", "process"),
@@ -24,7 +24,7 @@ dashboard = botwatch_dashboard(
         timeseries("Trade file problems by check",
                    [target(f"tradingbot_data_file_problems{{{S}}} > 0 or tradingbot_data_file_problems{{{S},check=\"missing\"}}",
                            "{{check}}")], 12, 20),
-        timeseries("API errors (5m)", [target(f"increase(tradingbot_api_errors_total{{{S}}}[5m])", "{{kind}}")], 0, 28),
-        timeseries("Restarts (1h)", [target(f"increase(botwatch_bot_restarts_total{{{S}}}[1h])", "restarts")], 12, 28),
+        timeseries(f"API errors ({API_ERRORS})", [target(f"increase(tradingbot_api_errors_total{{{S}}}[{API_ERRORS}])", "{{kind}}")], 0, 28),
+        timeseries(f"Restarts ({INCREASE})", [target(f"increase(botwatch_bot_restarts_total{{{S}}}[{INCREASE}])", "restarts")], 12, 28),
     ],
 )

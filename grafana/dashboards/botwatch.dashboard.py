@@ -1,6 +1,6 @@
 """botwatch's own health: is it scraping, checking, answering webhooks, backing up, notifying."""
 
-from common import botwatch_dashboard, stat, target, timeseries
+from common import INCREASE, botwatch_dashboard, stat, target, timeseries
 
 dashboard = botwatch_dashboard(
     "botwatch / Self", "botwatch-self", panels=[
@@ -18,9 +18,9 @@ dashboard = botwatch_dashboard(
                            "(rate(botwatch_remediation_duration_seconds_bucket[30m])))", "{{playbook}}")], 12, 12, unit="s"),
         timeseries("Age of the last backup",
                    [target("time() - botwatch_last_backup_timestamp_seconds", "{{bot}}")], 0, 20, unit="s"),
-        timeseries("Backups and notifications (1h)",
-                   [target("sum by (outcome) (increase(botwatch_backups_total[1h]))", "backups {{outcome}}"),
-                    target("sum by (outcome) (increase(botwatch_notifications_total[1h]))", "telegram {{outcome}}", "B")],
+        timeseries(f"Backups and notifications ({INCREASE})",
+                   [target(f"sum by (outcome) (increase(botwatch_backups_total[{INCREASE}]))", "backups {{outcome}}"),
+                    target(f"sum by (outcome) (increase(botwatch_notifications_total[{INCREASE}]))", "telegram {{outcome}}", "B")],
                    12, 20),
     ],
 )

@@ -2,10 +2,16 @@
 
 from grafanalib.core import Dashboard, GridPos, Stat, Target, Template, Templating, Time, TimeSeries
 
+from botwatch.core.mixin import CONFIG
+
 DATASOURCE = "Prometheus"          # the provisioned datasource's name (grafana/provisioning/datasources)
 BOT_SELECTOR = 'bot=~"$bot"'
 WIDTH = 24
 HEIGHT = 8
+# windows come from the mixin, like the rules' and the report's
+UPTIME = CONFIG["dashboard_uptime_window"]          # read from its recording rule
+INCREASE = CONFIG["dashboard_increase_window"]      # "how many in the last …" panels
+API_ERRORS = CONFIG["auth_error_window"]            # the window TradingBotApiKeyErrors looks at
 
 
 def botwatch_dashboard(title: str, uid: str, panels: list, variables: list | None = None) -> Dashboard:

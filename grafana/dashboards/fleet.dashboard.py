@@ -3,7 +3,7 @@
 from grafanalib.core import Threshold
 
 from common import BOT_SELECTOR as S
-from common import bot_variable, botwatch_dashboard, stat, target, timeseries
+from common import INCREASE, UPTIME, bot_variable, botwatch_dashboard, stat, target, timeseries
 
 UP_MAPPINGS = [{"type": "value", "options": {"0": {"text": "DOWN", "color": "red"}, "1": {"text": "UP", "color": "green"}}}]
 
@@ -18,7 +18,7 @@ dashboard = botwatch_dashboard(
         stat("Firing alerts", [target('count(ALERTS{alertstate="firing"}) or vector(0)', "alerts")], 18, 0),
         timeseries("Up / down per bot", [target(f"tradingbot_up{{{S}}}")], 0, 4,
                    description="1 up, 0 down, at each check."),
-        timeseries("Uptime, last 24h", [target(f"bot:tradingbot_uptime:ratio_24h{{{S}}}")], 12, 4, unit="percentunit"),
+        timeseries(f"Uptime, last {UPTIME}", [target(f"bot:tradingbot_uptime:ratio_{UPTIME}{{{S}}}")], 12, 4, unit="percentunit"),
         timeseries("Equity", [target(f"tradingbot_equity{{{S}}}")], 0, 12, unit="currencyUSD"),
         timeseries("P&L: realized and unrealized",
                    [target(f"tradingbot_realized_pnl{{{S}}}", "{{bot}} realized"),
@@ -27,9 +27,9 @@ dashboard = botwatch_dashboard(
                    [target(f"bot:tradingbot_trades_per_hour:rate{{{S}}}", "{{bot}}"),
                     target(f"tradingbot_expected_trades_per_hour{{{S}}}", "{{bot}} {{bound}}", "B")], 0, 20),
         timeseries("Trade file valid", [target(f"tradingbot_data_file_valid{{{S}}}")], 12, 20),
-        timeseries("Restarts and remediations (1h)",
-                   [target(f"increase(botwatch_bot_restarts_total{{{S}}}[1h])", "{{bot}} restarts"),
-                    target(f"sum by (bot, playbook, outcome) (increase(botwatch_remediations_total{{{S}}}[1h]))",
+        timeseries(f"Restarts and remediations ({INCREASE})",
+                   [target(f"increase(botwatch_bot_restarts_total{{{S}}}[{INCREASE}])", "{{bot}} restarts"),
+                    target(f"sum by (bot, playbook, outcome) (increase(botwatch_remediations_total{{{S}}}[{INCREASE}]))",
                            "{{bot}} {{playbook}} {{outcome}}", "B")], 0, 28),
         timeseries("Firing alerts", [target('ALERTS{alertstate="firing"}', "{{alertname}} {{bot}}")], 12, 28),
     ],

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
-    from botwatch.checks import Aliveness
-    from botwatch.config import Bot, Config
+    from botwatch.core.checks import Aliveness
+    from botwatch.core.config import Bot, Config
     from remediator.ledger import Action, Ledger
     from remediator.runtimes import Runtime
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from botwatch.units import format_duration
+from botwatch.core.units import format_duration
 from remediator.notifier import escape
 from remediator.playbooks import Context, Result
 from remediator.runtimes import DockerRuntime, RuntimeFailure

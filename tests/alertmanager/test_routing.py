@@ -3,7 +3,6 @@
 import json
 import subprocess
 import threading
-import time
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -11,7 +10,7 @@ import pytest
 import requests
 
 from botwatch.alertmanager import render
-from botwatch.config import config_from_mapping
+from botwatch.core.config import config_from_mapping
 from tests.conftest import ROOT, require_tool, wait_for
 
 TEMPLATE = ROOT / "alertmanager" / "alertmanager.yml"

@@ -3,7 +3,7 @@ fees, and two symbols."""
 
 import pytest
 
-from botwatch.book import Trade, TradeBook
+from botwatch.core.book import Trade, TradeBook
 
 
 def fill(symbol, side, price, qty, fee):

@@ -1,10 +1,9 @@
 import json
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from botwatch.config import ConfigError, config_from_mapping, load_config, parse_text
+from botwatch.core.config import ConfigError, config_from_mapping, load_config, parse_text
 from tests.conftest import BOTWATCH, ROOT
 
 BRIEF = {"bots": [

@@ -1,4 +1,3 @@
-import os
 import subprocess
 import sys
 import time
@@ -7,7 +6,7 @@ import pytest
 
 from tests.conftest import wait_for
 
-from botwatch.liveness import ComposeProbe, DockerProbe, PidfileProbe, ProcessNameProbe, SystemdProbe
+from botwatch.core.liveness import ComposeProbe, DockerProbe, PidfileProbe, ProcessNameProbe, SystemdProbe
 
 
 @pytest.fixture

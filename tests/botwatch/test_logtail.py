@@ -1,7 +1,7 @@
 import os
 
-from botwatch.config import ErrorPatterns
-from botwatch.logtail import MAX_LINE, LogTail
+from botwatch.core.config import ErrorPatterns
+from botwatch.core.logtail import MAX_LINE, LogTail
 
 AUTH = 'ERROR binance {"code":-2015,"msg":"Invalid API-key, IP, or permissions for action."}\n'
 RATE = "WARNING binance 429 Too Many Requests\n"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from botwatch import tradefile
-from botwatch.book import TradeBook
-from botwatch.config import DataFormat
-from botwatch.tradefile import CHECKS, DataFileCheck, validate_file
+from botwatch.core import tradefile
+from botwatch.core.book import TradeBook
+from botwatch.core.config import DataFormat
+from botwatch.core.tradefile import CHECKS, DataFileCheck, validate_file
 
 HEADER = "timestamp,trade_id,symbol,side,price,qty,fee\n"
 NOW = 1_800_000_000.0   # the injected clock: 2027-01-15

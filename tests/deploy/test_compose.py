@@ -6,7 +6,7 @@ import subprocess
 import pytest
 import yaml
 
-from botwatch.config import config_from_mapping, parse_text
+from botwatch.core.config import config_from_mapping, parse_text
 from tests.conftest import ROOT, require_tool
 
 SECRETS = ("webhook_token", "telegram_token", "grafana_admin_password", "minio_user", "minio_password")

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 
-from botwatch.checks import BotCheck
-from botwatch.config import config_from_mapping
+from botwatch.core.checks import BotCheck
+from botwatch.core.config import config_from_mapping
 from exporter.app import create_registry
 from exporter.monitor import Monitor
 from tests.conftest import require_tool

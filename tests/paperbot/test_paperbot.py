@@ -4,10 +4,10 @@ import json
 import signal
 import time
 
-from botwatch.book import Trade, TradeBook
-from botwatch.config import ErrorPatterns
-from botwatch.logtail import LogTail
-from botwatch.tradefile import validate_file
+from botwatch.core.book import Trade, TradeBook
+from botwatch.core.config import ErrorPatterns
+from botwatch.core.logtail import LogTail
+from botwatch.core.tradefile import validate_file
 from tests.conftest import wait_for
 
 

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 import yaml
 
-from botwatch import mixin
+from botwatch.core import mixin
 from tests.conftest import ROOT, require_tool
 
 RULES = sorted((ROOT / "prometheus" / "rules").glob("*.yml"))
@@ -57,7 +57,7 @@ def test_every_alert_has_a_unit_test_that_fires_it():
 
 def test_the_committed_rules_are_what_the_mixin_renders():
     assert (ROOT / "prometheus" / "rules" / "botwatch.rules.yml").read_text() == mixin.render(mixin.CONFIG), \
-        "stale: run `python -m botwatch.mixin`"
+        "stale: run `make generate`"
 
 
 def test_the_fast_timings_render_valid_rules(tmp_path):
@@ -88,3 +88,26 @@ def test_down_critical_waits_five_minutes_and_down_two_checks():
     by_name = {rule["alert"]: rule for rule in alerts()}
     assert by_name["TradingBotDownCritical"]["for"] == "5m"
     assert by_name["TradingBotDown"]["expr"] == "tradingbot_down_checks >= 2"
+
+
+def test_alert_texts_and_runbook_links_follow_the_config():
+    changed = dict(mixin.CONFIG, down_checks=3, down_critical_for="10m", slo_target=0.999,
+                   runbook_url="https://wiki.example/botwatch")
+    rules = {(r["alert"], r["labels"].get("window")): r for r in mixin.alert_rules(changed)}
+    assert rules[("TradingBotDown", None)]["annotations"]["summary"] == "A trading bot failed three consecutive checks."
+    assert "more than 10 minutes" in rules[("TradingBotDownCritical", None)]["annotations"]["summary"]
+    burn = rules[("TradingBotUptimeBudgetBurn", "fast")]
+    assert "of its 99.9% uptime budget" in burn["annotations"]["description"]
+    assert "ratio_1h < 0.9916" in burn["expr"]          # 1 - 8.4 * 0.001
+    assert all(r["annotations"]["runbook_url"].startswith("https://wiki.example/botwatch#") for r in rules.values())
+
+
+def test_the_generator_takes_its_flags(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "fast.yml"
+    assert mixin.main(["--fast", "--out", str(out)]) == 0
+    assert out.read_text() == mixin.render(mixin.FAST)
+    assert not (tmp_path / "--fast").exists()
+    with pytest.raises(SystemExit) as exit_:
+        mixin.main([])                                  # no prometheus/rules/ here: a usage error, no stray file
+    assert exit_.value.code == 2 and list(tmp_path.iterdir()) == [out]

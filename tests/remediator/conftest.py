@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from botwatch.config import config_from_mapping
+from botwatch.core.config import config_from_mapping
 from remediator.app import create_app
 from remediator.engine import Remediator
 from remediator.notifier import Notifier
@@ -92,7 +92,7 @@ class RecordingRuntime:
     name = "recording"
 
     def __init__(self, bot, up: bool = False, comes_up: bool = True):
-        from botwatch.liveness import Liveness
+        from botwatch.core.liveness import Liveness
         self.bot, self.calls, self._up, self._liveness = bot, [], up, Liveness
         self.comes_up = comes_up
 

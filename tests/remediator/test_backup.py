@@ -5,7 +5,7 @@ import hashlib
 import boto3
 import pytest
 
-from botwatch.config import config_from_mapping
+from botwatch.core.config import config_from_mapping
 from remediator.backup import LocalStore, Manifest, S3Store, backup_bot, newest_good, retention
 from tests.remediator.conftest import make_config
 

@@ -2,8 +2,7 @@
 
 import pytest
 
-from botwatch.config import config_from_mapping
-from botwatch.liveness import DockerProbe
+from botwatch.core.liveness import DockerProbe
 from remediator.runtimes import DockerRuntime
 from tests.conftest import wait_for
 from tests.remediator.conftest import alert, client_for, make_config, payload, post

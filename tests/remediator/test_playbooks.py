@@ -7,8 +7,7 @@ import time
 
 import pytest
 
-from remediator.engine import Remediator
-from tests.conftest import http_get, parse_metrics, sample, wait_for
+from tests.conftest import parse_metrics, sample, wait_for
 from tests.remediator.conftest import FakeClock, alert, client_for, make_config, payload, post
 
 

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from botwatch.config import config_from_mapping
+from botwatch.core.config import config_from_mapping
 from remediator.ledger import Ledger
 from remediator.notifier import Notifier, split_message
 from remediator.report import build_report
@@ -75,7 +75,7 @@ def test_report_numbers_match_the_backfilled_ground_truth(tmp_path, backfilled):
     samples = 86400 // STEP + 1
     flaky_uptime = 1 - (DOWN_TO - DOWN_FROM) / STEP / samples
     hhmm = datetime.fromtimestamp(restart_at, timezone.utc).strftime("%H:%M")
-    assert f"- steady: 100.0%" in text
+    assert "- steady: 100.0%" in text
     assert f"- flaky: {flaky_uptime * 100:.1f}% (1 restart at {hhmm})" in text
     assert "- steady: +$12.40 (+1.2%)" in text and "- flaky: -$50.00 (-2.5%)" in text
     assert f"- {hhmm}: Restarted flaky (memory limit)" in text
@@ -104,7 +104,7 @@ def test_live_report_from_the_exporter_and_a_killed_paperbot(tmp_path, paperbots
     time.sleep(12)
     victim.kill(signal.SIGKILL)
     time.sleep(8)
-    from botwatch.config import load_config
+    from botwatch.core.config import load_config
     report = build_report(load_config(config_path), url, None, 20)
     uptime = {bot: float(pct) for bot, pct in re.findall(r"^- (fine|victim): ([\d.]+)%", report.text, re.M)}
     assert uptime["fine"] == 100.0 and 30 < uptime["victim"] < 80, report.text

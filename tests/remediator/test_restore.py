@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from botwatch.checks import check_alive
-from botwatch.tradefile import validate_file
+from botwatch.core.checks import check_alive
+from botwatch.core.tradefile import validate_file
 from remediator.backup import LocalStore, backup_bot
 from remediator.restore import STEPS, RestoreFailed, restore
 from remediator.runtimes import ProcessRuntime
@@ -170,7 +170,6 @@ def test_kill_9_of_botwatch_restore_at_any_moment_then_again_loses_nothing(tmp_p
     """A real `botwatch restore` killed with SIGKILL mid-way: old file or new, never half; the rerun finishes."""
     import signal as signals
     import subprocess
-    import sys
     from tests.conftest import BOTWATCH, ROOT, free_port
     bots = tmp_path / "bots"
     bots.mkdir()

@@ -1,6 +1,5 @@
 """POST /alerts: who may call it, what it accepts, and that one incident acts once."""
 
-import json
 
 import pytest
 

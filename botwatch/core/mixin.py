@@ -1,20 +1,24 @@
-"""botwatch's monitoring mixin: every threshold and selector in one place, and the rules built from it.
+"""botwatch's monitoring mixin: every threshold, window and selector in one place, and the rules built from it.
 
-`python -m botwatch.mixin` writes prometheus/rules/botwatch.rules.yml from CONFIG; a test fails when the
-committed file is stale. `botwatch up --timings fast` renders the same rules from FAST for demos and the
-end-to-end test. Change a threshold here, never in the YAML.
+The alert rules and their texts, the runbook links, the dashboards' windows and the morning report's
+windows all read CONFIG. `make generate` (`python -m botwatch.core.mixin --out FILE`) writes
+prometheus/rules/botwatch.rules.yml from it; a test fails when the committed file is stale.
+`botwatch up --timings fast` renders the same rules from FAST for demos and the end-to-end test. Change a
+threshold here, never in the YAML.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 import yaml
 
-RUNBOOK = "https://github.com/botwatch/botwatch/blob/main/runbook.md"
+from botwatch.core.units import format_duration, parse_duration
 
 CONFIG = {
+    # Every alert's runbook_url is this page plus the alert's anchor.
+    "runbook_url": "https://github.com/botwatch/botwatch/blob/main/runbook.md",
     # Selectors of botwatch's own scrape jobs (prometheus/prometheus.yml names them so).
     "exporter_selector": 'job="botwatch-exporter"',
     "remediator_selector": 'job="botwatch-remediator"',
@@ -58,6 +62,10 @@ CONFIG = {
     "burn_slow": {"long": "6h", "short": "30m", "factor": 2.8, "for": "15m", "severity": "warning"},
     # Recording rules evaluate at the global interval; the demo's fast timings shorten it.
     "uptime_windows": ["5m", "30m", "1h", "6h", "24h", "7d"],
+    # Dashboards: the uptime shown beside each bot (one of uptime_windows, so it reads a recording rule)
+    # and the window of "how many in the last …" panels (restarts, remediations, backups).
+    "dashboard_uptime_window": "24h",
+    "dashboard_increase_window": "1h",
 }
 
 # `botwatch up --timings fast`: the same rules, minutes become seconds, for demos and the e2e test.
@@ -66,17 +74,41 @@ FAST = dict(CONFIG, down_critical_for="20s", corrupted_for="2s", stale_for="5s",
             absent_for="10s", component_down_for="10s", delivery_failing_for="10s")
 
 
-def _alert(name, expr, for_, severity, summary, description, runbook_anchor=None, **labels):
+NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+
+def spoken_count(n: int) -> str:
+    """2 -> "two": how a summary says a small count."""
+    return NUMBER_WORDS[n] if 0 <= n < len(NUMBER_WORDS) else str(n)
+
+
+def spoken_duration(duration: str) -> str:
+    """"5m" -> "5 minutes", "1h" -> "an hour", "90s" -> "1m30s": how a summary says a window."""
+    seconds = parse_duration(duration)
+    for unit, size in (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        if seconds >= size and seconds % size == 0:
+            count = int(seconds // size)
+            return f"an {unit}" if count == 1 and unit == "hour" else (
+                f"a {unit}" if count == 1 else f"{count} {unit}s")
+    return format_duration(seconds)
+
+
+def percent(ratio: float) -> str:
+    """0.995 -> "99.5%"."""
+    return f"{ratio * 100:.10g}%"
+
+
+def runbook_url(c: dict, alertname: str) -> str:
+    return f"{c['runbook_url']}#{alertname.lower()}"
+
+
+def _alert(c, name, expr, for_, severity, summary, description, **labels):
     return {
         "alert": name,
         "expr": expr,
         "for": for_,
         "labels": {"severity": severity, **labels},
-        "annotations": {
-            "summary": summary,
-            "description": description,
-            "runbook_url": f"{RUNBOOK}#{(runbook_anchor or name).lower()}",
-        },
+        "annotations": {"summary": summary, "description": description, "runbook_url": runbook_url(c, name)},
     }
 
 
@@ -96,43 +128,43 @@ def recording_rules(c: dict) -> list[dict]:
 def alert_rules(c: dict) -> list[dict]:
     exporter, remediator, am = c["exporter_selector"], c["remediator_selector"], c["alertmanager_selector"]
     rules = [
-        _alert("TradingBotDown", f"tradingbot_down_checks >= {c['down_checks']}", c["down_for"], "remediate",
-               "A trading bot failed two consecutive checks.",
+        _alert(c, "TradingBotDown", f"tradingbot_down_checks >= {c['down_checks']}", c["down_for"], "remediate",
+               f"A trading bot failed {spoken_count(c['down_checks'])} consecutive checks.",
                "{{ $labels.bot }} has failed {{ $value }} consecutive checks; botwatch is restarting it."),
-        _alert("TradingBotDownCritical", "tradingbot_up == 0", c["down_critical_for"], "critical",
-               "A trading bot has been down for more than 5 minutes.",
+        _alert(c, "TradingBotDownCritical", "tradingbot_up == 0", c["down_critical_for"], "critical",
+               f"A trading bot has been down for more than {spoken_duration(c['down_critical_for'])}.",
                "{{ $labels.bot }} has been down for more than " + c["down_critical_for"]
                + "; automatic recovery has not brought it back."),
-        _alert("TradingBotDataCorrupted", "tradingbot_data_file_valid == 0", c["corrupted_for"], "remediate",
+        _alert(c, "TradingBotDataCorrupted", "tradingbot_data_file_valid == 0", c["corrupted_for"], "remediate",
                "A trading bot's trade data file is corrupt.",
                "The trade file of {{ $labels.bot }} failed validation; botwatch is restoring it from the last "
                "good backup and the bot's journal.", notify="telegram"),
-        _alert("TradingBotStaleData",
+        _alert(c, "TradingBotStaleData",
                "(time() - tradingbot_data_file_last_write_timestamp_seconds) > on (bot) tradingbot_stale_after_seconds"
                " and on (bot) tradingbot_up == 1",
                c["stale_for"], "warning",
                "A running trading bot has stopped writing its trade file.",
                "{{ $labels.bot }} is up but its trade file was last written {{ $value | humanizeDuration }} ago."),
-        _alert("TradingBotApiKeyErrors",
+        _alert(c, "TradingBotApiKeyErrors",
                f"increase(tradingbot_api_errors_total{{kind=\"auth\"}}[{c['auth_error_window']}]) > 0",
                c["auth_errors_for"], "critical",
                "A trading bot is getting API-key errors from its exchange.",
                "{{ $labels.bot }} logged {{ $value | humanize }} authentication errors in the last "
                + c["auth_error_window"] + "; restarting won't help: check or rotate its API key."),
-        _alert("TradingBotRateLimited",
+        _alert(c, "TradingBotRateLimited",
                f"increase(tradingbot_api_errors_total{{kind=\"rate_limit\"}}[{c['rate_limit_window']}])"
                f" > {c['rate_limit_errors']}",
                c["rate_limited_for"], "warning",
                "A trading bot is being rate-limited by its exchange.",
                "{{ $labels.bot }} hit {{ $value | humanize }} rate-limit errors in the last "
                + c["rate_limit_window"] + "; botwatch runs its on_rate_limit command if one is configured."),
-        _alert("TradingBotAbnormalTradeFrequency",
+        _alert(c, "TradingBotAbnormalTradeFrequency",
                "bot:tradingbot_trades_per_hour:rate > on (bot) tradingbot_expected_trades_per_hour{bound=\"max\"}",
                c["abnormal_frequency_for"], "critical",
                "A trading bot is trading far more often than expected.",
                "{{ $labels.bot }} trades {{ $value | humanize }} times an hour, above its configured maximum: "
                "a runaway loop?", direction="high"),
-        _alert("TradingBotAbnormalTradeFrequency",
+        _alert(c, "TradingBotAbnormalTradeFrequency",
                "bot:tradingbot_trades_per_hour:rate < on (bot) tradingbot_expected_trades_per_hour{bound=\"min\"}"
                " and on (bot) tradingbot_up == 1"
                # only once the rate window is fully covered: rate() reads low over a partial window
@@ -141,27 +173,27 @@ def alert_rules(c: dict) -> list[dict]:
                "A running trading bot has (nearly) stopped trading.",
                "{{ $labels.bot }} is up but trades only {{ $value | humanize }} times an hour, below its "
                "configured minimum: alive but stuck?", direction="low"),
-        _alert("TradingBotRestartLoop", "botwatch_circuit_open == 1", c["restart_loop_for"], "critical",
+        _alert(c, "TradingBotRestartLoop", "botwatch_circuit_open == 1", c["restart_loop_for"], "critical",
                "botwatch gave up restarting a trading bot.",
                "Restarts of {{ $labels.bot }} kept failing; botwatch stopped trying until an operator resets it."),
-        _alert("TradingBotAbsent",
+        _alert(c, "TradingBotAbsent",
                f"max by (bot) (max_over_time(tradingbot_info[{c['absent_lookback']}]))"
                f" unless on (bot) max by (bot) (tradingbot_info)",
                c["absent_for"], "warning",
                "A trading bot vanished from the exporter's metrics.",
                "{{ $labels.bot }} was monitored within the last " + c["absent_lookback"]
                + " but the exporter no longer publishes it: removed from the config, or not monitored?"),
-        _burn_alert(c, "fast", "A trading bot is burning its weekly uptime budget fast.", "5%", "an hour"),
-        _burn_alert(c, "slow", "A trading bot is steadily burning its weekly uptime budget.", "10%", "6 hours"),
-        _alert("BotwatchExporterDown", f"up{{{exporter}}} == 0 or absent(up{{{exporter}}})",
+        _burn_alert(c, "fast", "A trading bot is burning its uptime budget fast."),
+        _burn_alert(c, "slow", "A trading bot is steadily burning its uptime budget."),
+        _alert(c, "BotwatchExporterDown", f"up{{{exporter}}} == 0 or absent(up{{{exporter}}})",
                c["component_down_for"], "critical",
                "Prometheus cannot scrape the botwatch exporter.",
                "No bot is being watched: the botwatch exporter ({{ $labels.instance }}) is not answering scrapes."),
-        _alert("BotwatchRemediatorDown", f"up{{{remediator}}} == 0 or absent(up{{{remediator}}})",
+        _alert(c, "BotwatchRemediatorDown", f"up{{{remediator}}} == 0 or absent(up{{{remediator}}})",
                c["component_down_for"], "critical",
                "Prometheus cannot scrape the botwatch remediator.",
                "No bot will be recovered automatically: the remediator ({{ $labels.instance }}) is not answering."),
-        _alert("BotwatchAlertDeliveryFailing",
+        _alert(c, "BotwatchAlertDeliveryFailing",
                f"sum by (integration) (rate(alertmanager_notifications_failed_total{{{am}}}[5m])) > 0",
                c["delivery_failing_for"], "critical",
                "Alertmanager is failing to deliver notifications.",
@@ -171,16 +203,20 @@ def alert_rules(c: dict) -> list[dict]:
     return rules
 
 
-def _burn_alert(c: dict, window: str, summary: str, share: str, within: str) -> dict:
+def _burn_alert(c: dict, window: str, summary: str) -> dict:
     """A multi-window burn-rate alert: both the long and the short window burn faster than the factor."""
     burn = c[f"burn_{window}"]
     floor = f"{1 - burn['factor'] * (1 - c['slo_target']):.4f}"
-    return _alert("TradingBotUptimeBudgetBurn",
+    # burning `factor` times too fast for `long` spends this share of the period's budget
+    share = burn["factor"] * parse_duration(burn["long"]) / parse_duration(c["slo_period"])
+    return _alert(c, "TradingBotUptimeBudgetBurn",
                   f"bot:tradingbot_uptime:ratio_{burn['long']} < {floor}"
                   f" and bot:tradingbot_uptime:ratio_{burn['short']} < {floor}",
                   burn["for"], burn["severity"], summary,
-                  "{{ $labels.bot }} is down often enough to spend " + share + " of its weekly 99.5% uptime budget "
-                  "within " + within + " (uptime over the last " + burn["long"] + ": {{ $value | humanizePercentage }}).",
+                  "{{ $labels.bot }} is down often enough to spend " + percent(round(share, 4)) + " of its "
+                  + percent(c["slo_target"]) + " uptime budget over " + spoken_duration(c["slo_period"])
+                  + " within " + spoken_duration(burn["long"]) + " (uptime over the last " + burn["long"]
+                  + ": {{ $value | humanizePercentage }}).",
                   window=window)
 
 
@@ -189,13 +225,22 @@ def render(c: dict = CONFIG) -> str:
         {"name": "botwatch.recording", "rules": recording_rules(c)},
         {"name": "botwatch.alerts", "rules": alert_rules(c)},
     ]}
-    header = "# Generated by prometheus/mixin.py from its CONFIG: edit that, then run `python -m botwatch.mixin`.\n"
+    header = "# Generated from botwatch/core/mixin.py's CONFIG: edit that, then run `make generate`.\n"
     return header + yaml.safe_dump(doc, sort_keys=False, width=120, allow_unicode=True)
 
 
-RULES_FILE = Path(__file__).resolve().parent.parent / "prometheus" / "rules" / "botwatch.rules.yml"
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m botwatch.core.mixin", description="Write botwatch's alert and recording rules.")
+    p.add_argument("--out", default="prometheus/rules/botwatch.rules.yml", help="the rules file (default %(default)s)")
+    p.add_argument("--fast", action="store_true", help="the demo's fast timings instead of the defaults")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        p.error(f"--out {out}: no folder {out.parent} (run from the repository's root, or name the file)")
+    out.write_text(render(FAST if args.fast else CONFIG))
+    print(f"wrote {out}")
+    return 0
+
 
 if __name__ == "__main__":
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else RULES_FILE
-    out.write_text(render(FAST if "--fast" in sys.argv else CONFIG))
-    print(f"wrote {out}")
+    raise SystemExit(main())

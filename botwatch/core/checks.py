@@ -15,11 +15,11 @@ from typing import Callable
 
 import requests
 
-from botwatch.book import BookSummary, TradeBook
-from botwatch.config import ERROR_KINDS, Bot
-from botwatch.liveness import Liveness, probe_for
-from botwatch.logtail import LogTail
-from botwatch.tradefile import DataFileCheck, DataFileStatus
+from botwatch.core.book import BookSummary, TradeBook
+from botwatch.core.config import ERROR_KINDS, Bot
+from botwatch.core.liveness import Liveness, probe_for
+from botwatch.core.logtail import LogTail
+from botwatch.core.tradefile import DataFileCheck, DataFileStatus
 
 log = logging.getLogger(__name__)
 

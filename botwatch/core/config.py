@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from botwatch.units import parse_duration, parse_size
+from botwatch.core.units import parse_duration, parse_size
 
 SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
 LIVENESS_KEYS = ("process_name", "pidfile", "container", "compose_service", "systemd_unit")

@@ -26,8 +26,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Protocol
 
-from botwatch.book import Trade
-from botwatch.config import COLUMNS, DataFormat
+from botwatch.core.book import Trade
+from botwatch.core.config import COLUMNS, DataFormat
 
 log = logging.getLogger(__name__)
 

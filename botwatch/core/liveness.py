@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from botwatch.config import Bot
+from botwatch.core.config import Bot
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import os
 import re
 from pathlib import Path
 
-from botwatch.config import ERROR_KINDS
+from botwatch.core.config import ERROR_KINDS
 
 log = logging.getLogger(__name__)
 
