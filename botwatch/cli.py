@@ -1,4 +1,8 @@
-"""The `botwatch` command: one console script, a subcommand per part (see CONTRACT.md)."""
+"""The `botwatch` command: one console script, a subcommand per part (README, "Command line").
+
+The top floor: it parses arguments and dispatches to the services and the ground floor below it;
+nothing imports it. A mistake a user can make at start-up is one line on stderr and exit 2.
+"""
 
 from __future__ import annotations
 
@@ -190,7 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["paperbot"]:
         return paperbot(argv[1:])
     args = parser().parse_args(argv)
+    from botwatch.core.serve import StartupError
     try:
         return args.func(args) or 0
+    except StartupError as err:
+        print(f"botwatch {args.command}: {err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130

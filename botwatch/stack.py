@@ -3,7 +3,7 @@
 The demo paperbots (or your bots, with --config), the exporter, the remediator, Prometheus with the
 project's rules and Alertmanager with its routes (the webhook token and the Telegram token rendered in
 at start). Without a Telegram token, a local stand-in of the Bot API writes every message to
-`STATE/telegram-outbox.jsonl`. `STATE/stack.json` (CONTRACT.md) says where everything is.
+`STATE/telegram-outbox.jsonl`. `STATE/stack.json` (README, "botwatch up") says where everything is.
 
 Bots are started in their own sessions so that they outlive a restart of any monitor; on stop, every
 process the stack started, and every bot named by a pidfile of the config, is stopped.
@@ -29,7 +29,7 @@ import yaml
 
 from botwatch import alertmanager as am
 from botwatch.core import mixin
-from botwatch.core.config import Config, config_from_mapping, load_config
+from botwatch.core.config import Config, ConfigError, config_from_mapping, load_config
 from botwatch.core.files import write_atomic
 from botwatch.core.liveness import process_alive
 from botwatch.outbox import TelegramOutbox
@@ -249,70 +249,93 @@ def _binary(*names: str) -> str:
     raise RuntimeError(f"{names[0]} is not installed: `make run` installs Debian's prometheus packages")
 
 
+def write_files(stack: Stack, config: Config, ports: dict[str, int], urls: dict[str, str], timings: str) -> dict:
+    """The stack's config, secrets, rules and service configs in the state dir; their paths."""
+    state = stack.state
+    files = {"config": state / "bots.yaml", "token": state / "secrets" / "webhook_token",
+             "rules": state / "prometheus" / "rules" / "botwatch.rules.yml",
+             "prometheus": state / "prometheus" / "prometheus.yml",
+             "alertmanager": state / "alertmanager" / "alertmanager.yml"}
+    write_atomic(files["config"], "# written by `botwatch up`\n" + yaml.safe_dump(
+        config.model_dump(mode="json", exclude_none=True, exclude={"path"}), sort_keys=False))
+    _secret_file(files["token"], secrets.token_urlsafe(32))
+    write_atomic(files["rules"], mixin.render(TIMINGS[timings]["rules"]))
+    write_atomic(files["prometheus"], prometheus_config(ports, timings, files["rules"]))
+    am.write(files["alertmanager"], alertmanager_config(config, urls["remediator"], files["token"], timings))
+    return files
+
+
+def start_services(stack: Stack, files: dict, ports: dict[str, int], urls: dict[str, str]) -> None:
+    """The exporter, the remediator, Alertmanager and Prometheus, each waited for until it answers."""
+    state, config = stack.state, str(files["config"])
+    stack.service("exporter", botwatch_argv() + ["exporter", "--config", config,
+                                                 "--listen", f"127.0.0.1:{ports['exporter']}"],
+                  urls["exporter"] + "/metrics")
+    stack.service("remediator", botwatch_argv() + ["remediator", "--config", config, "--listen",
+                                                   f"127.0.0.1:{ports['remediator']}", "--token-file", str(files["token"])],
+                  urls["remediator"] + "/-/healthy", env={"BOTWATCH_DATA_DIR": str(state / "remediator")})
+    stack.service("alertmanager", [_binary("prometheus-alertmanager", "alertmanager"),
+                                   f"--config.file={files['alertmanager']}",
+                                   f"--storage.path={state / 'alertmanager' / 'data'}",
+                                   f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
+                                   "--cluster.listen-address="], urls["alertmanager"] + "/-/ready")
+    stack.service("prometheus", [_binary("prometheus"), f"--config.file={files['prometheus']}",
+                                 f"--storage.tsdb.path={state / 'prometheus' / 'data'}",
+                                 f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
+                                 "--web.enable-lifecycle"], urls["prometheus"] + "/-/ready")
+
+
 def up(config_file: str | None, timings: str, state_dir: str) -> int:
+    """Run the stack until SIGTERM or Ctrl-C; 2 for a mistake in the config or the state dir."""
     state = Path(state_dir).resolve()
-    state.mkdir(parents=True, exist_ok=True)
-    stack = Stack(state)
-    outbox_path = state / "telegram-outbox.jsonl"
-    outbox = TelegramOutbox(outbox_path)
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+        raw = (load_config(config_file).model_dump(mode="json", exclude_none=True, exclude={"path"})
+               if config_file else {"bots": demo_bots(state, timings)})
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"botwatch up: --state-dir {state}: {err.strerror}", file=sys.stderr)
+        return 2
     stop = {"asked": False}   # a plain flag: a signal handler must not take locks (Event.set() does)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.update(asked=True))
-    config = None
+    stack, outbox, config = Stack(state), TelegramOutbox(state / "telegram-outbox.jsonl"), None
     try:
         ports = {name: free_port(preferred if timings == "default" else None) for name, preferred in DEFAULT_PORTS.items()}
         urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-        raw = (load_config(config_file).model_dump(mode="json", exclude_none=True, exclude={"path"})
-               if config_file else {"bots": demo_bots(state, timings)})
         config = stack_config(raw, state, timings, urls["prometheus"], outbox)
-        config_path = state / "bots.yaml"
-        config_path.write_text("# written by `botwatch up`\n"
-                               + yaml.safe_dump(config.model_dump(mode="json", exclude_none=True, exclude={"path"}),
-                                                sort_keys=False))
-        token_file = _secret_file(state / "secrets" / "webhook_token", secrets.token_urlsafe(32))
-        rules = state / "prometheus" / "rules" / "botwatch.rules.yml"
-        rules.parent.mkdir(parents=True, exist_ok=True)
-        rules.write_text(mixin.render(TIMINGS[timings]["rules"]))
-        (state / "prometheus" / "prometheus.yml").write_text(prometheus_config(ports, timings, rules))
-        (state / "alertmanager").mkdir(exist_ok=True)
-        am.write(state / "alertmanager" / "alertmanager.yml",
-                 alertmanager_config(config, urls["remediator"], token_file, timings))
-
+        files = write_files(stack, config, ports, urls, timings)
         stack.start_bots(config)
-        stack.service("exporter", botwatch_argv() + ["exporter", "--config", str(config_path),
-                                                     "--listen", f"127.0.0.1:{ports['exporter']}"],
-                      urls["exporter"] + "/metrics")
-        stack.service("remediator", botwatch_argv() + ["remediator", "--config", str(config_path), "--listen",
-                                                       f"127.0.0.1:{ports['remediator']}", "--token-file", str(token_file)],
-                      urls["remediator"] + "/-/healthy", env={"BOTWATCH_DATA_DIR": str(state / "remediator")})
-        stack.service("alertmanager", [_binary("prometheus-alertmanager", "alertmanager"),
-                                       f"--config.file={state / 'alertmanager' / 'alertmanager.yml'}",
-                                       f"--storage.path={state / 'alertmanager' / 'data'}",
-                                       f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
-                                       "--cluster.listen-address="], urls["alertmanager"] + "/-/ready")
-        stack.service("prometheus", [_binary("prometheus"), f"--config.file={state / 'prometheus' / 'prometheus.yml'}",
-                                     f"--storage.tsdb.path={state / 'prometheus' / 'data'}",
-                                     f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
-                                     "--web.enable-lifecycle"], urls["prometheus"] + "/-/ready")
+        start_services(stack, files, ports, urls)
         stack.urls = urls
-        path = stack.write_state(config, outbox_path)
-        print(f"botwatch is up: {len(config.bots)} bots, {timings} timings, state in {state}")
-        for name in ("prometheus", "alertmanager", "exporter", "remediator"):
-            print(f"  {name:<13} {urls[name]}")
-        print(f"  telegram      {config.telegram.api_url if config.telegram.api_url != outbox.url else outbox_path}")
-        print(f"  stack.json    {path}\nCtrl-C stops everything.", flush=True)
-        while not stop["asked"]:
-            time.sleep(0.05)   # notice a stop at once: whoever sent SIGTERM may not wait long
-            for name, process in stack.processes.items():
-                if not name.startswith("bot-") and process.poll() is not None:
-                    print(f"{name} exited with status {process.returncode}; stopping (see {state}/logs/{name}.log)",
-                          file=sys.stderr)
-                    stop["asked"] = True
+        _announce(stack.write_state(config, outbox.path), config, urls, timings, outbox)
+        _watch(stack, stop)
         return 0
-    except RuntimeError as err:
+    except (RuntimeError, OSError) as err:
         print(f"botwatch up: {err}", file=sys.stderr)
         return 1
     finally:
         stack.stop(config)
         outbox.close()
         print("botwatch stopped", flush=True)
+
+
+def _announce(path: Path, config: Config, urls: dict[str, str], timings: str, outbox: TelegramOutbox) -> None:
+    print(f"botwatch is up: {len(config.bots)} bots, {timings} timings, state in {path.parent}")
+    for name in ("prometheus", "alertmanager", "exporter", "remediator"):
+        print(f"  {name:<13} {urls[name]}")
+    print(f"  telegram      {config.telegram.api_url if config.telegram.api_url != outbox.url else outbox.path}")
+    print(f"  stack.json    {path}\nCtrl-C stops everything.", flush=True)
+
+
+def _watch(stack: Stack, stop: dict) -> None:
+    """Until a stop is asked for or a service exits (bots may come and go: the remediator restarts them)."""
+    while not stop["asked"]:
+        time.sleep(0.05)   # notice a stop at once: whoever sent SIGTERM may not wait long
+        for name, process in stack.processes.items():
+            if not name.startswith("bot-") and process.poll() is not None:
+                print(f"{name} exited with status {process.returncode}; stopping "
+                      f"(see {stack.state}/logs/{name}.log)", file=sys.stderr)
+                stop["asked"] = True

@@ -58,12 +58,13 @@ def run(config: Config, host: str, port: int) -> None:
     import logging
     import time
 
-    from botwatch.core.serve import serve
+    from botwatch.core.serve import bind, serve
 
     log = logging.getLogger("exporter")
     monitor = Monitor(config)
+    server = bind(create_app(monitor), host, port, "botwatch exporter")   # a port in use fails before the checks
     started = time.monotonic()
     monitor.run_once()
     log.info("first round of checks of %d bots took %.2fs", len(config.bots), time.monotonic() - started)
     monitor.start()
-    serve(create_app(monitor), host, port, "botwatch exporter", on_stop=monitor.stop)
+    serve(server, "botwatch exporter", on_stop=monitor.stop)

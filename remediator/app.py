@@ -74,7 +74,7 @@ def alerts():
     except payload.PayloadError as err:
         return _answer(400, {"error": str(err)})
     try:
-        counts = _remediator().handle(parsed)
+        counts = _remediator().intake.handle(parsed)
     except Exception:  # the ledger could not record it: let Alertmanager retry rather than lose it
         log.exception("could not record a webhook delivery")
         return _answer(503, {"error": "could not record the alerts; retry"})
@@ -85,7 +85,7 @@ def alerts():
 def reset(bot: str):
     if not _authorized():
         return _answer(401, {"error": "missing or wrong bearer token"})
-    if not _remediator().reset(bot):
+    if not _remediator().intake.reset(bot):
         return _answer(404, {"error": "no such bot in the config"})
     return _answer(200, {"status": "reset", "bot": bot})
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from botwatch.core.config import Config
@@ -13,33 +14,46 @@ log = logging.getLogger("remediator")
 
 
 def data_dir() -> Path:
-    return Path(os.environ.get("BOTWATCH_DATA_DIR", "var")).resolve()
+    """$BOTWATCH_DATA_DIR (default ./var), created if missing; StartupError when it can't be written."""
+    from botwatch.core.serve import StartupError
+    path = Path(os.environ.get("BOTWATCH_DATA_DIR", "var")).resolve()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise StartupError(f"BOTWATCH_DATA_DIR {path} is not a writable folder: {err.strerror}") from None
+    return path
 
 
 def read_token(path: str) -> str:
+    from botwatch.core.serve import StartupError
     try:
         token = Path(path).read_text().strip()
-    except OSError as err:
-        print(f"--token-file {path}: {err.strerror}", file=sys.stderr)
-        raise SystemExit(2) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise StartupError(f"--token-file {path}: {getattr(err, 'strerror', None) or err}") from None
     if not token:
-        print(f"--token-file {path} is empty: it must hold the webhook bearer token", file=sys.stderr)
-        raise SystemExit(2)
+        raise StartupError(f"--token-file {path} is empty: it must hold the webhook bearer token")
     return token
 
 
 def run(config: Config, host: str, port: int, token: str) -> None:
-    from botwatch.core.serve import serve
+    from botwatch.core.serve import bind, serve
     from remediator.app import create_app
     from remediator.engine import Remediator
 
     remediator = Remediator(config, data_dir())
+    try:
+        server = bind(create_app(remediator, token), host, port, "botwatch remediator")
+    except BaseException:
+        remediator.stop(wait=False)
+        raise
     if config.remediation.dry_run:
         log.warning("dry run: decisions are recorded, nothing is touched")
     if not remediator.notifier.configured:
         log.warning("telegram not configured: notices go to %s", remediator.notifier.outbox)
     remediator.start()
-    serve(create_app(remediator, token), host, port, "botwatch remediator", on_stop=remediator.stop)
+    serve(server, "botwatch remediator", on_stop=remediator.stop)
 
 
 def reset(config: Config, bot: str) -> int:
@@ -48,7 +62,7 @@ def reset(config: Config, bot: str) -> int:
         print(f"no bot {bot!r} in {config.path}", file=sys.stderr)
         return 2
     remediator = Remediator(config, data_dir())
-    remediator.reset(bot)
+    remediator.intake.reset(bot)
     remediator.stop(wait=False)
     print(f"{bot}: circuit closed, restart count reset (ledger {remediator.ledger.path})")
     return 0
@@ -66,7 +80,7 @@ def backup(config: Config, names: list[str]) -> int:
         return 2
     engine = _engine(config)
     try:
-        results = engine.backup(names or None)
+        results = engine.periodic.backup(names or None)
     finally:
         engine.stop(wait=False)
     for result in results:
@@ -80,7 +94,7 @@ def restore(config: Config, name: str) -> int:
         return 2
     engine = _engine(config)
     try:
-        action = engine.run_now(name, "restore")
+        action = engine.runner.run_now(name, "restore")
     finally:
         engine.stop(wait=False)
     print(f"{name}: restore {action.outcome}: {action.detail}")

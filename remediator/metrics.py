@@ -1,4 +1,4 @@
-"""The remediator's own metrics (CONTRACT.md names); labelled counters start at 0 for every bot."""
+"""The remediator's own metrics (README, "Metrics"); labelled counters start at 0 for every bot."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from botwatch import __version__
-
-PLAYBOOKS = ("restart", "restore", "api_auth", "api_rate_limit")
-OUTCOMES = ("success", "failed", "skipped", "dry_run", "escalated", "gave_up")
+from remediator.playbooks import OUTCOMES, PLAYBOOKS
 WEBHOOK_CODES = ("200", "400", "401", "404", "405", "413", "503")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
 import sys
@@ -19,16 +20,28 @@ def parse_listen(value: str, default_port: int) -> tuple[str, int]:
     return host, int(port)
 
 
+class StartupError(Exception):
+    """A mistake a user can make at start-up (a port in use, a folder not writable): one line, exit 2."""
+
+
 class _Stop(Exception):
     """Raised in the main thread by SIGTERM/SIGINT to leave the server loop."""
 
 
-def serve(app, host: str, port: int, name: str, on_stop: Callable[[], None] = lambda: None,
-          threads: int = 8) -> None:
-    """Serve `app` with waitress until SIGTERM/SIGINT; then close it, run `on_stop` and return."""
+def bind(app, host: str, port: int, name: str, threads: int = 8):
+    """A waitress server for `app` listening on host:port, or StartupError saying why it can't."""
     from waitress.server import create_server
 
-    server = create_server(app, host=host, port=port, threads=threads, ident=name)
+    try:
+        return create_server(app, host=host, port=port, threads=threads, ident=name)
+    except OSError as err:
+        reason = "already in use (is another botwatch running?)" if err.errno == errno.EADDRINUSE else (
+            err.strerror or str(err))
+        raise StartupError(f"--listen {host}:{port}: {reason}") from None
+
+
+def serve(server, name: str, on_stop: Callable[[], None] = lambda: None) -> None:
+    """Serve with a bound server until SIGTERM/SIGINT; then close it, run `on_stop` and return."""
 
     def stop(signum, _frame):
         # raise like Python's own SIGINT handler: the main thread only runs waitress' I/O loop, and
@@ -37,7 +50,7 @@ def serve(app, host: str, port: int, name: str, on_stop: Callable[[], None] = la
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log.info("%s listening on http://%s:%s/", name, host, server.effective_port)
+    log.info("%s listening on http://%s:%s/", name, server.effective_host, server.effective_port)
     try:
         server.run()
     except _Stop as received:

@@ -1,51 +1,34 @@
-"""Playbooks: what the remediator does for an alert. One module each; chosen by alertname."""
+"""Playbooks: what the remediator does for an alert, one module each.
+
+PLAYBOOKS is the one table of them: the intake reads it to choose a playbook by alertname, the runner
+to run one, the metrics and the report to name them. An alert not named here is recorded and otherwise
+left to people.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from dataclasses import dataclass
+from typing import Callable
 
-if TYPE_CHECKING:
-    from botwatch.core.checks import Aliveness
-    from botwatch.core.config import Bot, Config
-    from remediator.ledger import Action, Ledger
-    from remediator.runtimes import Runtime
-
-# alertname -> playbook; an alert not named here is recorded and otherwise left to people
-BY_ALERT = {
-    "TradingBotDown": "restart",
-    "TradingBotDataCorrupted": "restore",
-    "TradingBotApiKeyErrors": "api_auth",
-    "TradingBotRateLimited": "api_rate_limit",
-}
+from remediator.playbooks.api_errors import api_auth_playbook, api_rate_limit_playbook
+from remediator.playbooks.base import OUTCOMES, Context, Result
+from remediator.playbooks.restart import restart_playbook
+from remediator.playbooks.restore import restore_playbook
 
 
-@dataclass
-class Result:
-    outcome: str                     # success | failed | skipped | deferred | dry_run | escalated | gave_up
-    detail: str
-    log_excerpt: str | None = None
-    run_at: float | None = None      # deferred: when to run again
-    retry: bool = False              # failed: schedule another attempt (backoff decides when)
-    notice: str | None = None        # a Telegram notice, HTML
+@dataclass(frozen=True)
+class Playbook:
+    name: str                           # the `playbook` label and the ledger's name for it
+    alertname: str                      # the alert that runs it
+    run: Callable[[Context], Result]
 
 
-@dataclass
-class Context:
-    """What a playbook may use: the bot's config and runtime, the ledger, time, and the shared checks."""
+PLAYBOOKS = {playbook.name: playbook for playbook in (
+    Playbook("restart", "TradingBotDown", restart_playbook),
+    Playbook("restore", "TradingBotDataCorrupted", restore_playbook),
+    Playbook("api_auth", "TradingBotApiKeyErrors", api_auth_playbook),
+    Playbook("api_rate_limit", "TradingBotRateLimited", api_rate_limit_playbook),
+)}
+BY_ALERT = {playbook.alertname: playbook.name for playbook in PLAYBOOKS.values()}
 
-    config: "Config"
-    bot: "Bot"
-    action: "Action"
-    runtime: "Runtime"
-    ledger: "Ledger"
-    clock: Callable[[], float]
-    sleep: Callable[[float], None]
-    check_alive: Callable[[], "Aliveness"]
-    run_command: Callable[..., tuple[int, str]]
-    restore: Callable[["Context"], Result] | None = None
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def dry_run(self) -> bool:
-        return self.config.remediation.dry_run
+__all__ = ["BY_ALERT", "OUTCOMES", "PLAYBOOKS", "Context", "Playbook", "Result"]

@@ -7,7 +7,7 @@ one substitution is `{pid}`, the bot's pid as its liveness source reports it.
 from __future__ import annotations
 
 from remediator.notifier import escape
-from remediator.playbooks import Context, Result
+from remediator.playbooks.base import Context, Result
 
 
 def api_auth_playbook(ctx: Context) -> Result:

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 from botwatch.core.units import format_duration
 from remediator.notifier import escape
-from remediator.playbooks import Context, Result
+from remediator.playbooks.base import Context, Result
 from remediator.runtimes import DockerRuntime, RuntimeFailure
 
 

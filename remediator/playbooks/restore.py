@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from remediator.backup import store_for
 from remediator.notifier import escape
-from remediator.playbooks import Context, Result
+from remediator.playbooks.base import Context, Result
 from remediator.restore import RestoreFailed, restore
 from remediator.runtimes import RuntimeFailure
 

@@ -101,7 +101,7 @@ def test_an_unreachable_s3_is_a_clear_failure_and_a_count_not_a_crash(tmp_path, 
                                   "bots": [{"name": "saver", "pidfile": "s.pid", "data_file": "t.csv"}]},
                                  base=tmp_path)
     engine = engine_factory(config)
-    [result] = engine.backup()
+    [result] = engine.periodic.backup()
     assert result.outcome == "failed" and dead in result.detail
     assert engine.metrics.registry.get_sample_value("botwatch_backups_total", {"bot": "saver", "outcome": "failed"}) == 1
     assert "backup failed" in (tmp_path / "outbox.jsonl").read_text()
@@ -117,7 +117,7 @@ def test_engine_backup_records_metrics_and_prunes(tmp_path, engine_factory):
     clock = FakeClock()
     engine = engine_factory(config, clock=clock)
     for _ in range(4):
-        engine.backup()
+        engine.periodic.backup()
         clock.advance(3600)
     assert len(LocalStore(tmp_path / "bk").manifests("saver")) == 2
     get = engine.metrics.registry.get_sample_value

@@ -40,7 +40,7 @@ def test_a_stopped_container_is_restarted_by_the_playbook(tmp_path, dockerd, con
     probe = DockerProbe("dockbot", factory)
     assert not probe().up and "exited" in probe().detail
     post(client_for(engine), payload(alert("dockbot")))
-    engine.dispatch_due(inline=True)
+    engine.runner.dispatch_due(inline=True)
     [action] = engine.ledger.actions()
     assert action.outcome == "success", action.detail
     assert probe().up
@@ -60,7 +60,7 @@ def test_an_oom_killed_container_gets_its_memory_limit_raised_once_up_to_the_cap
                             runtime_factory=lambda b: DockerRuntime(b, factory))
     client = client_for(engine)
     post(client, payload(alert("hungry")))
-    engine.dispatch_due(inline=True)
+    engine.runner.dispatch_due(inline=True)
     c.reload()
     assert c.attrs["HostConfig"]["Memory"] == 12 * mib            # doubled, then held to the cap
     action = engine.ledger.actions()[-1]
@@ -70,7 +70,7 @@ def test_an_oom_killed_container_gets_its_memory_limit_raised_once_up_to_the_cap
     wait_for(lambda: (c.reload(), c.attrs["State"]["OOMKilled"] and c.status == "exited")[1], timeout=30,
              what="the second OOM kill")
     engine.ledger.update_bot("hungry", last_restart_at=0)
-    engine.dispatch_due(inline=True)
+    engine.runner.dispatch_due(inline=True)
     c.reload()
     assert c.attrs["HostConfig"]["Memory"] == 12 * mib
 
@@ -95,7 +95,7 @@ def test_a_compose_service_is_found_by_its_labels_and_restarted(tmp_path, docker
     engine = engine_factory(make_config(tmp_path, [bot], verify_after="1s"),
                             runtime_factory=lambda b: ComposeRuntime(b, factory))
     post(client_for(engine), payload(alert("mm-bot")))
-    engine.dispatch_due(inline=True)
+    engine.runner.dispatch_due(inline=True)
     [action] = engine.ledger.actions()
     assert action.outcome == "success", action.detail
     c.reload()

@@ -74,7 +74,7 @@ def test_dry_run_decides_and_records_but_touches_nothing(tmp_path, paperbots, en
     old = pid_of(bot)
     reaped(bot)
     post(client, payload(alert("dreamer")))
-    engine.dispatch_due(inline=True)
+    engine.runner.dispatch_due(inline=True)
     [action] = engine.ledger.actions()
     assert action.outcome == "dry_run" and "would restart" in action.detail
     time.sleep(1)
@@ -98,7 +98,7 @@ def test_backoff_5_15_30_then_the_circuit_opens_and_escalates(tmp_path, engine_f
     t0 = clock.now
 
     def run():
-        return [a.id for a in engine.dispatch_due(inline=True)]
+        return [a.id for a in engine.runner.dispatch_due(inline=True)]
 
     run()                                             # restart 1 at t0, verification fails
     state = engine.ledger.bot_state("sickly")
@@ -133,7 +133,7 @@ def test_backoff_5_15_30_then_the_circuit_opens_and_escalates(tmp_path, engine_f
     run()
     assert engine.ledger.actions()[0].outcome == "skipped" and engine.ledger.bot_state("sickly").attempts == 3
     # an operator reset re-arms it
-    assert engine.reset("sickly")
+    assert engine.intake.reset("sickly")
     assert not engine.ledger.bot_state("sickly").circuit_open
 
 
@@ -142,8 +142,8 @@ def test_a_resolved_alert_cancels_the_pending_retry(tmp_path, engine_factory):
     engine = engine_factory(make_config(tmp_path, [never_up_bot(tmp_path)]), clock=clock)
     client = client_for(engine)
     post(client, payload(alert("sickly")))
-    engine.dispatch_due(inline=True)
-    engine.dispatch_due(inline=True)
+    engine.runner.dispatch_due(inline=True)
+    engine.runner.dispatch_due(inline=True)
     assert any(a.state == "scheduled" for a in engine.ledger.actions())
     post(client, payload(alert("sickly", status="resolved")))
     assert not any(a.state == "scheduled" for a in engine.ledger.actions())
@@ -155,7 +155,7 @@ def test_the_restart_count_resets_after_staying_healthy(tmp_path, engine_factory
     engine = engine_factory(make_config(tmp_path, [never_up_bot(tmp_path)], healthy_reset_after="1h"), clock=clock)
     client = client_for(engine)
     post(client, payload(alert("sickly", starts_at="2026-11-25T08:00:00Z")))
-    engine.dispatch_due(inline=True)
+    engine.runner.dispatch_due(inline=True)
     assert engine.ledger.bot_state("sickly").attempts == 1
     post(client, payload(alert("sickly", status="resolved", starts_at="2026-11-25T08:00:00Z")))
     clock.advance(1800)                                    # healthy only half an hour: still counted
@@ -182,7 +182,7 @@ def test_the_ledger_survives_a_remediator_restart(tmp_path, engine_factory):
     assert post(client, payload(alert("sickly"))).get_json()["duplicate"] == 1
     [requeued] = second.ledger.actions()
     assert requeued.state == "scheduled" and "interrupted" in requeued.detail
-    second.dispatch_due(inline=True)
+    second.runner.dispatch_due(inline=True)
     assert second.ledger.actions()[-1].outcome == "failed"
     assert second.ledger.bot_state("sickly").attempts == 1
 
@@ -196,7 +196,7 @@ def test_api_key_errors_never_restart_and_run_on_auth_error(tmp_path, paperbots,
     client = client_for(engine)
     pid = pid_of(bot)
     post(client, payload(alert("badkey", alertname="TradingBotApiKeyErrors", severity="critical")))
-    engine.dispatch_due(inline=True)
+    engine.runner.dispatch_due(inline=True)
     [action] = engine.ledger.actions()
     assert action.outcome == "escalated" and "not restarted" in action.detail and "exit 0" in action.detail
     assert marker.read_text() == "switched\n"
@@ -211,7 +211,7 @@ def test_rate_limit_runs_on_rate_limit_with_the_bots_pid(tmp_path, paperbots, en
     engine = engine_factory(config)
     post(client_for(engine), payload(alert("hasty", alertname="TradingBotRateLimited", severity="warning",
                                            pid="; rm -rf /")))
-    engine.dispatch_due(inline=True)
+    engine.runner.dispatch_due(inline=True)
     [action] = engine.ledger.actions()
     assert action.outcome == "success", action.detail
     assert marker.read_text().strip() == str(pid_of(bot))   # the pid from the bot's pidfile, never the label
@@ -245,7 +245,7 @@ def test_a_bot_known_only_by_its_health_endpoint_is_escalated_not_retried(tmp_pa
            "data_file": str(tmp_path / "r.csv")}
     engine = engine_factory(make_config(tmp_path, [bot]), clock=FakeClock())
     post(client_for(engine), payload(alert("remote")))
-    engine.dispatch_due(inline=True)
+    engine.runner.dispatch_due(inline=True)
     [action] = engine.ledger.actions()
     assert action.outcome == "escalated" and "nothing to restart" in action.detail
     assert engine.ledger.bot_state("remote").attempts == 0

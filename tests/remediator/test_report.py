@@ -182,8 +182,8 @@ def test_the_scheduler_sends_the_report_once_across_ha_peers(tmp_path, engine_fa
         "enabled": True, "prometheus_url": f"http://127.0.0.1:{free_port()}"})})
     peers = [engine_factory(config, clock=clock, data_dir=tmp_path / f"peer{i}") for i in range(2)]
     for peer in peers:
-        peer._maybe_report()
-        peer._maybe_report()
+        peer.periodic.maybe_report()
+        peer.periodic.maybe_report()
     wait_for(lambda: telegram.messages(), what="the report")
     time.sleep(0.5)
     reports = [m for m in telegram.messages() if "Bot Health Report" in m["text"]]

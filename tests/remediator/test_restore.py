@@ -155,7 +155,7 @@ def test_the_corruption_alert_runs_the_restore_playbook_end_to_end(tmp_path, tra
     engine = engine_factory(config)
     CORRUPTIONS["duplicate_trade_id"](bot.csv)
     post(client_for(engine), payload(alert("keeper", alertname="TradingBotDataCorrupted", notify="telegram")))
-    engine.dispatch_due(inline=True)
+    engine.runner.dispatch_due(inline=True)
     [action] = engine.ledger.actions()
     assert action.outcome == "success", action.detail
     assert "replayed from journal" in action.detail

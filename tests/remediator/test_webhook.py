@@ -82,7 +82,7 @@ def test_unknown_or_hostile_bot_labels_are_ignored(fleet, tmp_path, bot):
     engine, client, runtimes, _ = fleet
     response = post(client, payload(alert(bot, fingerprint="fp-hostile")))
     assert response.status_code == 200 and response.get_json()["ignored"] == 1
-    engine.dispatch_due(inline=True)
+    engine.runner.dispatch_due(inline=True)
     assert not actions(engine) and not any(r.calls for r in runtimes.values())
     assert not (tmp_path / "etc").exists()
     metrics = client.get("/metrics").get_data(as_text=True)
@@ -99,7 +99,7 @@ def test_hostile_values_in_other_labels_never_reach_a_command(fleet):
     engine, client, runtimes, _ = fleet
     post(client, payload(alert("bot-2", alertname="TradingBotApiKeyErrors", on_auth_error="; touch /tmp/pwned",
                                command="rm -rf /")))
-    engine.dispatch_due(inline=True)
+    engine.runner.dispatch_due(inline=True)
     [action] = actions(engine)
     assert action.outcome == "escalated" and "no on_auth_error command configured" in action.detail
     assert runtimes["bot-2"].calls == []
@@ -118,7 +118,7 @@ def test_the_same_alert_delivered_three_times_acts_once(fleet):
     engine, client, runtimes, _ = fleet
     for _ in range(3):   # HA peers and retries send the same fingerprint and startsAt
         assert post(client, payload(alert("bot-3"))).status_code == 200
-    engine.dispatch_due(inline=True)
+    engine.runner.dispatch_due(inline=True)
     assert post(client, payload(alert("bot-3"))).get_json()["duplicate"] == 1
     assert runtimes["bot-3"].calls.count("restart") == 1
     assert len([a for a in actions(engine) if a.playbook == "restart"]) == 1
@@ -129,19 +129,19 @@ def test_a_storm_for_ten_bots_acts_once_each(fleet):
     alerts = [alert(f"bot-{i}") for i in range(10)]
     for _ in range(5):
         assert post(client, payload(*alerts, *alerts)).status_code == 200
-    engine.dispatch_due(inline=True)
+    engine.runner.dispatch_due(inline=True)
     assert {name: r.calls.count("restart") for name, r in runtimes.items()} == {f"bot-{i}": 1 for i in range(10)}
 
 
 def test_a_new_incident_of_the_same_alert_acts_again(fleet):
     engine, client, runtimes, clock = fleet
     post(client, payload(alert("bot-4", starts_at="2026-11-25T08:00:00Z")))
-    engine.dispatch_due(inline=True)
+    engine.runner.dispatch_due(inline=True)
     post(client, payload(alert("bot-4", status="resolved", starts_at="2026-11-25T08:00:00Z")))
     clock.advance(7200)
     runtimes["bot-4"]._up = False   # down again
     post(client, payload(alert("bot-4", starts_at="2026-11-25T10:00:00Z")))
-    engine.dispatch_due(inline=True)
+    engine.runner.dispatch_due(inline=True)
     assert runtimes["bot-4"].calls.count("restart") == 2
 
 
@@ -149,7 +149,7 @@ def test_a_healthy_bot_is_never_restarted(fleet):
     engine, client, runtimes, _ = fleet
     runtimes["bot-7"]._up = True
     post(client, payload(alert("bot-7")))
-    engine.dispatch_due(inline=True)
+    engine.runner.dispatch_due(inline=True)
     [action] = actions(engine)
     assert action.outcome == "skipped" and "already up" in action.detail
     assert runtimes["bot-7"].calls == []
@@ -168,7 +168,7 @@ def test_webhook_requests_are_counted_by_code(fleet):
 def test_status_page_lists_bots_and_actions(fleet):
     engine, client, _, _ = fleet
     post(client, payload(alert("bot-5")))
-    engine.dispatch_due(inline=True)
+    engine.runner.dispatch_due(inline=True)
     page = client.get("/").get_data(as_text=True)
     assert "bot-5" in page and "restart" in page
 

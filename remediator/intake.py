@@ -1,0 +1,97 @@
+"""The intake: alerts from the webhook become ledger decisions, once per incident, before the webhook answers.
+
+It never runs a playbook: it records each alert and schedules what the playbook table asks for; the
+runner takes it from the ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from botwatch.core.config import Config
+from remediator.ledger import Ledger
+from remediator.opslog import OperationsLog
+from remediator.payload import Alert
+from remediator.playbooks import BY_ALERT
+
+log = logging.getLogger(__name__)
+
+COUNTS = ("scheduled", "duplicate", "resolved", "ignored", "noted")
+
+
+class Intake:
+    def __init__(self, config: Config, ledger: Ledger, opslog: OperationsLog, clock: Callable[[], float],
+                 on_scheduled: Callable[[], None] = lambda: None):
+        self.config = config
+        self.ledger = ledger
+        self.opslog = opslog
+        self.clock = clock
+        self.on_scheduled = on_scheduled
+
+    def handle(self, alerts: list[Alert]) -> dict[str, int]:
+        """Record the alerts and schedule what they ask for; returns how many of each kind."""
+        counts = dict.fromkeys(COUNTS, 0)
+        now = self.clock()
+        for alert in alerts:
+            counts[self._take(alert, now)] += 1
+        if counts["scheduled"]:
+            self.on_scheduled()
+        return counts
+
+    def reset(self, bot: str) -> bool:
+        """An operator's reset: close the circuit and forget past attempts."""
+        if self.config.bot(bot) is None:
+            return False
+        self.ledger.update_bot(bot, attempts=0, circuit_open=0, memory_raised=0)
+        self.opslog.append(self.clock(), bot, None, "reset", "success", 0.0, "operator reset: circuit closed")
+        self.on_scheduled()
+        return True
+
+    def _take(self, alert: Alert, now: float) -> str:
+        bot = self.config.bot(alert.bot) if alert.bot is not None else None
+        playbook = BY_ALERT.get(alert.alertname)
+        if bot is None:
+            log.warning("alert %.80r for unknown bot %.80r ignored", alert.alertname, alert.bot)
+            self._note(alert, now, "unknown bot: ignored", alert.alertname[:200], (alert.bot or "")[:200])
+            return "ignored"
+        if alert.status == "resolved":
+            self._note(alert, now, self._resolved(alert, bot.name, playbook, now), bot=bot.name)
+            return "resolved"
+        if playbook is None:
+            self._note(alert, now, "no playbook: noted", bot=bot.name)
+            return "noted"
+        if not self.ledger.open_incident(alert.fingerprint, alert.starts_at, alert.alertname, bot.name, now):
+            self._note(alert, now, "duplicate: already acted on", bot=bot.name)
+            return "duplicate"
+        self._new_incident(bot.name, playbook, now)
+        self.ledger.schedule(bot.name, playbook, now, alert.alertname, alert.fingerprint, alert.starts_at)
+        self._note(alert, now, f"scheduled {playbook}", bot=bot.name)
+        log.info("%s: %s firing: %s scheduled", bot.name, alert.alertname, playbook)
+        return "scheduled"
+
+    def _note(self, alert: Alert, now: float, note: str, alertname: str | None = None, bot: str = "") -> None:
+        self.ledger.record_delivery(now, alertname or alert.alertname, bot, alert.status, alert.fingerprint,
+                                    alert.starts_at, note)
+
+    def _new_incident(self, bot: str, playbook: str, now: float) -> None:
+        """A restart incident after a long healthy stretch starts the backoff afresh."""
+        if playbook != "restart":
+            return
+        state = self.ledger.bot_state(bot)
+        reset_after = self.config.remediation.healthy_reset_after
+        if state.attempts and state.healthy_since is not None and now - state.healthy_since >= reset_after:
+            log.info("%s: healthy for %.0fs since the last restart; restart count reset", bot, now - state.healthy_since)
+            self.ledger.update_bot(bot, attempts=0, memory_raised=0)
+
+    def _resolved(self, alert: Alert, bot: str, playbook: str | None, now: float) -> str:
+        """Close the incident and cancel what it still had pending; returns the delivery's note."""
+        self.ledger.resolve_incident(alert.fingerprint, alert.starts_at, now)
+        note = "resolved"
+        if playbook:
+            cancelled = self.ledger.cancel_scheduled(bot, playbook, now, f"{alert.alertname} resolved")
+            note += f"; {cancelled} pending {playbook} cancelled" if cancelled else ""
+        if playbook == "restart":
+            state = self.ledger.bot_state(bot)
+            self.ledger.update_bot(bot, healthy_since=state.healthy_since or now, circuit_open=0)
+        return note

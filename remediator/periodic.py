@@ -1,0 +1,140 @@
+"""Periodic work: the hourly backups with their pruning, and the morning report with its HA claim.
+
+`tick()` is called by the engine's loop; it decides what is due (durably, in the ledger) and hands the
+work to the pool, never running two backups or two reports at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Executor
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from botwatch.core.config import Config
+from remediator import scheduler
+from remediator.backup import BackupResult, S3Store, backup_bot, prune, store_for
+from remediator.ledger import Ledger
+from remediator.metrics import Metrics
+from remediator.notifier import Notifier, escape
+from remediator.opslog import OperationsLog
+
+log = logging.getLogger(__name__)
+
+
+class PeriodicWork:
+    def __init__(self, config: Config, ledger: Ledger, opslog: OperationsLog, metrics: Metrics, notifier: Notifier,
+                 pool: Executor, clock: Callable[[], float]):
+        self.config = config
+        self.ledger = ledger
+        self.opslog = opslog
+        self.metrics = metrics
+        self.notifier = notifier
+        self.pool = pool
+        self.clock = clock
+        self._backing_up = threading.Lock()
+        self._reporting = threading.Lock()
+
+    def tick(self) -> None:
+        self.maybe_backup()
+        self.maybe_report()
+
+    # -- backups ---------------------------------------------------------------------------------------
+
+    def maybe_backup(self) -> None:
+        last = self.ledger.get("last_backup_run", 0.0)
+        if self.clock() - last >= self.config.backup.interval and not self._backing_up.locked():
+            self.ledger.put("last_backup_run", self.clock())
+            self.pool.submit(self.backup)
+
+    def backup(self, names: list[str] | None = None) -> list[BackupResult]:
+        """Back up each (named) bot's valid trade file, prune old backups; recorded like any action."""
+        with self._backing_up:
+            try:
+                store, store_error = store_for(self.config.backup), None
+            except Exception as err:  # boto3 could not even build a client (bad region, ...)
+                store, store_error = None, f"backup store: {err}"
+            results = []
+            for bot in self.config.bots:
+                if names and bot.name not in names:
+                    continue
+                started = time.monotonic()
+                result = BackupResult(bot.name, "failed", store_error) if store is None else backup_bot(
+                    bot, store, self.clock)
+                if result.outcome == "success":
+                    self._prune(bot.name, store)
+                results.append(result)
+                self._record_backup(result, time.monotonic() - started)
+            failed = [r for r in results if r.outcome == "failed"]
+            if failed:
+                self.notifier.send("💾 backup failed for " + ", ".join(
+                    f"<b>{escape(r.bot)}</b>: {escape(r.detail)}" for r in failed))
+            return results
+
+    def _prune(self, bot: str, store) -> None:
+        try:
+            removed = prune(bot, store, self.config.backup.keep_hourly, self.config.backup.keep_daily)
+        except Exception as err:  # pruning is housekeeping: a failure is logged, the backup stands
+            log.warning("%s: pruning old backups failed: %s", bot, err)
+            return
+        if removed:
+            log.info("%s: %d old backup(s) pruned", bot, removed)
+
+    def _record_backup(self, result: BackupResult, duration: float) -> None:
+        now = self.clock()
+        action_id = self.ledger.schedule(result.bot, "backup", now, detail="backup")
+        self.ledger.finish(action_id, now, result.outcome, result.detail)
+        self.opslog.append(now, result.bot, None, "backup", result.outcome, duration, result.detail)
+        self.metrics.backups.labels(result.bot, result.outcome).inc()
+        if result.outcome == "success":
+            self.metrics.last_backup.labels(result.bot).set(result.manifest.created)
+        log.info("%s: backup %s: %s", result.bot, result.outcome, result.detail)
+
+    # -- the morning report ----------------------------------------------------------------------------
+
+    def maybe_report(self) -> None:
+        report = self.config.report
+        if not report.enabled or self._reporting.locked():
+            return
+        now = datetime.fromtimestamp(self.clock(), timezone.utc)
+        occurrence = scheduler.due(report.at, report.timezone, now, self.ledger.get("last_report_for"))
+        if occurrence is None:
+            return
+        key = occurrence.isoformat()
+        self.ledger.put("last_report_for", key)   # decided once, whatever the delivery does
+        if not self._claim_report(key):
+            log.info("the %s report was claimed by another remediator", key)
+            return
+        self.pool.submit(self.send_report)
+
+    def _claim_report(self, key: str) -> bool:
+        """Whether this remediator sends the report: the first to claim it in the shared backup store."""
+        name = f"report-{key.replace(':', '')}"
+        try:
+            s3 = self.config.backup.s3
+            if s3:
+                store = S3Store(s3.bucket, s3.prefix, s3.endpoint_url, s3.region)
+                return scheduler.claim_s3(store.client, s3.bucket, f"{store.prefix}claims/{name}")
+            return scheduler.claim(Path(self.config.backup.dir) / ".claims", name)
+        except Exception as err:  # no shared place to claim in: better two reports than none
+            log.warning("could not claim the report (%s); sending it anyway", err)
+            return True
+
+    def send_report(self) -> bool:
+        """Build the report over `report.window` and send it (text, then the chart)."""
+        from remediator.report import build_report   # pandas and matplotlib: only when a report is due
+        with self._reporting:
+            started = time.monotonic()
+            result = build_report(self.config, self.config.report.prometheus_url, self.ledger,
+                                  self.config.report.window, self.clock())
+            ok = self.notifier.send(result.text)
+            if result.chart:
+                ok &= self.notifier.send_photo(result.chart, caption=escape(result.title), filename="report.png")
+            outcome = "success" if ok else "failed"
+            detail = "; ".join(result.unknown) or "sent"
+            self.opslog.append(self.clock(), "all bots", None, "report", outcome, time.monotonic() - started, detail)
+            log.info("daily report %s: %s", outcome, detail)
+            return ok
