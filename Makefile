@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 APT_PKGS := prometheus prometheus-alertmanager curl docker.io docker-compose busybox-static
 STATE   ?= var/stack
 
-.PHONY: run test deps system-deps venv lint bench clean
+.PHONY: run test deps system-deps venv generate bench clean
 
 run: deps
 	$(BIN)/botwatch up --state-dir $(STATE)
@@ -42,3 +42,8 @@ bench: deps
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
+
+# the generated files: the rules from botwatch/core/mixin.py, the dashboards' JSON from grafana/dashboards
+generate: venv
+	$(BIN)/python -m botwatch.core.mixin --out prometheus/rules/botwatch.rules.yml
+	$(BIN)/python grafana/generate.py

@@ -247,7 +247,7 @@ def chart(prom: PrometheusAPI, config: Config, window: float, now: float) -> byt
 
 
 def build_report(config: Config, prom_url: str, ledger: Ledger | None, window: float = 86400,
-                 now: float | None = None, with_chart: bool = True) -> Report:
+                 now: float | None = None) -> Report:
     now = time.time() if now is None else now
     prom = PrometheusAPI(prom_url)
     lines, unknown = collect(config, prom, ledger, window, now)
@@ -255,7 +255,7 @@ def build_report(config: Config, prom_url: str, ledger: Ledger | None, window: f
     text, frame = render(config, lines, unknown, [a for a in actions if a.bot in {b.name for b in config.bots}],
                          window, now)
     png = None
-    if with_chart and not any("unreachable" in u for u in unknown):
+    if not any("unreachable" in u for u in unknown):
         try:
             png = chart(prom, config, window, now)
         except Exception:  # a chart is a nicety: the text goes out without it

@@ -59,11 +59,10 @@ class ProcessRuntime:
 
     name = "process"
 
-    def __init__(self, bot: Bot, output_dir: Path, probe=None, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, bot: Bot, output_dir: Path, probe=None):
         self.bot = bot
         self.probe = probe or probe_for(bot)
         self.output = Path(output_dir) / f"{bot.name}.out"
-        self.sleep = sleep
 
     def status(self) -> Liveness:
         return self.probe()

@@ -1,24 +1,26 @@
 """The botwatch config: its model, loading from YAML or JSON, and validation that names every problem.
 
 `load_config(path)` returns a `Config` or raises `ConfigError`, whose `str()` lists each problem by its
-path in the file (`bots[1].health_endpoint: ...`). Relative paths resolve against the file's folder.
+path in the file (`bots[1].health_endpoint: ...`; config_problems.py words them). Relative paths resolve
+against the file's folder. The keys are documented in the README, "Configuration".
 """
 
 from __future__ import annotations
 
 import json
 import re
-import zoneinfo
 from pathlib import Path
-from typing import Annotated, Literal
-from urllib.parse import urlsplit
+from typing import Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from botwatch.core.units import parse_duration, parse_size
+from botwatch.core.config_problems import ConfigError, duplicate_names, problems_of
+from botwatch.core.config_types import (Argv, ArgvWithPid, ChatIds, ClockTime, Duration, HttpUrl, NonEmpty,
+                                        PositiveDuration, Regex, Size, Slug, TimeZone)
 
-SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
+__all__ = ["Bot", "Config", "ConfigError", "config_from_mapping", "load_config", "parse_text", "warnings"]
+
 LIVENESS_KEYS = ("process_name", "pidfile", "container", "compose_service", "systemd_unit")
 BOT_TYPES = ("spot", "futures", "market-maker")
 ERROR_KINDS = ("auth", "rate_limit", "other")
@@ -45,90 +47,6 @@ DEFAULT_ERROR_PATTERNS = {
         r"(?i)\bapi error\b",
     ],
 }
-
-
-def _duration(value):
-    seconds = parse_duration(value)
-    if seconds < 0:
-        raise ValueError("must not be negative")
-    return seconds
-
-
-def _positive_duration(value):
-    seconds = _duration(value)
-    if seconds == 0:
-        raise ValueError("must be greater than zero")
-    return seconds
-
-
-def _slug(value: str) -> str:
-    if not SLUG.fullmatch(value):
-        raise ValueError(f"{value!r} is not a slug: use a-z, 0-9 and '-', at most 64 characters "
-                         "(it becomes the `bot` label)")
-    return value
-
-
-def _http_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{value!r} is not an http:// or https:// URL with a host")
-    return value
-
-
-def _regex(value: str) -> str:
-    try:
-        re.compile(value)
-    except re.error as err:
-        raise ValueError(f"{value!r} is not a valid regular expression: {err}") from None
-    return value
-
-
-def _argv(value: list[str]) -> list[str]:
-    if not value:
-        raise ValueError("must name a program: a non-empty list like [\"python\", \"bot.py\"]")
-    return value
-
-
-def _argv_with_pid(value: list[str]) -> list[str]:
-    for arg in _argv(value):
-        for field in re.findall(r"\{([^{}]*)\}", arg):
-            if field != "pid":
-                raise ValueError(f"{{{field}}} in {arg!r}: {{pid}} is the only substitution")
-    return value
-
-
-def _chat_ids(value):
-    values = value if isinstance(value, list) else [value]
-    for chat in values:
-        if isinstance(chat, bool) or not isinstance(chat, (int, str)) or chat == "":
-            raise ValueError(f"{chat!r} is not a chat id: use a number like 123456789, an @channel name, or a list")
-    return value
-
-
-def _timezone(value: str) -> str:
-    try:
-        zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{value!r} is not an IANA time zone like UTC or Europe/Berlin") from None
-    return value
-
-
-def _clock_time(value: str) -> str:
-    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value)
-    if not match:
-        raise ValueError(f"{value!r} is not a time of day like 08:00")
-    return value
-
-
-Duration = Annotated[float, BeforeValidator(_duration)]
-PositiveDuration = Annotated[float, BeforeValidator(_positive_duration)]
-Slug = Annotated[str, AfterValidator(_slug)]
-HttpUrl = Annotated[str, AfterValidator(_http_url)]
-Regex = Annotated[str, AfterValidator(_regex)]
-Argv = Annotated[list[str], AfterValidator(_argv)]
-ArgvWithPid = Annotated[list[str], AfterValidator(_argv_with_pid)]
-Size = Annotated[int, BeforeValidator(parse_size)]
-NonEmpty = Annotated[str, Field(min_length=1)]
 
 
 class Strict(BaseModel):
@@ -230,7 +148,7 @@ class Bot(Strict):
 
 class Telegram(Strict):
     bot_token_file: Path | None = None
-    chat_id: Annotated[int | str | list[int | str] | None, BeforeValidator(_chat_ids)] = None
+    chat_id: ChatIds = None
     api_url: HttpUrl = "https://api.telegram.org"
 
     @property
@@ -264,8 +182,8 @@ class Remediation(Strict):
 
 
 class Report(Strict):
-    at: Annotated[str, AfterValidator(_clock_time)] = "08:00"
-    timezone: Annotated[str, AfterValidator(_timezone)] = "UTC"
+    at: ClockTime = "08:00"
+    timezone: TimeZone = "UTC"
     enabled: bool = True
     prometheus_url: HttpUrl = "http://127.0.0.1:9090"
     window: PositiveDuration = 86400.0
@@ -282,83 +200,6 @@ class Config(Strict):
     def bot(self, name: str) -> Bot | None:
         """The bot called `name`, or None: a label value is only ever a key into this lookup."""
         return next((bot for bot in self.bots if bot.name == name), None)
-
-
-class ConfigError(Exception):
-    """A config that can't be used; `problems` lists each as 'path: what is wrong'."""
-
-    def __init__(self, source: str, problems: list[str]):
-        self.source = source
-        self.problems = problems
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        count = len(self.problems)
-        lines = [f"{self.source}: {count} problem{'s' if count != 1 else ''}:"]
-        return "\n".join(lines + [f"  {problem}" for problem in self.problems])
-
-
-def _path_of(loc: tuple) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif part in ("function-after", "function-before") or str(part).startswith(("function-", "list[", "int", "str")):
-            continue
-        else:
-            text += f".{part}" if text else str(part)
-    return text or "(top level)"
-
-
-def _message(error: dict) -> str:
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "missing":
-        return "required"
-    message = error["msg"]
-    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
-
-
-def _problems(err: ValidationError, raw) -> list[str]:
-    seen, problems = set(), []
-    for error in err.errors():
-        loc = tuple(error["loc"])
-        # a union reports one error per member; the first says enough
-        key = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in ("int", "str"))))
-        if key in seen:
-            continue
-        seen.add(key)
-        path = _path_of(loc)
-        bot_name = _bot_name(raw, loc)
-        where = f"{path} ({bot_name})" if bot_name else path
-        problems.append(f"{where}: {_message(error)}")
-    return problems
-
-
-def _bot_name(raw, loc: tuple) -> str | None:
-    if len(loc) >= 2 and loc[0] == "bots" and isinstance(loc[1], int) and isinstance(raw, dict):
-        bots = raw.get("bots")
-        if isinstance(bots, list) and loc[1] < len(bots) and isinstance(bots[loc[1]], dict):
-            name = bots[loc[1]].get("name")
-            return str(name) if isinstance(name, str) else None
-    return None
-
-
-def _duplicate_names(raw) -> list[str]:
-    bots = raw.get("bots") if isinstance(raw, dict) else None
-    if not isinstance(bots, list):
-        return []
-    first, problems = {}, []
-    for index, bot in enumerate(bots):
-        name = bot.get("name") if isinstance(bot, dict) else None
-        if not isinstance(name, str):
-            continue
-        if name in first:
-            problems.append(f"bots[{index}].name: duplicate name {name!r} (also bots[{first[name]}])")
-        else:
-            first[name] = index
-    return problems
 
 
 def parse_text(text: str, source: str = "<config>") -> dict:
@@ -402,11 +243,11 @@ def _resolve_paths(config: Config, base: Path) -> Config:
 
 def config_from_mapping(raw: dict, source: str = "<config>", base: Path | None = None) -> Config:
     """A validated Config from a raw mapping, or ConfigError naming every problem."""
-    problems = _duplicate_names(raw)
+    problems = duplicate_names(raw)
     try:
         config = Config.model_validate(raw)
     except ValidationError as err:
-        problems = _problems(err, raw) + problems
+        problems = problems_of(err, raw) + problems
         config = None
     if problems:
         raise ConfigError(source, problems)

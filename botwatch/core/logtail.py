@@ -29,7 +29,6 @@ class LogTail:
         self.patterns = patterns
         self.name = name or self.path.name
         self.counts = dict.fromkeys(ERROR_KINDS, 0)
-        self.lines = 0
         self._file: io.BufferedReader | None = None
         self._ident: tuple[int, int] | None = None
         self._partial = b""
@@ -88,7 +87,6 @@ class LogTail:
             self._partial = b""
 
     def _count(self, raw: bytes) -> None:
-        self.lines += 1
         line = raw[:MAX_LINE].decode("utf-8", "replace")
         for kind in ERROR_KINDS:
             if any(pattern.search(line) for pattern in self.patterns.get(kind, ())):

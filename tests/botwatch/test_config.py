@@ -125,3 +125,31 @@ def test_check_config_exits_2_without_a_traceback(tmp_path, text):
 def test_check_config_of_a_missing_file(tmp_path):
     result = run_cli("check-config", str(tmp_path / "nope.yaml"))
     assert result.returncode == 2 and "file not found" in result.stderr
+
+
+def test_wrong_types_are_said_in_a_users_words_never_pydantics():
+    found = problems({"bots": [bot(data_file=[1, 2], check_interval=True, starting_balance="lots",
+                                   expected_trades_per_hour=[1], type="fut")],
+                      "telegram": {"chat_id": 3.5}, "remediation": {"dry_run": "maybe", "backoff": []},
+                      "backup": "s3"})
+    assert found == [
+        "telegram.chat_id: 3.5 is not a chat id: use a number like 123456789, an @channel name, or a list",
+        "backup: expected a mapping (key: value lines)",
+        "remediation.dry_run: expected true or false",
+        "remediation.backoff: must have at least 1 item(s)",
+        "bots[0].type (ok): expected one of 'spot', 'futures' or 'market-maker'",
+        "bots[0].check_interval (ok): a duration, not a boolean",
+        "bots[0].data_file (ok): expected a file path (text)",
+        "bots[0].starting_balance (ok): expected a number",
+        "bots[0].expected_trades_per_hour (ok): expected a mapping (key: value lines)",
+    ]
+
+
+def test_a_path_is_made_of_the_documents_own_keys_and_indexes():
+    # a union (chat_id) and a dict's keys (columns) put pydantic's own steps in `loc`; none reaches the path
+    found = problems({"bots": [bot(data_format={"columns": {"when": "ts"}})], "telegram": {"chat_id": [None]}})
+    assert found == ["telegram.chat_id: None is not a chat id: use a number like 123456789, an @channel name, "
+                     "or a list",
+                     "bots[0].data_format.columns.when (ok): expected one of 'timestamp', 'trade_id', 'symbol', "
+                     "'side', 'price', 'qty' or 'fee'"]
+    assert problems({}) == ["bots: required"]

@@ -1,0 +1,105 @@
+"""The value types of the config: durations, sizes, slugs, URLs, regexes, argv lists, chat ids, times.
+
+Each validator raises ValueError with the words a user needs to fix the value; config_problems.py shows
+them as they are.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BeforeValidator, Field
+
+from botwatch.core.units import parse_duration, parse_size
+
+SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
+
+
+def _duration(value):
+    seconds = parse_duration(value)
+    if seconds < 0:
+        raise ValueError("must not be negative")
+    return seconds
+
+
+def _positive_duration(value):
+    seconds = _duration(value)
+    if seconds == 0:
+        raise ValueError("must be greater than zero")
+    return seconds
+
+
+def _slug(value: str) -> str:
+    if not SLUG.fullmatch(value):
+        raise ValueError(f"{value!r} is not a slug: use a-z, 0-9 and '-', at most 64 characters "
+                         "(it becomes the `bot` label)")
+    return value
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http:// or https:// URL with a host")
+    return value
+
+
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as err:
+        raise ValueError(f"{value!r} is not a valid regular expression: {err}") from None
+    return value
+
+
+def _argv(value: list[str]) -> list[str]:
+    if not value:
+        raise ValueError("must name a program: a non-empty list like [\"python\", \"bot.py\"]")
+    return value
+
+
+def _argv_with_pid(value: list[str]) -> list[str]:
+    for arg in _argv(value):
+        for field in re.findall(r"\{([^{}]*)\}", arg):
+            if field != "pid":
+                raise ValueError(f"{{{field}}} in {arg!r}: {{pid}} is the only substitution")
+    return value
+
+
+def _chat_ids(value):
+    values = value if isinstance(value, list) else [value]
+    for chat in values:
+        if isinstance(chat, bool) or not isinstance(chat, (int, str)) or chat == "":
+            raise ValueError(f"{chat!r} is not a chat id: use a number like 123456789, an @channel name, or a list")
+    return value
+
+
+def _timezone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not an IANA time zone like UTC or Europe/Berlin") from None
+    return value
+
+
+def _clock_time(value: str) -> str:
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value)
+    if not match:
+        raise ValueError(f"{value!r} is not a time of day like 08:00")
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
+PositiveDuration = Annotated[float, BeforeValidator(_positive_duration)]
+Slug = Annotated[str, AfterValidator(_slug)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+Regex = Annotated[str, AfterValidator(_regex)]
+Argv = Annotated[list[str], AfterValidator(_argv)]
+ArgvWithPid = Annotated[list[str], AfterValidator(_argv_with_pid)]
+Size = Annotated[int, BeforeValidator(parse_size)]
+NonEmpty = Annotated[str, Field(min_length=1)]
+ChatIds = Annotated[int | str | list[int | str] | None, BeforeValidator(_chat_ids)]
+ClockTime = Annotated[str, AfterValidator(_clock_time)]
+TimeZone = Annotated[str, AfterValidator(_timezone)]
