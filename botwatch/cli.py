@@ -130,45 +130,59 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="botwatch", description="Monitoring and automatic recovery for trading bots.")
     p.add_argument("--version", action="version", version=f"botwatch {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
     c = sub.add_parser("check-config", help="validate a config file; exit 2 listing every problem")
     c.add_argument("file")
     c.set_defaults(func=check_config)
+    _services(sub)
+    _tools(sub)
+    # the demo bot has its own parser (it stands alone); listed here for --help
+    sub.add_parser("paperbot", help="run the demo paper-trading bot (botwatch paperbot --help)", add_help=False)
+    return p
 
-    e = sub.add_parser("exporter", help="serve the bots' metrics for Prometheus")
+
+def _command(sub, name: str, func, help: str, log_level: str = "INFO") -> argparse.ArgumentParser:
+    command = sub.add_parser(name, help=help)
+    command.add_argument("--log-level", default=log_level)
+    command.set_defaults(func=func)
+    return command
+
+
+def _services(sub) -> None:
+    """The long-running commands."""
+    e = _command(sub, "exporter", exporter, "serve the bots' metrics for Prometheus")
     e.add_argument("--config", required=True)
     e.add_argument("--listen", default=f"127.0.0.1:{EXPORTER_PORT}", help="HOST:PORT (default %(default)s)")
-    e.add_argument("--log-level", default="INFO")
-    e.set_defaults(func=exporter)
 
-    m = sub.add_parser("remediator", help="the Alertmanager webhook receiver that runs playbooks; `reset BOT`")
+    m = _command(sub, "remediator", remediator, "the Alertmanager webhook receiver that runs playbooks; `reset BOT`")
     m.add_argument("action", nargs="?", choices=("serve", "reset"), default="serve")
     m.add_argument("bot", nargs="?", help="with reset: the bot whose circuit to close")
     m.add_argument("--config", required=True)
     m.add_argument("--listen", default=f"127.0.0.1:{REMEDIATOR_PORT}", help="HOST:PORT (default %(default)s)")
     m.add_argument("--token-file", help="file holding the webhook's bearer token")
-    m.add_argument("--log-level", default="INFO")
-    m.set_defaults(func=remediator)
 
-    k = sub.add_parser("backup", help="back up the bots' valid trade files (all, or those named)")
+    u = sub.add_parser("up", help="start the local stack: demo bots (or --config's), exporter, remediator, "
+                                  "Prometheus, Alertmanager")
+    u.add_argument("--config", help="your bots instead of the four demo paperbots")
+    u.add_argument("--timings", choices=("fast", "default"), default="default")
+    u.add_argument("--state-dir", default="var/stack")
+    u.set_defaults(func=up)
+
+
+def _tools(sub) -> None:
+    """The commands that do one thing and exit."""
+    k = _command(sub, "backup", backup, "back up the bots' valid trade files (all, or those named)", "WARNING")
     k.add_argument("--config", required=True)
     k.add_argument("bots", nargs="*", metavar="BOT")
-    k.add_argument("--log-level", default="WARNING")
-    k.set_defaults(func=backup)
 
-    s = sub.add_parser("restore", help="the restore playbook, by hand: stop, quarantine, restore, replay, start")
+    s = _command(sub, "restore", restore, "the restore playbook, by hand: stop, quarantine, restore, replay, start")
     s.add_argument("--config", required=True)
     s.add_argument("bot", metavar="BOT")
-    s.add_argument("--log-level", default="INFO")
-    s.set_defaults(func=restore)
 
-    t = sub.add_parser("report", help="the morning report: uptime, P&L, actions, positions, to Telegram")
+    t = _command(sub, "report", report, "the morning report: uptime, P&L, actions, positions, to Telegram", "WARNING")
     t.add_argument("--config", required=True)
     t.add_argument("--prometheus", required=True, help="Prometheus base URL, e.g. http://127.0.0.1:9090")
     t.add_argument("--since", default="24h", help="the window (default %(default)s)")
     t.add_argument("--dry-run", action="store_true", help="print the text and write the chart instead of sending")
-    t.add_argument("--log-level", default="WARNING")
-    t.set_defaults(func=report)
 
     r = sub.add_parser("render-alertmanager", help="write alertmanager.yml with the Telegram token and chats in")
     r.add_argument("--config", required=True)
@@ -177,16 +191,6 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="where Alertmanager reads it (mode 0600), or - for stdout")
     r.add_argument("--template", help="your alertmanager.yml, its templates/ beside it (default: the one botwatch ships)")
     r.set_defaults(func=render_alertmanager)
-
-    u = sub.add_parser("up", help="start the local stack: demo bots (or --config's), exporter")
-    u.add_argument("--config", help="your bots instead of the four demo paperbots")
-    u.add_argument("--timings", choices=("fast", "default"), default="default")
-    u.add_argument("--state-dir", default="var/stack")
-    u.set_defaults(func=up)
-
-    # the demo bot has its own parser (it stands alone); listed here for --help
-    sub.add_parser("paperbot", help="run the demo paper-trading bot (botwatch paperbot --help)", add_help=False)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,6 +53,7 @@ CONFIG = {
     "absent_for": "5m",
     # Self-monitoring.
     "component_down_for": "2m",
+    "delivery_rate_window": "5m",
     "delivery_failing_for": "5m",
     # Uptime SLO: 99.5% over 7 days. Burn rates follow the multi-window recipe, scaled to a 7d period:
     # page when 5% of the week's budget burns within 1h (8.4x), ticket when 10% burns within 6h (2.8x).
@@ -126,8 +127,13 @@ def recording_rules(c: dict) -> list[dict]:
 
 
 def alert_rules(c: dict) -> list[dict]:
-    exporter, remediator, am = c["exporter_selector"], c["remediator_selector"], c["alertmanager_selector"]
-    rules = [
+    """Every alert, in the order the rules file lists them."""
+    return liveness_alerts(c) + trading_alerts(c) + self_alerts(c)
+
+
+def liveness_alerts(c: dict) -> list[dict]:
+    """The bot is down, its data is corrupt or stale, its exchange refuses it."""
+    return [
         _alert(c, "TradingBotDown", f"tradingbot_down_checks >= {c['down_checks']}", c["down_for"], "remediate",
                f"A trading bot failed {spoken_count(c['down_checks'])} consecutive checks.",
                "{{ $labels.bot }} has failed {{ $value }} consecutive checks; botwatch is restarting it."),
@@ -158,6 +164,12 @@ def alert_rules(c: dict) -> list[dict]:
                "A trading bot is being rate-limited by its exchange.",
                "{{ $labels.bot }} hit {{ $value | humanize }} rate-limit errors in the last "
                + c["rate_limit_window"] + "; botwatch runs its on_rate_limit command if one is configured."),
+    ]
+
+
+def trading_alerts(c: dict) -> list[dict]:
+    """The bot trades abnormally, restarts without end, vanished, or burns its uptime budget."""
+    return [
         _alert(c, "TradingBotAbnormalTradeFrequency",
                "bot:tradingbot_trades_per_hour:rate > on (bot) tradingbot_expected_trades_per_hour{bound=\"max\"}",
                c["abnormal_frequency_for"], "critical",
@@ -185,6 +197,13 @@ def alert_rules(c: dict) -> list[dict]:
                + " but the exporter no longer publishes it: removed from the config, or not monitored?"),
         _burn_alert(c, "fast", "A trading bot is burning its uptime budget fast."),
         _burn_alert(c, "slow", "A trading bot is steadily burning its uptime budget."),
+    ]
+
+
+def self_alerts(c: dict) -> list[dict]:
+    """botwatch's own parts: the exporter, the remediator, Alertmanager's deliveries."""
+    exporter, remediator, am = c["exporter_selector"], c["remediator_selector"], c["alertmanager_selector"]
+    return [
         _alert(c, "BotwatchExporterDown", f"up{{{exporter}}} == 0 or absent(up{{{exporter}}})",
                c["component_down_for"], "critical",
                "Prometheus cannot scrape the botwatch exporter.",
@@ -194,13 +213,12 @@ def alert_rules(c: dict) -> list[dict]:
                "Prometheus cannot scrape the botwatch remediator.",
                "No bot will be recovered automatically: the remediator ({{ $labels.instance }}) is not answering."),
         _alert(c, "BotwatchAlertDeliveryFailing",
-               f"sum by (integration) (rate(alertmanager_notifications_failed_total{{{am}}}[5m])) > 0",
+               f"sum by (integration) (rate(alertmanager_notifications_failed_total{{{am}}}[{c['delivery_rate_window']}])) > 0",
                c["delivery_failing_for"], "critical",
                "Alertmanager is failing to deliver notifications.",
                "Alertmanager's {{ $labels.integration }} notifications have been failing for "
                + c["delivery_failing_for"] + ": alerts may not be reaching anyone."),
     ]
-    return rules
 
 
 def _burn_alert(c: dict, window: str, summary: str) -> dict:

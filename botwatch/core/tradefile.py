@@ -13,21 +13,18 @@ of those bytes is caught without reading them again.
 from __future__ import annotations
 
 import collections
-import csv
-import hashlib
 import logging
-import math
 import operator
 import os
-import random
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
 from botwatch.core.book import Trade
 from botwatch.core.config import COLUMNS, DataFormat
+from botwatch.core.fingerprint import Fingerprint
+from botwatch.core.tradefields import SIDES, TIMESTAMP_PARSERS, number, split_fields
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +50,6 @@ CHECKS = (
 
 DEDUP_WINDOW = 50_000          # trade ids remembered for duplicate detection (~4 MB at worst per bot)
 FUTURE_TOLERANCE = 300.0       # seconds of clock skew between the bot's host and ours
-BLOCK = 4096                   # fingerprint block size
-SAMPLED_BLOCKS = 16            # blocks of the validated region re-read each collection
 READ_CHUNK = 4 * 1024 * 1024   # bytes read at a time, so a huge append costs bounded memory
 MAX_ROW = 1024 * 1024          # longer than any real row: bytes without a newline past this are corruption
 MAX_LOGGED_PROBLEMS = 20       # problems logged with their line per file generation
@@ -74,82 +69,6 @@ class DataFileStatus:
     last_write: float | None
     last_trade_ts: float | None
     first_problem: str | None = None
-
-
-@dataclass
-class _Fingerprint:
-    """Digests of the head, the tail and a reservoir sample of blocks of the validated bytes."""
-
-    validated: int = 0
-    head: bytes = b""
-    tail: bytes = b""
-    blocks: dict[int, bytes] = field(default_factory=dict)   # block index -> digest
-    seen_blocks: int = 0
-    rng: random.Random = field(default_factory=lambda: random.Random(0x5EED))
-
-    def extend(self, fd: int, validated: int) -> None:
-        """Take the newly validated bytes, up to offset `validated`, into the fingerprint."""
-        for index in range(self.seen_blocks, validated // BLOCK):
-            self.seen_blocks += 1
-            if len(self.blocks) < SAMPLED_BLOCKS:
-                self.blocks[index] = _digest(fd, index * BLOCK, BLOCK)
-                continue
-            slot = self.rng.randrange(self.seen_blocks)   # reservoir sampling: every block equally likely
-            if slot < SAMPLED_BLOCKS:
-                del self.blocks[sorted(self.blocks)[slot]]
-                self.blocks[index] = _digest(fd, index * BLOCK, BLOCK)
-        self.validated = validated
-        self.head, self.tail = self._ends(fd)
-
-    def _ends(self, fd: int) -> tuple[bytes, bytes]:
-        start = max(0, self.validated - BLOCK)
-        return _digest(fd, 0, min(BLOCK, self.validated)), _digest(fd, start, self.validated - start)
-
-    def matches(self, fd: int) -> bool:
-        """Whether the sampled validated bytes still read as they did."""
-        if self._ends(fd) != (self.head, self.tail):
-            return False
-        return all(_digest(fd, index * BLOCK, BLOCK) == digest for index, digest in self.blocks.items())
-
-
-def _digest(fd: int, offset: int, length: int) -> bytes:
-    return hashlib.blake2b(os.pread(fd, length, offset), digest_size=16).digest()
-
-
-def _parse_iso(text: str) -> float:
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
-
-
-def _parse_epoch(scale: float) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        value = float(text) / scale
-        if not math.isfinite(value):
-            raise ValueError(text)
-        return value
-    return parse
-
-
-TIMESTAMP_PARSERS = {"iso": _parse_iso, "epoch_s": _parse_epoch(1.0), "epoch_ms": _parse_epoch(1000.0)}
-
-
-_SIDES = frozenset(("buy", "sell"))
-
-
-def _number(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _fields(line: str) -> list[str]:
-    if '"' not in line:
-        return line.split(",")
-    return next(csv.reader([line]))
 
 
 class _NullSink:
@@ -187,7 +106,7 @@ class DataFileCheck:
         self._id_order: collections.deque[str] = collections.deque()
         self._pending: tuple[int, int] | None = None     # (offset, size) of an unterminated last line
         self._torn_at: int | None = None                  # where a torn row was reported, to say it once
-        self._fingerprint = _Fingerprint()
+        self._fingerprint = Fingerprint()
         self._counts = dict.fromkeys(CHECKS, 0)
         self._first_problem: str | None = None
         self._logged = 0
@@ -320,7 +239,7 @@ class DataFileCheck:
                 self._row(line)
 
     def _header(self, line: str) -> None:
-        names = [name.strip() for name in _fields(line.removeprefix("\ufeff"))]
+        names = [name.strip() for name in split_fields(line.removeprefix("\ufeff"))]
         wanted = self.format.header_names()
         missing = [column for column, name in wanted.items() if names.count(name) != 1]
         if not missing:
@@ -337,7 +256,7 @@ class DataFileCheck:
         self._pick = operator.itemgetter(*(columns[column] for column in COLUMNS))
 
     def _row(self, line: str) -> None:
-        fields = _fields(line)
+        fields = split_fields(line)
         if len(fields) != self._width:
             self._problem("field_count", f"line {self._line_no}: {len(fields)} fields, the header has {self._width}")
             return
@@ -348,11 +267,11 @@ class DataFileCheck:
         except (ValueError, OverflowError):
             ts = None
             ok = self._problem("bad_timestamp", f"line {self._line_no}: timestamp {ts_text[:40]!r}")
-        if side not in _SIDES:
+        if side not in SIDES:
             side = side.strip().lower()
-            if side not in _SIDES:
+            if side not in SIDES:
                 ok = self._problem("bad_side", f"line {self._line_no}: side {side[:20]!r}")
-        price, qty, fee = _number(price_text), _number(qty_text), _number(fee_text)
+        price, qty, fee = number(price_text), number(qty_text), number(fee_text)
         if price is None or qty is None or fee is None:
             ok = self._problem("bad_number", f"line {self._line_no}: price/qty/fee not a finite number")
         else:
