@@ -1,4 +1,4 @@
-"""Turns the monitor's latest check results into the tradingbot_* metrics of CONTRACT.md."""
+"""Turns the monitor's latest check results into the tradingbot_* metrics (README, "Metrics")."""
 
 from __future__ import annotations
 

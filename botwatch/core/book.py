@@ -1,4 +1,4 @@
-"""P&L by average cost, per symbol, fed one fill at a time (see CONTRACT.md, "P&L").
+"""P&L by average cost, per symbol, fed one fill at a time (the rules: README, "P&L").
 
 A fill that adds to a position moves its average entry; a fill that reduces it realizes
 (fill price - average entry) x closed qty for a long, the opposite for a short; a fill larger than the
