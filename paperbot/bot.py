@@ -256,11 +256,15 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    for path in (args.data_file, args.journal, args.pidfile, args.log_file):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(filename=args.log_file, level=logging.INFO,
-                        format="%(asctime)s %(levelname)s paperbot[%(process)d] %(message)s")
-    bot = PaperBot(args)
+    try:
+        for path in (args.data_file, args.journal, args.pidfile, args.log_file):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        logging.basicConfig(filename=args.log_file, level=logging.INFO,
+                            format="%(asctime)s %(levelname)s paperbot[%(process)d] %(message)s")
+        bot = PaperBot(args)
+    except OSError as err:
+        print(f"paperbot {args.name}: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
+        return 2
 
     def stop(signum, _frame):
         # only a flag: logging or Event.set() here could deadlock on a lock the interrupted code holds

@@ -1,0 +1,75 @@
+"""A mistake a user can make at start-up is one line on stderr and exit 2, never a traceback."""
+
+import socket
+import subprocess
+
+import pytest
+
+from tests.conftest import BOTWATCH
+
+CONFIG = "bots: [{name: a, pidfile: a.pid, data_file: a.csv}]\n"
+
+
+def run(args, tmp_path, env=None, timeout=60):
+    return subprocess.run(BOTWATCH + args, cwd=tmp_path, capture_output=True, text=True, timeout=timeout,
+                          env=env)
+
+
+def one_line(result, *words):
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and all(word in lines[0] for word in words), result.stderr
+
+
+@pytest.fixture
+def busy_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield s.getsockname()[1]
+
+
+@pytest.fixture
+def config(tmp_path):
+    (tmp_path / "bots.yaml").write_text(CONFIG)
+    (tmp_path / "token").write_text("secret\n")
+    return tmp_path
+
+
+def test_exporter_on_a_port_in_use(config, busy_port):
+    one_line(run(["exporter", "--config", "bots.yaml", "--listen", f"127.0.0.1:{busy_port}"], config),
+             f"127.0.0.1:{busy_port}", "already in use")
+
+
+def test_remediator_on_a_port_in_use(config, busy_port):
+    env = {"BOTWATCH_DATA_DIR": str(config / "var"), "PATH": "/usr/bin:/bin"}
+    one_line(run(["remediator", "--config", "bots.yaml", "--token-file", "token", "--listen",
+                  f"127.0.0.1:{busy_port}"], config, env=env), "already in use")
+
+
+def test_remediator_with_an_unreadable_token_file(config):
+    one_line(run(["remediator", "--config", "bots.yaml", "--token-file", "no-such-token"], config),
+             "--token-file no-such-token", "No such file")
+
+
+def test_remediator_with_a_data_dir_it_cannot_write(config):
+    (config / "occupied").write_text("a file, not a folder")
+    env = {"BOTWATCH_DATA_DIR": str(config / "occupied" / "var"), "PATH": "/usr/bin:/bin"}
+    one_line(run(["remediator", "--config", "bots.yaml", "--token-file", "token", "--listen", "127.0.0.1:0"],
+                 config, env=env), "BOTWATCH_DATA_DIR", "not a writable folder")
+
+
+def test_a_command_with_an_unreadable_config(tmp_path):
+    result = run(["exporter", "--config", "missing.yaml"], tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == ["missing.yaml: 1 problem:", "  file not found"]
+
+
+def test_up_with_a_bad_config_or_state_dir(config):
+    (config / "bad.yaml").write_text("bots: [{name: Bad}]\n")
+    result = run(["up", "--config", "bad.yaml", "--state-dir", "state"], config)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "bots[0].name (Bad)" in result.stderr
+    (config / "occupied").write_text("")
+    one_line(run(["up", "--state-dir", "occupied/state"], config), "--state-dir", "occupied/state")
