@@ -9,8 +9,11 @@ from prometheus_client.registry import Collector
 
 from botwatch import __version__
 from botwatch.core.config import ERROR_KINDS
-from botwatch.core.tradefile import CHECKS
 from exporter.monitor import Monitor
+
+
+# the states Freqtrade reports (its State enum), each published as 0 or 1 so a change is a value change
+BOT_STATES = ("running", "paused", "stopped", "reload_config")
 
 
 def _gauge(name, doc, labels=("bot",)):
@@ -31,8 +34,8 @@ class BotCollector(Collector):
         results = self.monitor.snapshot()
         f = _Families()
         for bot in self.monitor.config.bots:
-            f.static(bot)
             status = results.get(bot.name)
+            f.static(bot, status)
             if status is not None:
                 f.dynamic(status)
         yield from f.all()
@@ -81,7 +84,14 @@ class _Families:
                                "Configured bounds of the normal trade rate.", ("bot", "bound"))
         self.stale_after = _gauge("tradingbot_stale_after_seconds",
                                   "Configured age after which a running bot's trade file is stale.")
-        self.info = _gauge("tradingbot_info", "The bot's type and runtime; always 1.", ("bot", "kind", "runtime"))
+        self.stuck_after = _gauge("tradingbot_stuck_after_seconds",
+                                  "Configured age of the main loop after which a running bot is stuck.")
+        self.info = _gauge("tradingbot_info", "The bot's type, runtime, preset and exchange; always 1.",
+                           ("bot", "kind", "runtime", "preset", "exchange"))
+        self.last_loop = _gauge("tradingbot_last_loop_timestamp_seconds",
+                                "When the bot last finished its main loop, by its own API (last known).")
+        self.state = _gauge("tradingbot_state", "1 for the state the bot reports itself in (last known).",
+                            ("bot", "state"))
         self.interval = _gauge("tradingbot_check_interval_seconds", "How often the bot is checked.")
         self.last_check = _gauge("tradingbot_last_check_timestamp_seconds", "When the bot was last checked.")
         self.down_checks = _gauge("tradingbot_down_checks", "Consecutive checks that found the bot down.")
@@ -91,9 +101,10 @@ class _Families:
                                    "1 when the last check could not ask the bot's runtime (docker, systemd).",
                                    ("bot", "check"))
 
-    def static(self, bot):
+    def static(self, bot, status=None):
         name = bot.name
-        self.info.add_metric([name, bot.type, bot.runtime], 1)
+        exchange = bot.exchange or (status.loop.exchange if status and status.loop and status.loop.exchange else "")
+        self.info.add_metric([name, bot.type, bot.runtime, bot.preset or "", exchange], 1)
         self.interval.add_metric([name], bot.check_interval)
         if bot.expected_trades_per_hour:
             self.expected.add_metric([name, "min"], bot.expected_trades_per_hour.min)
@@ -101,6 +112,8 @@ class _Families:
                 self.expected.add_metric([name, "max"], bot.expected_trades_per_hour.max)
         if bot.stale_after:
             self.stale_after.add_metric([name], bot.stale_after)
+        if bot.stuck_after:
+            self.stuck_after.add_metric([name], bot.stuck_after)
 
     def dynamic(self, s):
         name = [s.bot]
@@ -112,7 +125,7 @@ class _Families:
             self.health_latency.add_metric(name, s.health.latency)
         self.check_errors.add_metric([s.bot, "liveness"], int("liveness" in s.errors))
         self.valid.add_metric(name, int(s.datafile.valid))
-        for check in CHECKS:
+        for check in s.datafile.checks:
             self.problems.add_metric([s.bot, check], s.datafile.problems.get(check, 0))
         self.rows.add_metric(name, s.datafile.rows)
         if s.datafile.last_write is not None:
@@ -127,9 +140,18 @@ class _Families:
             self.position.add_metric([s.bot, symbol], qty)
         for kind in ERROR_KINDS:
             self.api_errors.add_metric([s.bot, kind], s.api_errors.get(kind, 0))
+        if s.loop is not None:
+            self._loop(s.bot, s.loop)
         self.last_check.add_metric(name, s.checked_at)
         self.down_checks.add_metric(name, s.down_checks)
         self.check_duration.add_metric(name, s.duration)
+
+    def _loop(self, bot: str, loop) -> None:
+        if loop.last_loop is not None:
+            self.last_loop.add_metric([bot], loop.last_loop)
+        if loop.state is not None:
+            for state in sorted(set(BOT_STATES) | {loop.state}):
+                self.state.add_metric([bot, state], int(state == loop.state))
 
     def all(self):
         """The families that have samples: one a config never fills (no health endpoints) is left out."""

@@ -15,15 +15,17 @@ from typing import Callable
 
 import requests
 
-from botwatch.core.book import BookSummary, TradeBook
+from botwatch.core.book import BookSummary
 from botwatch.core.config import ERROR_KINDS, Bot
 from botwatch.core.liveness import Liveness, probe_for
 from botwatch.core.logtail import LogTail
-from botwatch.core.tradefile import DataFileCheck, DataFileStatus
+from botwatch.core.freqtrade_api import FreqtradeAPI, LoopHealth
+from botwatch.core.stores import open_store
+from botwatch.core.tradefile import DataFileStatus
 
 log = logging.getLogger(__name__)
 
-HEALTHY_STATUSES = {"ok", "healthy", "up", "running", "pass", "alive"}
+HEALTHY_STATUSES = {"ok", "healthy", "up", "running", "pass", "alive", "pong"}   # pong: Freqtrade's ping
 MAX_HEALTH_BODY = 64 * 1024
 
 
@@ -128,6 +130,7 @@ class BotStatus:
     api_errors: dict[str, int]
     down_checks: int                  # consecutive rounds with up False, this one included
     errors: tuple[str, ...] = ()      # checks that could not tell (runtime unreachable)
+    loop: LoopHealth | None = None    # a preset bot's own word on its main loop and state (last known)
 
 
 class BotCheck:
@@ -140,24 +143,41 @@ class BotCheck:
         kwargs = {"docker_client": docker_client} if docker_client else {}
         self.probe = probe_for(bot, proc, **kwargs)
         self.session = session or requests.Session()
-        self.book = TradeBook(bot.starting_balance)
-        self.datafile = DataFileCheck(bot.data_file, bot.data_format, self.book, clock, name=bot.name)
+        self.store = open_store(bot, clock)
         self.logtail = LogTail(bot.log_file, bot.error_patterns.compiled(), bot.name) if bot.log_file else None
+        self.api = FreqtradeAPI(bot.api_url, bot.api_auth_file, bot.health_timeout, self.session) \
+            if bot.preset == "freqtrade" and bot.api_url else None
+        self.loop: LoopHealth | None = None
         self.down_checks = 0
 
     def run(self) -> BotStatus:
         started = time.monotonic()
-        alive = check_alive(self.bot, self.probe, self.session, list(self.book.positions))
+        alive = check_alive(self.bot, self.probe, self.session, self.store.symbols())
         liveness, health, up = alive.liveness, alive.health, alive.up
         errors = ["liveness"] if liveness and liveness.error else []
         self.down_checks = 0 if up else self.down_checks + 1
-        datafile = self.datafile.collect()
-        book = self.book.summary(health.marks if health else None)
+        datafile = self.store.collect()
+        if self.api is not None and (health is None or health.up):
+            self.loop = _merge(self.loop, self.api.loop_health())
+        open_profit = self.loop.open_profit if self.loop else None
+        book = self.store.summary(health.marks if health else None, open_profit)
         api_errors = self.logtail.collect() if self.logtail else dict.fromkeys(ERROR_KINDS, 0)
         return BotStatus(self.bot.name, self.clock(), time.monotonic() - started, up, liveness, health,
-                         datafile, book, api_errors, self.down_checks, tuple(errors))
+                         datafile, book, api_errors, self.down_checks, tuple(errors), self.loop)
 
     def close(self) -> None:
+        close = getattr(self.store, "close", None)
+        if close:
+            close()
         if self.logtail:
             self.logtail.close()
         self.session.close()
+
+
+def _merge(known: LoopHealth | None, new: LoopHealth) -> LoopHealth:
+    """What the API said now, else what it said last: a frozen bot's loop time must keep ageing."""
+    if known is None:
+        return new
+    return LoopHealth(*(now if now is not None else before for now, before in zip(
+        (new.last_loop, new.state, new.exchange, new.open_profit),
+        (known.last_loop, known.state, known.exchange, known.open_profit))))

@@ -15,12 +15,14 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from botwatch.core import presets
 from botwatch.core.config_problems import ConfigError, duplicate_names, problems_of
 from botwatch.core.config_types import (Argv, ArgvWithPid, ChatIds, ClockTime, Duration, HttpUrl, NonEmpty,
                                         PositiveDuration, Regex, Size, Slug, TimeZone)
 
 __all__ = ["Bot", "Config", "ConfigError", "config_from_mapping", "load_config", "parse_text", "warnings"]
 
+PRESETS = presets.PRESETS
 LIVENESS_KEYS = ("process_name", "pidfile", "container", "compose_service", "systemd_unit")
 BOT_TYPES = ("spot", "futures", "market-maker")
 ERROR_KINDS = ("auth", "rate_limit", "other")
@@ -113,6 +115,16 @@ class Bot(Strict):
     memory_limit_cap: Size | None = None
     on_auth_error: Argv | None = None
     on_rate_limit: ArgvWithPid | None = None
+    preset: Literal[PRESETS] | None = None
+    api_url: HttpUrl | None = None             # a preset bot's REST API: loop health, state, open-trade profit
+    api_auth_file: Path | None = None          # "user:password" for the API's HTTP Basic auth, never inline
+    exchange: NonEmpty | None = None
+    stuck_after: PositiveDuration | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset_defaults(cls, raw):
+        return presets.apply(raw) if isinstance(raw, dict) else raw
 
     @model_validator(mode="after")
     def _one_liveness_source(self):
@@ -123,7 +135,14 @@ class Bot(Strict):
             raise ValueError(f"no liveness source: give one of {', '.join(LIVENESS_KEYS)}, or a health_endpoint")
         if (self.compose_project or self.compose_file) and not self.compose_service:
             raise ValueError("compose_project and compose_file go with compose_service")
+        if (self.api_url or self.api_auth_file) and self.preset is None:
+            raise ValueError("api_url and api_auth_file go with a preset (preset: freqtrade)")
         return self
+
+    @property
+    def store(self) -> str:
+        """The kind of trade store: csv, or the preset whose database the data file is."""
+        return self.preset or "csv"
 
     @property
     def runtime(self) -> str:
@@ -234,7 +253,7 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     for bot in config.bots:
         bots.append(bot.model_copy(update={
             key: _resolve(getattr(bot, key), base)
-            for key in ("pidfile", "compose_file", "data_file", "journal", "log_file")
+            for key in ("pidfile", "compose_file", "data_file", "journal", "log_file", "api_auth_file")
         }))
     telegram = config.telegram.model_copy(update={"bot_token_file": _resolve(config.telegram.bot_token_file, base)})
     backup = config.backup.model_copy(update={"dir": _resolve(config.backup.dir, base)})

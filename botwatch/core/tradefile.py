@@ -69,6 +69,7 @@ class DataFileStatus:
     last_write: float | None
     last_trade_ts: float | None
     first_problem: str | None = None
+    checks: tuple[str, ...] = CHECKS        # every check this kind of store makes (the `check` label)
 
 
 class _NullSink:

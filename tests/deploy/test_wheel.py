@@ -3,6 +3,7 @@ checkout, brings a killed demo bot back (the whole loop: exporter → Prometheus
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +21,11 @@ pytestmark = pytest.mark.slow
 def installed(tmp_path_factory) -> Path:
     """A venv holding botwatch from its wheel and nothing of this checkout; its bin folder."""
     base = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(base / "dist"), str(ROOT)],
+    # built from a copy: setuptools' build/ folder in a checkout can hold files the source no longer has
+    source = base / "source"
+    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv*", "build", "dist", "var", "__pycache__", ".pytest_cache", "*.egg-info"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(base / "dist"), str(source)],
                    check=True, cwd=base, timeout=600)
     [wheel] = (base / "dist").glob("botwatch-*.whl")
     subprocess.run([sys.executable, "-m", "venv", str(base / "venv")], check=True, timeout=120)

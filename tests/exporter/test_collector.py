@@ -98,4 +98,4 @@ def test_a_check_that_raises_does_not_blank_the_other_bots(fleet):
     assert registry.get_sample_value("tradingbot_up", {"bot": "doge-long"}) == 1
     assert registry.get_sample_value("botwatch_exporter_check_failures_total", {"bot": "btc-optimized"}) == 1
     assert registry.get_sample_value("tradingbot_info", {"bot": "btc-optimized", "kind": "futures",
-                                                         "runtime": "process"}) == 1
+                                                         "runtime": "process", "preset": "", "exchange": ""}) == 1

@@ -52,7 +52,7 @@ def test_exporter_against_running_paperbots(tmp_path, paperbots, exporter_proces
     first = scrape(url)
     for name in ("good", "victim", "hung", "never-started", "slow"):
         assert sample(first, "tradingbot_info", bot=name, kind="spot",
-                      runtime="none" if name == "slow" else "process") == 1
+                      runtime="none" if name == "slow" else "process", preset="", exchange="") == 1
         assert sample(first, "tradingbot_up", bot=name) is not None, name
     assert sample(first, "tradingbot_up", bot="good") == 1
     assert sample(first, "tradingbot_up", bot="never-started") == 0

@@ -1,0 +1,33 @@
+"""Trade stores: where a bot keeps its fills, behind one interface the exporter, the backups and the
+restore use — validity (a state: corrupt until repaired), problems by check, rows, fills and P&L.
+
+One implementation per format: the CSV trade file (csv_store) and Freqtrade's SQLite database
+(freqtrade_db). `open_store(bot)` picks by the bot's `store` (its preset, or csv).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Protocol
+
+from botwatch.core.book import BookSummary
+from botwatch.core.config import Bot
+from botwatch.core.tradefile import DataFileStatus
+
+
+class TradeStore(Protocol):
+    def collect(self) -> DataFileStatus:
+        """Validate what changed since the last call; the store's state now."""
+
+    def summary(self, marks: dict[str, float] | None = None, unrealized: float | None = None) -> BookSummary:
+        """P&L and positions from the valid fills; `unrealized` from the bot itself wins over marks."""
+
+    def symbols(self) -> list[str]: ...
+
+
+def open_store(bot: Bot, clock: Callable[[], float] = time.time) -> TradeStore:
+    if bot.store == "freqtrade":
+        from botwatch.core.stores.freqtrade_db import FreqtradeStore
+        return FreqtradeStore(bot.data_file, bot.starting_balance, name=bot.name)
+    from botwatch.core.stores.csv_store import CsvStore
+    return CsvStore(bot, clock)

@@ -1,0 +1,219 @@
+"""Freqtrade's trade database (`tradesv3.sqlite`, `tradesv3.dryrun.sqlite`) as a trade store.
+
+A check costs one `stat` (of the file and its `-wal`) while nothing changed. After a change it opens the
+database read-only, runs `PRAGMA quick_check`, checks the tables and columns this store reads, and reads
+only the trades and orders that are new or were open at the last check (Freqtrade updates a trade row
+when it closes; closed ones stay as they are). Realized P&L is Freqtrade's own: Σ `close_profit_abs` of
+closed trades + `realized_profit` of open ones (partial exits); positions are the open trades' amounts,
+negative when short. A file found corrupt stays corrupt until it changes and validates from scratch.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+
+from botwatch.core.book import BookSummary
+from botwatch.core.stores.sqlite_check import (Corrupt, FileState, Unreadable, check_header, classify, connect_ro,
+                                               missing_columns, quick_check)
+from botwatch.core.tradefile import DataFileStatus
+
+log = logging.getLogger(__name__)
+
+CHECKS = (
+    "missing",          # no file at data_file
+    "unreadable",       # it exists but can't be opened (permissions)
+    "not_a_database",   # not an SQLite file, or its header is gone
+    "truncated",        # shorter than its header says
+    "damaged",          # PRAGMA quick_check or a read found damaged pages
+    "schema",           # a table or column Freqtrade writes and botwatch reads is missing
+    "values",           # a trade with impossible values (amount or rate ≤ 0, closed before opened)
+    "replaced",         # different trade history under the same file (another database copied over it)
+)
+SCHEMA = {
+    "trades": ("id", "pair", "is_open", "amount", "open_rate", "close_rate", "open_date", "close_date",
+               "close_profit_abs", "realized_profit", "is_short"),
+    "orders": ("id", "ft_trade_id", "ft_is_open", "side", "filled", "average", "price", "status",
+               "order_filled_date"),
+}
+TRADE_COLUMNS = ", ".join(SCHEMA["trades"])
+
+
+class FreqtradeStore:
+    def __init__(self, path: Path | str, starting_balance: float = 0.0, name: str = ""):
+        self.path = Path(path)
+        self.starting_balance = starting_balance
+        self.name = name or self.path.name
+        self._file: FileState | None = None
+        self._reset()
+        self._status = self._build_status(None)
+
+    def _reset(self) -> None:
+        self._corrupt = False
+        self._problems = dict.fromkeys(CHECKS, 0)
+        self._first_problem: str | None = None
+        self._first_trade: tuple | None = None       # (id, pair, open_date) of the lowest id: the history's identity
+        self._max_trade_id = 0
+        self._open: dict[int, tuple[str, float, float]] = {}   # id -> (pair, signed amount, realized_profit)
+        self._closed_profit = 0.0
+        self._closed = 0
+        self._rows = 0
+        self._max_order_id = 0
+        self._open_orders: set[int] = set()
+        self._fills = 0
+        self._last_fill: float | None = None
+
+    # -- the interface ---------------------------------------------------------------------------------
+
+    def collect(self) -> DataFileStatus:
+        try:
+            state = FileState.of(self.path)
+        except FileNotFoundError:
+            return self._absent("missing", f"{self.path} does not exist")
+        except OSError as err:
+            return self._absent("unreadable", f"{self.path}: {err.strerror}")
+        if state == self._file:
+            return self._status
+        if self._file is None or state.inode != self._file.inode or self._corrupt:
+            self._reset()     # a new file, or a corrupt one that changed: validated from scratch
+        try:
+            self._read(state)
+        except Unreadable as err:
+            log.info("%s: %s can't be read now (%s); next check tries again", self.name, self.path, err)
+            return self._status
+        except Corrupt as err:
+            self._mark(err.check, str(err))
+        self._file = state
+        self._status = self._build_status(state)
+        return self._status
+
+    def summary(self, marks: dict[str, float] | None = None, unrealized: float | None = None) -> BookSummary:
+        realized = self._closed_profit + sum(profit for _, _, profit in self._open.values())
+        positions: dict[str, float] = {}
+        for pair, amount, _ in self._open.values():
+            positions[pair] = positions.get(pair, 0.0) + amount
+        unrealized = unrealized or 0.0      # only the bot knows its marks: from its API, else none
+        return BookSummary(realized, unrealized, self.starting_balance + realized + unrealized,
+                           {pair: round(amount, 12) for pair, amount in positions.items()}, self._fills)
+
+    def symbols(self) -> list[str]:
+        return sorted({pair for pair, _, _ in self._open.values()})
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    def _read(self, state: FileState) -> None:
+        check_header(self.path, state.size)
+        try:
+            connection = connect_ro(self.path)
+        except sqlite3.Error as err:
+            raise classify(err, self.path, state.size) from None
+        try:
+            connection.execute("BEGIN")          # one snapshot for every query below
+            quick_check(connection, self.path, state.size)
+            missing = missing_columns(connection, SCHEMA)
+            if missing:
+                raise Corrupt("schema", f"missing {', '.join(missing)}")
+            self._read_trades(connection)
+            self._read_orders(connection)
+            connection.execute("COMMIT")
+        except sqlite3.Error as err:
+            raise classify(err, self.path, state.size) from None
+        finally:
+            connection.close()
+
+    def _read_trades(self, connection: sqlite3.Connection) -> None:
+        first = connection.execute("SELECT id, pair, open_date FROM trades ORDER BY id LIMIT 1").fetchone()
+        rows, max_id = connection.execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM trades").fetchone()
+        if self._first_trade is not None and (first is None or first[0] < self._first_trade[0]
+                                              or (first[0] == self._first_trade[0] and first != self._first_trade)):
+            raise Corrupt("replaced", f"the first trade is now {first}, was {self._first_trade}")
+        if max_id < self._max_trade_id or rows < self._rows:
+            self._forget_trades()            # trades were deleted (Freqtrade's delete): count them again
+        self._first_trade, self._rows = first, rows
+        open_ids = sorted(self._open)
+        placeholders = "".join(f", {i}" for i in open_ids)    # ints from the database itself, not input
+        query = f"SELECT {TRADE_COLUMNS} FROM trades WHERE id > ? OR id IN (-1{placeholders}) ORDER BY id"
+        for row in connection.execute(query, (self._max_trade_id,)):
+            self._trade(*row)
+
+    def _forget_trades(self) -> None:
+        self._max_trade_id, self._open, self._closed_profit, self._closed = 0, {}, 0.0, 0
+
+    def _trade(self, trade_id, pair, is_open, amount, open_rate, close_rate, open_date, close_date, close_profit_abs,
+               realized_profit, is_short) -> None:
+        problem = _impossible(is_open, amount, open_rate, close_rate, open_date, close_date, close_profit_abs)
+        if problem:
+            raise Corrupt("values", f"trade {trade_id} ({pair}): {problem}")
+        self._max_trade_id = max(self._max_trade_id, trade_id)
+        self._open.pop(trade_id, None)
+        if is_open:
+            self._open[trade_id] = (pair, -amount if is_short else amount, realized_profit or 0.0)
+        else:
+            self._closed_profit += close_profit_abs
+            self._closed += 1
+
+    def _read_orders(self, connection: sqlite3.Connection) -> None:
+        open_ids = "".join(f", {i}" for i in sorted(self._open_orders))
+        query = ("SELECT id, ft_is_open, filled, order_filled_date FROM orders "
+                 f"WHERE id > ? OR id IN (-1{open_ids}) ORDER BY id")
+        for order_id, is_open, filled, filled_date in connection.execute(query, (self._max_order_id,)):
+            self._max_order_id = max(self._max_order_id, order_id)
+            self._open_orders.discard(order_id)
+            if is_open:
+                self._open_orders.add(order_id)
+            elif filled and filled > 0:
+                self._fills += 1
+                when = _utc(filled_date)
+                if when is not None and (self._last_fill is None or when > self._last_fill):
+                    self._last_fill = when
+
+    # -- status ----------------------------------------------------------------------------------------
+
+    def _mark(self, check: str, detail: str) -> None:
+        if not self._corrupt:
+            log.warning("%s: %s is corrupt (%s): %s", self.name, self.path, check, detail)
+        self._corrupt = True
+        self._problems[check] = 1
+        self._first_problem = self._first_problem or f"{check}: {detail}"
+
+    def _absent(self, check: str, detail: str) -> DataFileStatus:
+        self._file = None
+        problems = dict(self._problems, missing=0, unreadable=0)
+        problems[check] = 1
+        return DataFileStatus(False, problems, self._rows, self._fills, None, self._last_fill, detail, CHECKS)
+
+    def _build_status(self, state: FileState | None) -> DataFileStatus:
+        last_write = None
+        if state is not None:
+            last_write = max(state.mtime_ns, state.wal[1] if state.wal else 0) / 1e9
+        return DataFileStatus(not self._corrupt, dict(self._problems), self._rows, self._fills, last_write,
+                              self._last_fill, self._first_problem, CHECKS)
+
+
+def _impossible(is_open, amount, open_rate, close_rate, open_date, close_date, close_profit_abs) -> str | None:
+    if amount is None or not amount > 0:
+        return f"amount {amount!r}"
+    if open_rate is None or not open_rate > 0:
+        return f"open_rate {open_rate!r}"
+    if is_open:
+        return None
+    if close_rate is None or not close_rate > 0:
+        return f"closed with close_rate {close_rate!r}"
+    if close_profit_abs is None:
+        return "closed without close_profit_abs"
+    opened, closed = _utc(open_date), _utc(close_date)
+    if opened is None or closed is None or closed < opened:
+        return f"closed at {close_date!r}, opened at {open_date!r}"
+    return None
+
+
+def _utc(text) -> float | None:
+    """Freqtrade's naive UTC dates ('2026-11-20 00:08:00.000000') as Unix seconds."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return None

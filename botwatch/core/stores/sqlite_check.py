@@ -1,0 +1,121 @@
+"""What every SQLite trade store checks before it reads a row: is the file a database, whole and sound.
+
+Read-only (`mode=ro`) and short: a check opens the database only when its file (or its `-wal`) changed,
+reads in one transaction, and closes. In WAL mode (Freqtrade's) a reader never blocks the bot's writer;
+in rollback mode the transaction holds a shared lock only while it reads.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+HEADER = b"SQLite format 3\x00"
+BUSY_TIMEOUT = 0.2        # seconds: a locked database is "can't tell now", never a wait on the bot
+
+
+class Unreadable(Exception):
+    """The database could not be read now (locked, permission): no verdict, try at the next check."""
+
+
+class Corrupt(Exception):
+    """The database is damaged; `check` names the kind (the `check` label), the message says how."""
+
+    def __init__(self, check: str, detail: str):
+        super().__init__(detail)
+        self.check = check
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What changes when anything writes the database: compared, not read, at every check."""
+
+    inode: int
+    size: int
+    mtime_ns: int
+    wal: tuple[int, int] | None
+
+    @classmethod
+    def of(cls, path: Path) -> "FileState":
+        st = os.stat(path)
+        try:
+            wal_st = os.stat(f"{path}-wal")
+            wal = (wal_st.st_size, wal_st.st_mtime_ns)
+        except FileNotFoundError:
+            wal = None
+        return cls(st.st_ino, st.st_size, st.st_mtime_ns, wal)
+
+
+def check_header(path: Path, size: int) -> None:
+    """The file is an SQLite database whose header agrees with its size (a truncated copy does not)."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(100)
+    except OSError as err:
+        raise Unreadable(f"{path}: {err.strerror}") from None
+    if not header.startswith(HEADER):
+        raise Corrupt("not_a_database", f"{path} does not start with the SQLite header")
+    if len(header) < 100:
+        raise Corrupt("truncated", f"{path} is shorter than an SQLite header")
+
+
+def pages_claimed(path: Path) -> int | None:
+    """Bytes the header says the database has, when that field is valid (SQLite ≥ 3.7.0 keeps it)."""
+    with open(path, "rb") as f:
+        header = f.read(100)
+    page_size = struct.unpack(">H", header[16:18])[0]
+    page_size = 65536 if page_size == 1 else page_size
+    change_counter, pages, valid_for = (struct.unpack(">I", header[o:o + 4])[0] for o in (24, 28, 92))
+    return pages * page_size if pages and valid_for == change_counter else None
+
+
+def connect_ro(path: Path) -> sqlite3.Connection:
+    """A read-only connection that never creates the file and gives up at once on a lock."""
+    uri = f"file:{quote(str(Path(path).resolve()))}?mode=ro"
+    connection = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT, isolation_level=None,
+                                 check_same_thread=False)
+    connection.execute("PRAGMA query_only = 1")
+    return connection
+
+
+def quick_check(connection: sqlite3.Connection, path: Path, size: int) -> None:
+    """SQLite's own structural check; a file shorter than its header claims is truncated, not damaged."""
+    rows = [row[0] for row in connection.execute("PRAGMA quick_check(20)")]
+    if rows != ["ok"]:
+        raise Corrupt(_damage_kind(path, size), f"quick_check: {'; '.join(rows)[:300]}")
+
+
+def classify(err: sqlite3.Error, path: Path, size: int) -> Exception:
+    """An sqlite3 error as Corrupt (the file is bad) or Unreadable (it can't be read now)."""
+    text = str(err)
+    if isinstance(err, sqlite3.OperationalError) and ("locked" in text or "busy" in text or "unable to open" in text):
+        return Unreadable(text)
+    if "not a database" in text:
+        return Corrupt("not_a_database", text)
+    if isinstance(err, sqlite3.DatabaseError):
+        return Corrupt(_damage_kind(path, size), text)
+    return Unreadable(text)
+
+
+def _damage_kind(path: Path, size: int) -> str:
+    try:
+        claimed = pages_claimed(path)
+    except OSError:
+        return "damaged"
+    return "truncated" if claimed is not None and size < claimed else "damaged"
+
+
+def missing_columns(connection: sqlite3.Connection, schema: dict[str, tuple[str, ...]]) -> list[str]:
+    """`table.column` for each one the store needs that the database lacks (`table` for a whole table)."""
+    missing = []
+    for table, columns in schema.items():
+        have = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        if not have:
+            missing.append(table)
+        else:
+            missing += [f"{table}.{column}" for column in columns if column not in have]
+    return missing
