@@ -6,8 +6,11 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 APT_PKGS := prometheus prometheus-alertmanager curl docker.io docker-compose busybox-static
 STATE   ?= var/stack
+# Freqtrade pins its own dependencies: it gets a venv of its own, never botwatch's
+FT_VENV ?= .venv-freqtrade
+FREQTRADE_VERSION := 2026.9
 
-.PHONY: run test deps system-deps venv generate bench clean
+.PHONY: run test deps system-deps venv freqtrade generate bench clean
 
 run: deps
 	$(BIN)/botwatch up --state-dir $(STATE)
@@ -15,7 +18,7 @@ run: deps
 test: deps
 	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
 
-deps: system-deps venv
+deps: system-deps venv freqtrade
 
 # Debian's Prometheus 2.42 / Alertmanager 0.25 (promtool, amtool) are what the tests run against;
 # docker.io gives the tests a private dockerd, busybox-static the rootfs of their test image.
@@ -37,11 +40,19 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e ".[test]"
 	touch $@
 
+# a real Freqtrade for the tests and `botwatch up --with-freqtrade` (~45 s, ~770 MB)
+freqtrade: $(FT_VENV)/.installed
+
+$(FT_VENV)/.installed:
+	$(PYTHON) -m venv $(FT_VENV)
+	$(FT_VENV)/bin/pip install -q --disable-pip-version-check freqtrade==$(FREQTRADE_VERSION)
+	touch $@
+
 bench: deps
 	@for b in bench/*.py; do $(BIN)/python $$b; done
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) $(FT_VENV) var .pytest_cache
 
 # the generated files: the rules from botwatch/core/mixin.py, the dashboards' JSON from grafana/dashboards
 generate: venv

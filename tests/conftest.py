@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -303,3 +304,28 @@ def prometheus(tmp_path):
         "prometheus", "prometheus.yml", config_text,
         lambda folder: [f"--storage.tsdb.path={tsdb or folder / 'data'}", "--storage.tsdb.retention.time=30d"])
     daemons.stop()
+
+
+FREQTRADE_VENV = Path(os.environ.get("BOTWATCH_FREQTRADE_VENV", ROOT / ".venv-freqtrade"))
+
+
+@pytest.fixture(scope="session")
+def freqtrade_python() -> str:
+    """Python of the Freqtrade venv `make test` installs (Freqtrade 2026.9, never in botwatch's venv)."""
+    python = FREQTRADE_VENV / "bin" / "python"
+    if not python.exists():
+        pytest.fail(f"no Freqtrade at {FREQTRADE_VENV}: `make test` installs it (make freqtrade)")
+    return str(python)
+
+
+@pytest.fixture
+def freqtrade_db(freqtrade_python, tmp_path):
+    """write(name, *flags) -> (path, Freqtrade's own figures): a database written by Freqtrade's code."""
+    def write(name: str = "tradesv3.dryrun.sqlite", *flags: str) -> tuple[Path, dict]:
+        path = tmp_path / name
+        out = subprocess.run([freqtrade_python, str(ROOT / "tests" / "fixtures" / "freqtrade_writer.py"), str(path),
+                              *flags], capture_output=True, text=True, timeout=300, check=True)
+        with sqlite3.connect(path) as db:    # as after a clean stop: every page in the main file
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return path, json.loads(out.stdout.strip().splitlines()[-1])
+    return write

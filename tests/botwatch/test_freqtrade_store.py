@@ -1,0 +1,149 @@
+"""Freqtrade's trade database as a store, on databases Freqtrade's own persistence code wrote."""
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+from botwatch.core.stores import freqtrade_db as store_module
+from botwatch.core.stores.freqtrade_db import FreqtradeStore
+from tests.conftest import ROOT
+
+
+def figures_match(store: FreqtradeStore, truth: dict) -> None:
+    summary = store.summary()
+    assert summary.realized == pytest.approx(truth["closed_profit"] + truth["open_realized"], abs=1e-9)
+    assert {pair: round(amount, 8) for pair, amount in summary.positions.items() if abs(amount) > 1e-12} == \
+        {pair: amount for pair, amount in truth["positions"].items() if amount}
+    assert summary.trades == truth["fills"]
+
+
+def test_figures_are_freqtrades_own(freqtrade_db):
+    path, truth = freqtrade_db("ft.sqlite", "--closed", "30", "--open", "4", "--short", "2", "--partial")
+    store = FreqtradeStore(path, starting_balance=1000)
+    status = store.collect()
+    assert status.valid and status.rows == truth["closed"] + 4 and not any(status.problems.values())
+    figures_match(store, truth)
+    assert store.summary(unrealized=2.5).equity == pytest.approx(1000 + store.summary().realized + 2.5)
+
+
+def test_an_unchanged_database_is_not_opened(freqtrade_db, monkeypatch):
+    path, _ = freqtrade_db()
+    store = FreqtradeStore(path)
+    first = store.collect()
+    opened = []
+    monkeypatch.setattr(store_module, "connect_ro", lambda p: opened.append(p))
+    assert store.collect() is first and opened == []
+
+
+def zero_header(path):
+    with open(path, "r+b") as f:
+        f.write(b"\0" * 16)
+
+
+def truncate_half(path):
+    os.truncate(path, os.path.getsize(path) // 2)
+
+
+def zero_a_middle_page(path):
+    page = 4096
+    with open(path, "r+b") as f:
+        f.seek((os.path.getsize(path) // page // 2) * page)
+        f.write(b"\0" * page)
+
+
+def drop_orders(path):
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE orders")
+
+
+def impossible_amount(path):
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE trades SET amount = 0 WHERE is_open = 1")   # open rows are read again at each change
+
+
+DAMAGE = {"not_a_database": zero_header, "truncated": truncate_half, "damaged": zero_a_middle_page,
+          "schema": drop_orders, "values": impossible_amount}
+
+
+@pytest.mark.parametrize("check", sorted(DAMAGE))
+def test_each_kind_of_damage_is_named(freqtrade_db, check):
+    path, _ = freqtrade_db("ft.sqlite", "--closed", "400", "--open", "2")
+    assert os.path.getsize(f"{path}-wal") == 0, "every page is in the main file"
+    store = FreqtradeStore(path)
+    assert store.collect().valid
+    DAMAGE[check](path)
+    status = store.collect()
+    assert not status.valid and status.problems[check] == 1, status
+    assert status.first_problem.startswith(check)
+
+
+def test_another_database_copied_over_it_is_replaced_history(freqtrade_db):
+    path, _ = freqtrade_db("ft.sqlite", "--closed", "10", "--seed", "1")
+    other, _ = freqtrade_db("other.sqlite", "--closed", "10", "--seed", "2")
+    store = FreqtradeStore(path)
+    assert store.collect().valid
+    inode = os.stat(path).st_ino
+    with open(other, "rb") as src, open(path, "r+b") as dst:    # in place: the same inode
+        shutil.copyfileobj(src, dst)
+    assert os.stat(path).st_ino == inode
+    status = store.collect()
+    assert not status.valid and status.problems["replaced"] == 1
+
+
+def test_corrupt_is_a_state_until_the_file_is_replaced_by_a_good_one(freqtrade_db):
+    path, truth = freqtrade_db("ft.sqlite", "--closed", "200")
+    good = path.with_name("good.sqlite")
+    shutil.copy(path, good)
+    store = FreqtradeStore(path)
+    assert store.collect().valid
+    truncate_half(path)
+    assert not store.collect().valid
+    with open(path, "ab") as f:
+        f.write(b"\0" * 4096)                      # a change that repairs nothing
+    assert not store.collect().valid
+    os.replace(good, path)                         # a restore: a new file, validated from scratch
+    status = store.collect()
+    assert status.valid and not any(status.problems.values())
+    figures_match(store, truth)
+
+
+def test_a_missing_database_is_a_problem_not_an_error(tmp_path):
+    status = FreqtradeStore(tmp_path / "none.sqlite").collect()
+    assert not status.valid and status.problems["missing"] == 1
+
+
+def test_reads_along_while_freqtrade_writes_in_wal_mode(freqtrade_python, tmp_path):
+    path = tmp_path / "live.sqlite"
+    writer = subprocess.Popen([freqtrade_python, str(ROOT / "tests" / "fixtures" / "freqtrade_writer.py"), str(path),
+                               "--closed", "50", "--open", "1", "--follow", "4", "--every", "0.01"],
+                              stdout=subprocess.PIPE, text=True)
+    store = FreqtradeStore(path)
+    seen = []
+    while writer.poll() is None:
+        if path.exists() and os.path.exists(f"{path}-wal"):
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+                assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            status = store.collect()
+            assert status.valid, status.first_problem
+            seen.append(status.rows)
+        time.sleep(0.02)
+    truth = __import__("json").loads(writer.stdout.read().strip().splitlines()[-1])
+    assert len(set(seen)) > 10, "the checks ran while trades were being written"
+    assert store.collect().valid
+    figures_match(store, truth)
+
+
+def test_a_new_trade_with_impossible_values_is_found_incrementally(freqtrade_db):
+    path, _ = freqtrade_db("ft.sqlite", "--closed", "20")
+    store = FreqtradeStore(path)
+    assert store.collect().valid
+    with sqlite3.connect(path) as db:     # trade 1 again as trade 21, closed before it opened
+        columns = [row[1] for row in db.execute("PRAGMA table_info(trades)") if row[1] != "id"]
+        chosen = ["close_date" if c == "open_date" else "open_date" if c == "close_date" else c for c in columns]
+        db.execute(f"INSERT INTO trades ({', '.join(columns)}) SELECT {', '.join(chosen)} FROM trades WHERE id = 1")
+    status = store.collect()
+    assert not status.valid and status.problems["values"] == 1 and "trade 23" in status.first_problem   # 20 closed, 2 open
