@@ -13,7 +13,7 @@ import time
 from concurrent.futures import Executor
 from typing import Callable
 
-from botwatch.core.checks import check_alive
+from botwatch.core.checks import bot_api, check_alive
 from botwatch.core.config import Config
 from remediator.ledger import Action, Ledger
 from remediator.metrics import Metrics
@@ -92,7 +92,7 @@ class Runner:
         runtime = self.runtimes[action.bot]
         ctx = Context(self.config, bot, action, runtime, self.ledger, self.clock, self.sleep,
                       check_alive=lambda: check_alive(bot, runtime.status),
-                      run_command=self.run_command, restore=self.restore)
+                      run_command=self.run_command, restore=self.restore, api=bot_api(bot))
         try:
             result = PLAYBOOKS[action.playbook].run(ctx)
         except Exception as err:  # a bug or an unexpected failure: recorded, never raised to the webhook

@@ -115,6 +115,27 @@ def check_alive(bot: Bot, probe=None, session: requests.Session | None = None,
     return Aliveness(up, liveness, health)
 
 
+def bot_api(bot: Bot, session: requests.Session | None = None) -> FreqtradeAPI | None:
+    """The bot's own REST API, for a preset bot that has one."""
+    if bot.preset == "freqtrade" and bot.api_url:
+        return FreqtradeAPI(bot.api_url, bot.api_auth_file, bot.health_timeout, session)
+    return None
+
+
+def loop_trouble(bot: Bot, api: FreqtradeAPI | None, now: float) -> str | None:
+    """What is wrong with a live bot's main loop by its own API (stuck, or not running); None when well."""
+    if api is None:
+        return None
+    loop = api.loop_health()
+    if loop.last_loop is None:
+        return "its API gives no loop time (frozen or unreachable)"
+    if bot.stuck_after and now - loop.last_loop > bot.stuck_after:
+        return f"stuck: its main loop last finished {now - loop.last_loop:.0f}s ago"
+    if loop.state is not None and loop.state != "running":
+        return f"state {loop.state}"
+    return None
+
+
 @dataclass(frozen=True)
 class BotStatus:
     """One round of checks of one bot."""
@@ -145,8 +166,7 @@ class BotCheck:
         self.session = session or requests.Session()
         self.store = open_store(bot, clock)
         self.logtail = LogTail(bot.log_file, bot.error_patterns.compiled(), bot.name) if bot.log_file else None
-        self.api = FreqtradeAPI(bot.api_url, bot.api_auth_file, bot.health_timeout, self.session) \
-            if bot.preset == "freqtrade" and bot.api_url else None
+        self.api = bot_api(bot, self.session)
         self.loop: LoopHealth | None = None
         self.down_checks = 0
 

@@ -14,21 +14,23 @@ from remediator.playbooks.api_errors import api_auth_playbook, api_rate_limit_pl
 from remediator.playbooks.base import OUTCOMES, Context, Result
 from remediator.playbooks.restart import restart_playbook
 from remediator.playbooks.restore import restore_playbook
+from remediator.playbooks.start import start_playbook
 
 
 @dataclass(frozen=True)
 class Playbook:
     name: str                           # the `playbook` label and the ledger's name for it
-    alertname: str                      # the alert that runs it
+    alertnames: tuple[str, ...]         # the alerts that run it
     run: Callable[[Context], Result]
 
 
 PLAYBOOKS = {playbook.name: playbook for playbook in (
-    Playbook("restart", "TradingBotDown", restart_playbook),
-    Playbook("restore", "TradingBotDataCorrupted", restore_playbook),
-    Playbook("api_auth", "TradingBotApiKeyErrors", api_auth_playbook),
-    Playbook("api_rate_limit", "TradingBotRateLimited", api_rate_limit_playbook),
+    Playbook("restart", ("TradingBotDown", "TradingBotStuck"), restart_playbook),
+    Playbook("start", ("TradingBotStopped",), start_playbook),
+    Playbook("restore", ("TradingBotDataCorrupted",), restore_playbook),
+    Playbook("api_auth", ("TradingBotApiKeyErrors",), api_auth_playbook),
+    Playbook("api_rate_limit", ("TradingBotRateLimited",), api_rate_limit_playbook),
 )}
-BY_ALERT = {playbook.alertname: playbook.name for playbook in PLAYBOOKS.values()}
+BY_ALERT = {alertname: playbook.name for playbook in PLAYBOOKS.values() for alertname in playbook.alertnames}
 
 __all__ = ["BY_ALERT", "OUTCOMES", "PLAYBOOKS", "Context", "Playbook", "Result"]

@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
+from botwatch.core.checks import loop_trouble
+
+# alerts about a live bot's main loop: the bot's own API, not its process, says whether help is needed
+LOOP_ALERTS = ("TradingBotStuck", "TradingBotStopped")
+
 if TYPE_CHECKING:
+    from botwatch.core.freqtrade_api import FreqtradeAPI
     from botwatch.core.checks import Aliveness
     from botwatch.core.config import Bot, Config
     from remediator.ledger import Action, Ledger
@@ -39,8 +45,19 @@ class Context:
     check_alive: Callable[[], "Aliveness"]
     run_command: Callable[..., tuple[int, str]]
     restore: Callable[["Context"], Result] | None = None
+    api: "FreqtradeAPI | None" = None            # a preset bot's own REST API
     extra: dict = field(default_factory=dict)
 
     @property
     def dry_run(self) -> bool:
         return self.config.remediation.dry_run
+
+    def trouble(self) -> tuple[str | None, "Aliveness"]:
+        """Why the bot needs help now, as its alert sees it (down; for a preset bot also stuck or not
+        running), or None; and the aliveness it was judged by."""
+        alive = self.check_alive()
+        if not alive.up:
+            return f"down: {alive.detail}", alive
+        if self.action.alertname in LOOP_ALERTS:
+            return loop_trouble(self.bot, self.api, self.clock()), alive
+        return None, alive

@@ -1,4 +1,4 @@
-"""The restart playbook (TradingBotDown): restart, verify, back off, give up.
+"""The restart playbook (TradingBotDown, TradingBotStuck): restart, verify, back off, give up.
 
 Successive restarts of one bot wait `backoff` (5, 15, 30 min); the count resets once the bot has stayed
 healthy for `healthy_reset_after`. When `max_attempts` restarts did not keep it up the circuit opens:
@@ -21,8 +21,8 @@ def restart_playbook(ctx: Context) -> Result:
     now = ctx.clock()
     if state.circuit_open:
         return Result("skipped", "circuit open: no restarts until the bot recovers or an operator resets it")
-    alive = ctx.check_alive()
-    if alive.up:
+    trouble, alive = ctx.trouble()
+    if trouble is None:
         ctx.ledger.update_bot(bot.name, healthy_since=now)
         return Result("skipped", f"already up, not restarted: {alive.detail}")
     if state.attempts >= rem.max_attempts:
@@ -39,13 +39,13 @@ def restart_playbook(ctx: Context) -> Result:
             return Result("deferred", f"backoff: restart {state.attempts + 1} waits {format_duration(wait)} "
                                       f"after the last, until {_hhmm(earliest)}", run_at=earliest)
     if ctx.runtime.name == "none":
-        return Result("escalated", f"down ({alive.detail}) and known only by its health endpoint: nothing to "
+        return Result("escalated", f"{trouble}; known only by its health endpoint: nothing to "
                                    "restart, escalating", ctx.runtime.recent_logs(),
                       notice=f"🚨 <b>{escape(bot.name)}</b> is down and botwatch can't restart it (no process, "
                              f"container or unit in the config).")
     attempt = state.attempts + 1
     excerpt = ctx.runtime.recent_logs()
-    steps = [f"down: {alive.detail}"]
+    steps = [trouble]
     if ctx.dry_run:
         return Result("dry_run", f"dry run: would restart ({ctx.runtime.name}), attempt {attempt}/{rem.max_attempts}; "
                                  + "; ".join(steps), excerpt,
@@ -60,15 +60,15 @@ def restart_playbook(ctx: Context) -> Result:
                       notice=f"⚠️ <b>{escape(bot.name)}</b>: restart {attempt}/{rem.max_attempts} failed: "
                              f"{escape(err)}")
     ctx.sleep(rem.verify_after)
-    alive = ctx.check_alive()
-    if alive.up:
+    trouble, alive = ctx.trouble()
+    if trouble is None:
         ctx.ledger.update_bot(bot.name, healthy_since=ctx.clock())
         return Result("success", "; ".join(steps + [f"restarted, attempt {attempt}/{rem.max_attempts}; "
                                                     f"up after {format_duration(rem.verify_after)}: {alive.detail}"]),
                       excerpt, notice=f"🔧 <b>{escape(bot.name)}</b> was down; restarted and verified up "
                                       f"(attempt {attempt}/{rem.max_attempts}).")
-    return Result("failed", "; ".join(steps + [f"restarted, attempt {attempt}/{rem.max_attempts}; still down "
-                                               f"after {format_duration(rem.verify_after)}: {alive.detail}"]),
+    return Result("failed", "; ".join(steps + [f"restarted, attempt {attempt}/{rem.max_attempts}; after "
+                                               f"{format_duration(rem.verify_after)} still {trouble}"]),
                   excerpt, retry=True,
                   notice=f"⚠️ <b>{escape(bot.name)}</b>: restarted but still down after "
                          f"{format_duration(rem.verify_after)} (attempt {attempt}/{rem.max_attempts}).")
