@@ -108,9 +108,9 @@ def stack_config(raw: dict, state: Path, timings: str, prometheus_url: str, outb
     t = TIMINGS[timings]
     raw = dict(raw)
     remediation = dict(raw.get("remediation") or {})
-    if timings == "fast":
-        remediation.update(verify_after=t["verify_after"], backoff=t["backoff"],
-                           healthy_reset_after=t["healthy_reset_after"])
+    if timings == "fast":     # the demo's waits, unless the config sets its own
+        for key in ("verify_after", "backoff", "healthy_reset_after"):
+            remediation.setdefault(key, t[key])
     raw["remediation"] = remediation
     raw["report"] = {**(raw.get("report") or {}), "prometheus_url": prometheus_url}
     telegram = dict(raw.get("telegram") or {})
@@ -290,7 +290,8 @@ def up(config_file: str | None, timings: str, state_dir: str) -> int:
     state = Path(state_dir).resolve()
     try:
         state.mkdir(parents=True, exist_ok=True)
-        raw = (load_config(config_file).model_dump(mode="json", exclude_none=True, exclude={"path"})
+        raw = (load_config(config_file).model_dump(mode="json", exclude_unset=True, exclude_none=True,
+                                                   exclude={"path"})
                if config_file else {"bots": demo_bots(state, timings)})
     except ConfigError as err:
         print(err, file=sys.stderr)

@@ -128,7 +128,7 @@ def loop_trouble(bot: Bot, api: FreqtradeAPI | None, now: float) -> str | None:
         return None
     loop = api.loop_health()
     if loop.last_loop is None:
-        return "its API gives no loop time (frozen or unreachable)"
+        return None     # can't tell (still starting, or credentials wrong): a frozen bot fails its ping instead
     if bot.stuck_after and now - loop.last_loop > bot.stuck_after:
         return f"stuck: its main loop last finished {now - loop.last_loop:.0f}s ago"
     if loop.state is not None and loop.state != "running":
@@ -168,6 +168,7 @@ class BotCheck:
         self.logtail = LogTail(bot.log_file, bot.error_patterns.compiled(), bot.name) if bot.log_file else None
         self.api = bot_api(bot, self.session)
         self.loop: LoopHealth | None = None
+        self.loop_pid: int | None = None
         self.down_checks = 0
 
     def run(self) -> BotStatus:
@@ -177,6 +178,8 @@ class BotCheck:
         errors = ["liveness"] if liveness and liveness.error else []
         self.down_checks = 0 if up else self.down_checks + 1
         datafile = self.store.collect()
+        if liveness is not None and liveness.pid != self.loop_pid:
+            self.loop, self.loop_pid = None, liveness.pid    # a new process: the old one's loop time says nothing
         if self.api is not None and (health is None or health.up):
             self.loop = _merge(self.loop, self.api.loop_health())
         open_profit = self.loop.open_profit if self.loop else None

@@ -1,0 +1,168 @@
+"""A real Freqtrade 2026.9 in dry-run, trading on the local exchange, watched and recovered by `botwatch up`
+at fast timings with the real Prometheus and Alertmanager: its figures are Freqtrade's own; kill -9, a
+frozen process (SIGSTOP), a stop through its API and API-key errors each get the right response.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from botwatch.core.liveness import process_alive
+from botwatch.localexchange import DEMO_STRATEGY, LocalExchange, freqtrade_config
+from tests.conftest import BOTWATCH, FREQTRADE_VENV, ROOT, free_port, http_get, parse_metrics, sample, wait_for
+from tests.test_e2e import Stack
+
+pytestmark = pytest.mark.slow
+
+AUTH = ("botwatch", "local-secret")
+
+
+class Freqtrade:
+    def __init__(self, folder: Path, exchange: LocalExchange):
+        self.folder = folder
+        self.port = free_port()
+        self.db = folder / "tradesv3.dryrun.sqlite"
+        self.log = folder / "freqtrade.log"
+        self.config = folder / "ft-live-config.json"          # its path marks the process (process_name)
+        (folder / "strategies").mkdir()
+        (folder / "user_data").mkdir()
+        (folder / "strategies" / "botwatch_demo.py").write_text(DEMO_STRATEGY)
+        config = freqtrade_config(exchange.url, self.port, f"sqlite:///{self.db}", *AUTH)
+        config.update(user_data_dir=str(folder / "user_data"), strategy="BotwatchDemo",
+                      strategy_path=str(folder / "strategies"))
+        self.config.write_text(json.dumps(config, indent=1))
+        (folder / "api-auth").write_text(":".join(AUTH) + "\n")
+        self.argv = [str(FREQTRADE_VENV / "bin" / "freqtrade"), "trade", "--config", str(self.config),
+                     "--logfile", str(self.log)]
+
+    def bot(self) -> dict:
+        return {"name": "ft-live", "preset": "freqtrade", "check_interval": 1, "process_name": str(self.config),
+                "api_url": f"http://127.0.0.1:{self.port}", "api_auth_file": str(self.folder / "api-auth"),
+                "data_file": str(self.db), "log_file": str(self.log), "start_command": self.argv,
+                "health_timeout": "2s", "stop_timeout": "3s", "stuck_after": "6s", "starting_balance": 1000}
+
+    def api(self, endpoint: str, method: str = "get"):
+        response = getattr(requests, method)(f"http://127.0.0.1:{self.port}/api/v1/{endpoint}", auth=AUTH, timeout=5)
+        response.raise_for_status()
+        return response.json()
+
+    def pid(self) -> int | None:
+        for entry in Path("/proc").iterdir():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if str(self.config).encode() in argv and process_alive(int(entry.name)):
+                return int(entry.name)
+        return None
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory, freqtrade_python):
+    folder = tmp_path_factory.mktemp("freqtrade")
+    exchange = LocalExchange()
+    ft = Freqtrade(folder, exchange)
+    (folder / "bots.json").write_text(json.dumps({
+        "bots": [ft.bot()], "remediation": {"verify_after": "10s", "backoff": ["5s", "10s", "20s"]}}))
+    state = folder / "stack"
+    # Freqtrade configures no log file when it sees pytest's PYTEST_VERSION: run it as users do
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_VERSION"}
+    process = subprocess.Popen(BOTWATCH + ["up", "--config", str(folder / "bots.json"), "--timings", "fast",
+                                           "--state-dir", str(state)], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, env=env)
+    try:
+        stack = Stack(state, process)
+        stack.ft, stack.exchange = ft, exchange
+        wait_for(lambda: ft.api("ping") == {"status": "pong"}, timeout=90, what="Freqtrade's API")
+        yield stack
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=60)[0].decode()
+        pid = ft.pid()
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+        exchange.close()
+        assert process.returncode == 0, output
+
+
+def exporter_sample(stack, name, **labels):
+    return sample(parse_metrics(http_get(stack.info["exporter"] + "/metrics").decode()), name, bot="ft-live", **labels)
+
+
+def test_it_trades_and_botwatch_reports_freqtrades_own_figures(live):
+    wait_for(lambda: live.ft.api("profit")["closed_trade_count"] >= 2, timeout=120, what="closed dry-run trades")
+
+    def same_figures():
+        profit, status = live.ft.api("profit"), live.ft.api("status")
+        realized = exporter_sample(live, "tradingbot_realized_pnl")
+        positions = {t["pair"]: t["amount"] for t in status}
+        shown = {pair: exporter_sample(live, "tradingbot_position", symbol=pair) for pair in positions}
+        return (realized == pytest.approx(profit["profit_closed_coin"], abs=1e-6)
+                and all(shown[p] == pytest.approx(a, abs=1e-9) for p, a in positions.items()))
+
+    wait_for(same_figures, timeout=30, interval=0.3, what="botwatch's P&L and positions = Freqtrade's")
+    assert exporter_sample(live, "tradingbot_data_file_valid") == 1
+    assert exporter_sample(live, "tradingbot_state", state="running") == 1
+    assert time.time() - exporter_sample(live, "tradingbot_last_loop_timestamp_seconds") < 10
+    assert exporter_sample(live, "tradingbot_info", kind="spot", runtime="process", preset="freqtrade",
+                           exchange="binance") == 1
+
+
+def test_kill_9_is_restarted_and_trading_resumes(live):
+    old = live.ft.pid()
+    trades = live.ft.api("profit")["trade_count"]
+    os.kill(old, signal.SIGKILL)
+    wait_for(lambda: live.firing("TradingBotDown", bot="ft-live"), timeout=30, what="TradingBotDown")
+    wait_for(lambda: (pid := live.ft.pid()) and pid != old and live.ft.api("ping"), timeout=90,
+             what="Freqtrade restarted by the remediator")
+    wait_for(lambda: live.ft.api("profit")["trade_count"] > trades, timeout=150, what="trading resumed")
+
+
+def test_a_frozen_freqtrade_is_stuck_and_restarted(live):
+    old = live.ft.pid()
+    os.kill(old, signal.SIGSTOP)
+    try:
+        wait_for(lambda: live.firing("TradingBotStuck", bot="ft-live"), timeout=60, what="TradingBotStuck")
+        wait_for(lambda: (pid := live.ft.pid()) and pid != old, timeout=90, what="the frozen bot replaced")
+    finally:
+        if process_alive(old):
+            os.kill(old, signal.SIGKILL)
+    wait_for(lambda: live.ft.api("ping") == {"status": "pong"}, timeout=60, what="its API back")
+
+
+def test_stopped_through_its_api_is_started_again_without_a_restart(live):
+    wait_for(lambda: live.ft.api("show_config")["state"] == "running", timeout=60, what="running")
+    wait_for(lambda: not live.firing("TradingBotDown", bot="ft-live") and not live.firing("TradingBotStuck",
+                                                                                          bot="ft-live"),
+             timeout=90, what="earlier alerts resolved")
+    pid = live.ft.pid()
+    restarts = live.value('botwatch_bot_restarts_total{bot="ft-live"}')
+    live.ft.api("stop", method="post")
+    wait_for(lambda: live.firing("TradingBotStopped", bot="ft-live"), timeout=30, what="TradingBotStopped")
+    wait_for(lambda: live.ft.api("show_config")["state"] == "running", timeout=60, what="started through its API")
+    assert live.ft.pid() == pid
+    assert live.value('botwatch_bot_restarts_total{bot="ft-live"}') == restarts
+    wait_for(lambda: any("started again through its API" in m.get("text", "") for m in live.outbox()), timeout=30,
+             what="the remediator's notice")
+
+
+def test_api_key_errors_restart_nothing_and_reach_telegram(live):
+    pid = live.ft.pid()
+    restarts = live.value('botwatch_bot_restarts_total{bot="ft-live"}')
+    live.exchange.auth_error = True
+    try:
+        wait_for(lambda: exporter_sample(live, "tradingbot_api_errors_total", kind="auth") > 0, timeout=120,
+                 what="Freqtrade logging the exchange's -2015")
+        wait_for(lambda: any("TradingBotApiKeyErrors" in m.get("text", "") for m in live.outbox()), timeout=60,
+                 what="Alertmanager's Telegram message")
+    finally:
+        live.exchange.auth_error = False
+    assert live.ft.pid() == pid
+    assert live.value('botwatch_bot_restarts_total{bot="ft-live"}') == restarts
+
