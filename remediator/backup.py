@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import logging
+import sqlite3
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -22,6 +23,7 @@ from botwatch.core.book import Trade
 from botwatch.core.config import Backup, Bot
 from botwatch.core.files import progress, write_atomic
 from botwatch.core.tradefile import DataFileCheck
+from remediator.sqlite_backup import check_database, snapshot_database
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +44,15 @@ class Manifest:
     first_id: str | None
     last_id: str | None
     created: float
+    kind: str = "csv"          # the trade store: csv, or freqtrade (an SQLite database)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "Manifest":
         return cls(**json.loads(text))
+
+    @property
+    def suffix(self) -> str:
+        return ".csv" if self.kind == "csv" else ".sqlite"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -70,7 +77,7 @@ class LocalStore:
     def put(self, manifest: Manifest, data: bytes) -> None:
         folder = self.root / manifest.bot
         try:
-            write_atomic(folder / f"{manifest.name}.csv", data, label=f"backup {manifest.bot}")
+            write_atomic(folder / f"{manifest.name}{manifest.suffix}", data, label=f"backup {manifest.bot}")
             write_atomic(folder / f"{manifest.name}.json", manifest.to_json())
         except OSError as err:
             raise BackupError(f"{self.description}: cannot write {manifest.name}: {err.strerror}") from None
@@ -86,12 +93,12 @@ class LocalStore:
 
     def get(self, manifest: Manifest) -> bytes:
         try:
-            return (self.root / manifest.bot / f"{manifest.name}.csv").read_bytes()
+            return (self.root / manifest.bot / f"{manifest.name}{manifest.suffix}").read_bytes()
         except OSError as err:
             raise BackupError(f"{self.description}: cannot read {manifest.name}: {err.strerror}") from None
 
     def delete(self, manifest: Manifest) -> None:
-        for suffix in (".json", ".csv"):   # manifest first: a half-deleted backup is never listed
+        for suffix in (".json", manifest.suffix):   # manifest first: a half-deleted backup is never listed
             (self.root / manifest.bot / f"{manifest.name}{suffix}").unlink(missing_ok=True)
 
 
@@ -128,7 +135,7 @@ class S3Store:
     def put(self, manifest: Manifest, data: bytes) -> None:
         with progress(len(data), f"backup {manifest.bot}") as advance:
             self._call(f"upload {manifest.name}", self.client.upload_fileobj, io.BytesIO(data), self.bucket,
-                       self._key(manifest, ".csv"), Callback=advance,
+                       self._key(manifest, manifest.suffix), Callback=advance,
                        ExtraArgs={"ContentType": "text/csv", "Metadata": {"sha256": manifest.sha256}})
         self._call(f"upload {manifest.name} manifest", self.client.put_object, Bucket=self.bucket,
                    Key=self._key(manifest, ".json"), Body=manifest.to_json().encode(), ContentType="application/json")
@@ -150,11 +157,11 @@ class S3Store:
 
     def get(self, manifest: Manifest) -> bytes:
         body = self._call(f"download {manifest.name}", self.client.get_object, Bucket=self.bucket,
-                          Key=self._key(manifest, ".csv"))
+                          Key=self._key(manifest, manifest.suffix))
         return body["Body"].read()
 
     def delete(self, manifest: Manifest) -> None:
-        for suffix in (".json", ".csv"):
+        for suffix in (".json", manifest.suffix):
             self._call(f"delete {manifest.name}", self.client.delete_object, Bucket=self.bucket,
                        Key=self._key(manifest, suffix))
 
@@ -191,7 +198,9 @@ class SnapshotCheck:
 
 
 def check_snapshot(data: bytes, bot: Bot, clock: Callable[[], float] = time.time) -> SnapshotCheck:
-    """Validate bytes as a trade file with the exporter's own check (through a private temp file)."""
+    """Validate bytes as the bot's trade store with the exporter's own check (through a private temp file)."""
+    if bot.store == "freqtrade":
+        return SnapshotCheck(*check_database(data, bot.name))
     with tempfile.NamedTemporaryFile(prefix="botwatch-check-", suffix=".csv") as tmp:
         tmp.write(data)
         tmp.flush()
@@ -203,8 +212,11 @@ def check_snapshot(data: bytes, bot: Bot, clock: Callable[[], float] = time.time
         return SnapshotCheck(valid, status.rows, collector.first, collector.last, problem)
 
 
-def snapshot(path: Path) -> bytes:
-    """The file's bytes up to its last complete line: a row being appended right now is left out."""
+def snapshot(path: Path, store: str = "csv") -> bytes:
+    """A consistent copy of the store: for a CSV file its bytes up to its last complete line (a row being
+    appended right now is left out), for a database SQLite's online backup."""
+    if store != "csv":
+        return snapshot_database(path)
     data = Path(path).read_bytes()
     end = data.rfind(b"\n")
     return data[:end + 1] if end >= 0 else b""
@@ -220,12 +232,12 @@ class BackupResult:
 
 def backup_bot(bot: Bot, store: BackupStore, clock: Callable[[], float] = time.time) -> BackupResult:
     """Back up the bot's trade file if it validates; never raises for a bad file or a dead store."""
-    try:
-        data = snapshot(bot.data_file)
-    except FileNotFoundError:
+    if not bot.data_file.exists():
         return BackupResult(bot.name, "skipped", f"{bot.data_file} does not exist")
-    except OSError as err:
-        return BackupResult(bot.name, "failed", f"cannot read {bot.data_file}: {err.strerror}")
+    try:
+        data = snapshot(bot.data_file, bot.store)
+    except (OSError, sqlite3.Error) as err:
+        return BackupResult(bot.name, "failed", f"cannot read {bot.data_file}: {getattr(err, 'strerror', None) or err}")
     check = check_snapshot(data, bot, clock)
     if not check.valid:
         return BackupResult(bot.name, "skipped", f"not backed up: the file does not validate ({check.problem})")
@@ -234,7 +246,7 @@ def backup_bot(bot: Bot, store: BackupStore, clock: Callable[[], float] = time.t
     manifest = Manifest(bot.name, name, hashlib.sha256(data).hexdigest(), len(data), check.rows,
                         check.first.timestamp if check.first else None, check.last.timestamp if check.last else None,
                         check.first.trade_id if check.first else None, check.last.trade_id if check.last else None,
-                        now)
+                        now, bot.store)
     try:
         store.put(manifest, data)
     except BackupError as err:

@@ -47,8 +47,9 @@ class Remediator:
         self.intake = Intake(config, self.ledger, self.opslog, clock, on_scheduled=self._wake.set)
         self.runner = Runner(config, self.ledger, self.opslog, self.metrics, self.notifier,
                              {bot.name: factory(bot) for bot in config.bots}, self._pool, clock, sleep, restore,
-                             on_done=self._wake.set)
-        self.periodic = PeriodicWork(config, self.ledger, self.opslog, self.metrics, self.notifier, self._pool, clock)
+                             on_done=self._wake.set, mirror_dir=data_dir)
+        self.periodic = PeriodicWork(config, self.ledger, self.opslog, self.metrics, self.notifier, self._pool, clock,
+                                     mirror_dir=data_dir)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)

@@ -1,4 +1,5 @@
-"""Periodic work: the hourly backups with their pruning, and the morning report with its HA claim.
+"""Periodic work: the fill mirrors of preset bots, the hourly backups with their pruning, and the morning
+report with its HA claim.
 
 `tick()` is called by the engine's loop; it decides what is due (durably, in the ledger) and hands the
 work to the pool, never running two backups or two reports at once.
@@ -14,20 +15,24 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from botwatch.core.checks import bot_api
 from botwatch.core.config import Config
 from remediator import scheduler
 from remediator.backup import BackupResult, S3Store, backup_bot, prune, store_for
 from remediator.ledger import Ledger
 from remediator.metrics import Metrics
+from remediator.mirror import FillMirror, mirror_path
 from remediator.notifier import Notifier, escape
 from remediator.opslog import OperationsLog
 
 log = logging.getLogger(__name__)
 
+MIRROR_INTERVAL = 2.0      # seconds between syncs of the fill mirrors: one small API call per preset bot
+
 
 class PeriodicWork:
     def __init__(self, config: Config, ledger: Ledger, opslog: OperationsLog, metrics: Metrics, notifier: Notifier,
-                 pool: Executor, clock: Callable[[], float]):
+                 pool: Executor, clock: Callable[[], float], mirror_dir: Path | None = None):
         self.config = config
         self.ledger = ledger
         self.opslog = opslog
@@ -37,10 +42,33 @@ class PeriodicWork:
         self.clock = clock
         self._backing_up = threading.Lock()
         self._reporting = threading.Lock()
+        self._mirroring = threading.Lock()
+        self._mirrored_at = 0.0
+        self.mirrors = [FillMirror(bot, mirror_path(mirror_dir, bot), bot_api(bot))
+                        for bot in config.bots if mirror_dir and bot_api(bot) is not None]
 
     def tick(self) -> None:
+        self.maybe_mirror()
         self.maybe_backup()
         self.maybe_report()
+
+    # -- fill mirrors ----------------------------------------------------------------------------------
+
+    def maybe_mirror(self) -> None:
+        if self.mirrors and self.clock() - self._mirrored_at >= MIRROR_INTERVAL and not self._mirroring.locked():
+            self._mirrored_at = self.clock()
+            self.pool.submit(self.mirror)
+
+    def mirror(self) -> int:
+        """Copy each preset bot's newly closed trades into its mirror; how many in all."""
+        with self._mirroring:
+            copied = 0
+            for mirror in self.mirrors:
+                try:
+                    copied += mirror.sync()
+                except OSError as err:      # a full disk: said in the log, tried again next time
+                    log.warning("%s: fill mirror: %s", mirror.bot.name, err)
+            return copied
 
     # -- backups ---------------------------------------------------------------------------------------
 

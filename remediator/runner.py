@@ -14,9 +14,12 @@ from concurrent.futures import Executor
 from typing import Callable
 
 from botwatch.core.checks import bot_api, check_alive
+from pathlib import Path
+
 from botwatch.core.config import Config
 from remediator.ledger import Action, Ledger
 from remediator.metrics import Metrics
+from remediator.mirror import mirror_path
 from remediator.notifier import Notifier
 from remediator.opslog import OperationsLog
 from remediator.playbooks import PLAYBOOKS, Context, Result
@@ -29,7 +32,8 @@ COMMAND_TIMEOUT = 120
 class Runner:
     def __init__(self, config: Config, ledger: Ledger, opslog: OperationsLog, metrics: Metrics, notifier: Notifier,
                  runtimes: dict, pool: Executor, clock: Callable[[], float], sleep: Callable[[float], None],
-                 restore: Callable | None = None, on_done: Callable[[], None] = lambda: None):
+                 restore: Callable | None = None, on_done: Callable[[], None] = lambda: None,
+                 mirror_dir: Path | None = None):
         self.config = config
         self.ledger = ledger
         self.opslog = opslog
@@ -41,6 +45,7 @@ class Runner:
         self.sleep = sleep
         self.restore = restore
         self.on_done = on_done
+        self.mirror_dir = mirror_dir
         self._busy: set[str] = set()          # bots with a playbook running
         self._idle = threading.Condition()    # guards _busy; notified when a bot's run ends
         requeued = self.ledger.requeue_interrupted(self.clock())
@@ -92,7 +97,8 @@ class Runner:
         runtime = self.runtimes[action.bot]
         ctx = Context(self.config, bot, action, runtime, self.ledger, self.clock, self.sleep,
                       check_alive=lambda: check_alive(bot, runtime.status),
-                      run_command=self.run_command, restore=self.restore, api=bot_api(bot))
+                      run_command=self.run_command, restore=self.restore, api=bot_api(bot),
+                      mirror=mirror_path(self.mirror_dir, bot) if self.mirror_dir and bot.preset else None)
         try:
             result = PLAYBOOKS[action.playbook].run(ctx)
         except Exception as err:  # a bug or an unexpected failure: recorded, never raised to the webhook

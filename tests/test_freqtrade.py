@@ -5,7 +5,9 @@ frozen process (SIGSTOP), a stop through its API and API-key errors each get the
 
 import json
 import os
+import re
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -69,7 +71,8 @@ def live(tmp_path_factory, freqtrade_python):
     exchange = LocalExchange()
     ft = Freqtrade(folder, exchange)
     (folder / "bots.json").write_text(json.dumps({
-        "bots": [ft.bot()], "remediation": {"verify_after": "10s", "backoff": ["5s", "10s", "20s"]}}))
+        "bots": [ft.bot()], "remediation": {"verify_after": "10s", "backoff": ["5s", "10s", "20s"]},
+        "backup": {"dir": str(folder / "backups")}}))
     state = folder / "stack"
     # Freqtrade configures no log file when it sees pytest's PYTEST_VERSION: run it as users do
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_VERSION"}
@@ -150,6 +153,40 @@ def test_stopped_through_its_api_is_started_again_without_a_restart(live):
     assert live.value('botwatch_bot_restarts_total{bot="ft-live"}') == restarts
     wait_for(lambda: any("started again through its API" in m.get("text", "") for m in live.outbox()), timeout=30,
              what="the remediator's notice")
+
+
+def closed_trades(live) -> dict[int, float]:
+    return {t["trade_id"]: t["profit_abs"] for t in live.ft.api("trades?limit=500")["trades"]}
+
+
+def test_a_damaged_database_is_restored_with_every_closed_trade(live):
+    backed_up = subprocess.run(BOTWATCH + ["backup", "--config", live.info["config"], "ft-live"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=60,
+                               env={**os.environ, "BOTWATCH_DATA_DIR": str(live.ft.folder / "by-hand")})
+    assert backed_up.returncode == 0 and "ft-live: success" in backed_up.stdout, backed_up.stdout + backed_up.stderr
+    in_backup = set(closed_trades(live))
+    wait_for(lambda: set(closed_trades(live)) - in_backup, timeout=150, what="a trade closed since the backup")
+    mirror = live.state / "remediator" / "mirror" / "ft-live.jsonl"
+    before = closed_trades(live)
+    wait_for(lambda: {json.loads(line)["trade_id"] for line in mirror.read_text().splitlines()} >= set(before),
+             timeout=30, what="the fill mirror holding every closed trade")
+    with sqlite3.connect(live.ft.db) as db:              # every page in the main file, then one zeroed
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = live.ft.db.stat().st_size
+    with open(live.ft.db, "r+b") as f:
+        f.seek((size // 4096 // 2) * 4096)
+        f.write(b"\0" * 4096)
+    wait_for(lambda: exporter_sample(live, "tradingbot_data_file_valid") == 0, timeout=30, what="the damage seen")
+    wait_for(lambda: exporter_sample(live, "tradingbot_data_file_valid") == 1, timeout=120, what="restored")
+    assert list(live.ft.folder.glob("tradesv3.dryrun.sqlite.corrupt-*")), "the damaged database is kept"
+    wait_for(lambda: live.ft.api("ping"), timeout=60, what="Freqtrade back")
+    after = closed_trades(live)
+    lost = {trade_id for trade_id in before if after.get(trade_id) != pytest.approx(before[trade_id], abs=1e-8)}
+    assert not lost, f"closed trades lost or changed by the restore: {sorted(lost)}"
+    assert live.ft.api("profit")["closed_trade_count"] >= len(before)
+    restore = live.state / "remediator" / "memory" / "bot-operations.md"
+    wait_for(lambda: re.search(r"restore: success.*\n.*[1-9]\d* closed trades replayed from the mirror",
+                               restore.read_text()), timeout=30, what="the restore's record: trades replayed")
 
 
 def test_api_key_errors_restart_nothing_and_reach_telegram(live):

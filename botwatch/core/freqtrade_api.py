@@ -104,11 +104,15 @@ class FreqtradeAPI:
         """Ask a stopped bot to start trading again (POST /api/v1/start)."""
         return self.post("start") is not None
 
-    def closed_trades(self, offset: int, limit: int = 500) -> list[dict] | None:
-        """Closed trades with their orders, oldest first, from `offset` on (GET /api/v1/trades)."""
+    def closed_trades(self, offset: int, limit: int = 500) -> tuple[list[dict], int] | None:
+        """Closed trades with their orders, oldest first, from `offset` on, and how many there are in all
+        (GET /api/v1/trades)."""
         answer = self.get("trades", limit=limit, offset=offset)
         trades = answer.get("trades") if isinstance(answer, dict) else None
-        return [t for t in trades if isinstance(t, dict)] if isinstance(trades, list) else None
+        if not isinstance(trades, list):
+            return None
+        total = answer.get("total_trades")
+        return [t for t in trades if isinstance(t, dict)], total if isinstance(total, int) else offset + len(trades)
 
     def profit(self) -> dict | None:
         answer = self.get("profit")

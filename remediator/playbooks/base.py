@@ -11,6 +11,8 @@ from botwatch.core.checks import loop_trouble
 LOOP_ALERTS = ("TradingBotStuck", "TradingBotStopped")
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from botwatch.core.freqtrade_api import FreqtradeAPI
     from botwatch.core.checks import Aliveness
     from botwatch.core.config import Bot, Config
@@ -46,6 +48,7 @@ class Context:
     run_command: Callable[..., tuple[int, str]]
     restore: Callable[["Context"], Result] | None = None
     api: "FreqtradeAPI | None" = None            # a preset bot's own REST API
+    mirror: "Path | None" = None                  # a preset bot's fill mirror (remediator.mirror)
     extra: dict = field(default_factory=dict)
 
     @property

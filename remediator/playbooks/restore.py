@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from remediator.backup import store_for
 from remediator.notifier import escape
 from remediator.playbooks.base import Context, Result
 from remediator.restore import RestoreFailed, restore
+from remediator.restore_freqtrade import restore_database
 from remediator.runtimes import RuntimeFailure
 
 
@@ -17,13 +20,18 @@ def restore_playbook(ctx: Context) -> Result:
     if ctx.dry_run:
         return Result("dry_run", "dry run: would stop the bot, quarantine the file, restore and replay", excerpt)
     try:
-        report = restore(bot, store_for(ctx.config.backup), ctx.runtime, ctx.check_alive, ctx.clock, ctx.sleep,
-                         ctx.config.remediation.verify_after)
-    except (RestoreFailed, RuntimeFailure, OSError) as err:
+        if bot.store == "freqtrade":
+            report = restore_database(bot, store_for(ctx.config.backup), ctx.runtime, ctx.check_alive, ctx.mirror,
+                                      ctx.clock, ctx.sleep, ctx.config.remediation.verify_after)
+        else:
+            report = restore(bot, store_for(ctx.config.backup), ctx.runtime, ctx.check_alive, ctx.clock, ctx.sleep,
+                             ctx.config.remediation.verify_after)
+    except (RestoreFailed, RuntimeFailure, OSError, sqlite3.Error) as err:
         return Result("failed", f"restore failed: {err}", excerpt,
                       notice=f"🧨 <b>{escape(bot.name)}</b>: trade file corrupt and the restore failed: "
                              f"{escape(err)}. The corrupt file is kept; see the operations log.")
     return Result("success", report.detail, excerpt,
                   notice=f"🩹 <b>{escape(bot.name)}</b>: corrupt trade file restored "
-                         f"({report.from_backup} trades from backup, {report.replayed} replayed from the journal); "
+                         f"({report.from_backup} trades from backup, {report.replayed} replayed from "
+                         f"{'the fill mirror' if bot.store == 'freqtrade' else 'the journal'}); "
                          f"the corrupt copy is kept as <code>{escape(report.quarantine.name if report.quarantine else '-')}</code>.")

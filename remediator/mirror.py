@@ -1,0 +1,86 @@
+"""The fill mirror: botwatch's own append-only copy of a preset bot's closed trades and their orders.
+
+A Freqtrade bot's REST API reads the very database that gets corrupted, so nothing can be replayed from
+it after the fact: the mirror copies each closed trade (as `/api/v1/trades` gives it, orders included)
+into `DATA_DIR/mirror/BOT.jsonl` while the bot is healthy, fsynced, one JSON object a line. A restore
+inserts the closed trades the mirror has and the restored backup lacks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from botwatch.core.config import Bot
+from botwatch.core.freqtrade_api import FreqtradeAPI
+
+log = logging.getLogger(__name__)
+
+PAGE = 500
+OVERLAP = 50         # trades read again at each sync: a trade closed out of id order is still caught
+
+
+def mirror_path(data_dir: Path, bot: Bot) -> Path:
+    return Path(data_dir) / "mirror" / f"{bot.name}.jsonl"
+
+
+def read_mirror(path: Path) -> list[dict]:
+    """The mirrored closed trades, in the order they were mirrored; a torn last line is left out."""
+    trades = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if not line.endswith("\n"):
+                    break
+                try:
+                    trade = json.loads(line)
+                except ValueError:
+                    log.warning("%s: a line that is not JSON skipped", path)
+                    continue
+                if isinstance(trade, dict) and isinstance(trade.get("trade_id"), int):
+                    trades.append(trade)
+    except FileNotFoundError:
+        pass
+    return trades
+
+
+class FillMirror:
+    def __init__(self, bot: Bot, path: Path, api: FreqtradeAPI):
+        self.bot = bot
+        self.path = Path(path)
+        self.api = api
+        self._ids: set[int] | None = None
+        self._total = 0
+
+    def sync(self) -> int:
+        """Append the closed trades not mirrored yet; how many. The API down is no error: next time."""
+        if self._ids is None:
+            self._ids = {trade["trade_id"] for trade in read_mirror(self.path)}
+        offset = max(0, self._total - OVERLAP) if self._ids else 0
+        new = []
+        while True:
+            page = self.api.closed_trades(offset, PAGE)
+            if page is None:
+                break
+            trades, self._total = page
+            for trade in trades:
+                trade_id = trade.get("trade_id")
+                if isinstance(trade_id, int) and trade_id not in self._ids and not trade.get("is_open"):
+                    self._ids.add(trade_id)
+                    new.append(trade)
+            if len(trades) < PAGE:
+                break
+            offset += len(trades)
+        if new:
+            self._append(new)
+        return len(new)
+
+    def _append(self, trades: list[dict]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write("".join(json.dumps(trade, separators=(",", ":")) + "\n" for trade in trades))
+            f.flush()
+            os.fsync(f.fileno())
+        log.info("%s: %d closed trade(s) mirrored", self.bot.name, len(trades))
