@@ -38,7 +38,13 @@ SCHEMA = {
     "orders": ("id", "ft_trade_id", "ft_is_open", "side", "filled", "average", "price", "status",
                "order_filled_date"),
 }
-TRADE_COLUMNS = ", ".join(SCHEMA["trades"])
+# id, pair, then the columns _impossible() reads, in its order
+TRADE_COLUMNS = "id, pair, is_open, amount, open_rate, close_rate, open_date, close_date, close_profit_abs"
+# the same rules as _impossible(), for SQLite to find the first offending row (dates compare as text:
+# Freqtrade writes them all as 'YYYY-MM-DD HH:MM:SS.ffffff')
+IMPOSSIBLE = ("amount IS NULL OR amount <= 0 OR open_rate IS NULL OR open_rate <= 0 OR (NOT is_open AND "
+              "(close_rate IS NULL OR close_rate <= 0 OR close_profit_abs IS NULL OR close_date IS NULL "
+              "OR close_date < open_date))")
 
 
 class FreqtradeStore:
@@ -132,42 +138,36 @@ class FreqtradeStore:
         if max_id < self._max_trade_id or rows < self._rows:
             self._forget_trades()            # trades were deleted (Freqtrade's delete): count them again
         self._first_trade, self._rows = first, rows
-        open_ids = sorted(self._open)
-        placeholders = "".join(f", {i}" for i in open_ids)    # ints from the database itself, not input
-        query = f"SELECT {TRADE_COLUMNS} FROM trades WHERE id > ? OR id IN (-1{placeholders}) ORDER BY id"
-        for row in connection.execute(query, (self._max_trade_id,)):
-            self._trade(*row)
+        # only rows new since the last check or open at it (Freqtrade updates a trade row when it closes);
+        # the ids in the IN list are integers read from the database itself, never input
+        changed = f"(id > {int(self._max_trade_id)} OR id IN (-1{''.join(f', {int(i)}' for i in self._open)}))"
+        bad = connection.execute(f"SELECT {TRADE_COLUMNS} FROM trades WHERE {changed} AND ({IMPOSSIBLE}) "
+                                 "ORDER BY id LIMIT 1").fetchone()
+        if bad:
+            raise Corrupt("values", f"trade {bad[0]} ({bad[1]}): {_impossible(*bad[2:])}")
+        profit, closed = connection.execute(f"SELECT COALESCE(SUM(close_profit_abs), 0), COUNT(*) FROM trades "
+                                            f"WHERE {changed} AND NOT is_open").fetchone()
+        self._open = {trade_id: (pair, -amount if is_short else amount, realized or 0.0)
+                      for trade_id, pair, amount, realized, is_short in connection.execute(
+                          f"SELECT id, pair, amount, realized_profit, is_short FROM trades WHERE {changed} AND is_open")}
+        self._closed_profit += profit
+        self._closed += closed
+        self._max_trade_id = max_id
 
     def _forget_trades(self) -> None:
         self._max_trade_id, self._open, self._closed_profit, self._closed = 0, {}, 0.0, 0
 
-    def _trade(self, trade_id, pair, is_open, amount, open_rate, close_rate, open_date, close_date, close_profit_abs,
-               realized_profit, is_short) -> None:
-        problem = _impossible(is_open, amount, open_rate, close_rate, open_date, close_date, close_profit_abs)
-        if problem:
-            raise Corrupt("values", f"trade {trade_id} ({pair}): {problem}")
-        self._max_trade_id = max(self._max_trade_id, trade_id)
-        self._open.pop(trade_id, None)
-        if is_open:
-            self._open[trade_id] = (pair, -amount if is_short else amount, realized_profit or 0.0)
-        else:
-            self._closed_profit += close_profit_abs
-            self._closed += 1
-
     def _read_orders(self, connection: sqlite3.Connection) -> None:
-        open_ids = "".join(f", {i}" for i in sorted(self._open_orders))
-        query = ("SELECT id, ft_is_open, filled, order_filled_date FROM orders "
-                 f"WHERE id > ? OR id IN (-1{open_ids}) ORDER BY id")
-        for order_id, is_open, filled, filled_date in connection.execute(query, (self._max_order_id,)):
-            self._max_order_id = max(self._max_order_id, order_id)
-            self._open_orders.discard(order_id)
-            if is_open:
-                self._open_orders.add(order_id)
-            elif filled and filled > 0:
-                self._fills += 1
-                when = _utc(filled_date)
-                if when is not None and (self._last_fill is None or when > self._last_fill):
-                    self._last_fill = when
+        changed = f"(id > {int(self._max_order_id)} OR id IN (-1{''.join(f', {int(i)}' for i in self._open_orders)}))"
+        fills, last = connection.execute(f"SELECT COUNT(*), MAX(order_filled_date) FROM orders WHERE {changed} "
+                                         "AND NOT ft_is_open AND filled > 0").fetchone()
+        self._open_orders = {row[0] for row in connection.execute(f"SELECT id FROM orders WHERE {changed} "
+                                                                  "AND ft_is_open")}
+        self._max_order_id = connection.execute("SELECT COALESCE(MAX(id), 0) FROM orders").fetchone()[0]
+        self._fills += fills
+        when = _utc(last)
+        if when is not None and (self._last_fill is None or when > self._last_fill):
+            self._last_fill = when
 
     # -- status ----------------------------------------------------------------------------------------
 
@@ -192,7 +192,7 @@ class FreqtradeStore:
                               self._last_fill, self._first_problem, CHECKS)
 
 
-def _impossible(is_open, amount, open_rate, close_rate, open_date, close_date, close_profit_abs) -> str | None:
+def _impossible(is_open, amount, open_rate, close_rate, open_date, close_date, close_profit_abs, *_) -> str | None:
     if amount is None or not amount > 0:
         return f"amount {amount!r}"
     if open_rate is None or not open_rate > 0:
