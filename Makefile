@@ -13,7 +13,7 @@ FREQTRADE_VERSION := 2026.9
 .PHONY: run test deps system-deps venv freqtrade generate bench clean
 
 run: deps
-	$(BIN)/botwatch up --state-dir $(STATE)
+	$(BIN)/botwatch up --state-dir $(STATE) --with-freqtrade $(FT_VENV)/bin/freqtrade
 
 test: deps
 	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)

@@ -114,7 +114,7 @@ def render_alertmanager(args) -> int:
 
 def up(args) -> int:
     from botwatch.stack import up as stack_up
-    return stack_up(args.config, args.timings, args.state_dir)
+    return stack_up(args.config, args.timings, args.state_dir, args.with_freqtrade)
 
 
 def _listen(value: str, default_port: int) -> tuple[str, int]:
@@ -165,6 +165,9 @@ def _services(sub) -> None:
     u.add_argument("--config", help="your bots instead of the four demo paperbots")
     u.add_argument("--timings", choices=("fast", "default"), default="default")
     u.add_argument("--state-dir", default="var/stack")
+    u.add_argument("--with-freqtrade", nargs="?", const="auto", metavar="FREQTRADE",
+                   help="add a real Freqtrade in dry-run on a local exchange (its executable; default: "
+                        "freqtrade on PATH or in .venv-freqtrade)")
     u.set_defaults(func=up)
 
 

@@ -31,7 +31,9 @@ from botwatch import alertmanager as am
 from botwatch.core import mixin
 from botwatch.core.config import Config, ConfigError, config_from_mapping, load_config
 from botwatch.core.files import write_atomic
-from botwatch.core.liveness import process_alive
+from botwatch.core.liveness import ProcessNameProbe, process_alive
+from botwatch.demo_freqtrade import find_freqtrade, freqtrade_bot
+from botwatch.localexchange import LocalExchange
 from botwatch.outbox import TelegramOutbox
 
 log = logging.getLogger("botwatch.up")
@@ -195,10 +197,8 @@ class Stack:
         for process in reversed(list(self.processes.values())):
             if process.poll() is None:
                 process.terminate()
-        for bot in (config.bots if config else []):      # bots the remediator restarted are ours too
-            pid = _pid_alive(bot.pidfile)
-            if pid:
-                _kill(pid, signal.SIGTERM)
+        for pid in self._our_bots(config):      # bots the remediator restarted are ours too
+            _kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 15
         for process in self.processes.values():
             try:
@@ -206,10 +206,19 @@ class Stack:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        for pid in self._our_bots(config):
+            _kill(pid, signal.SIGKILL)
+
+    def _our_bots(self, config: Config | None) -> list[int]:
+        """Live bots of the config known by a pidfile, or by a process_name inside the state dir (the demo
+        Freqtrade); a user's bot known only by its name is not the stack's to stop."""
+        pids = []
         for bot in (config.bots if config else []):
-            pid = _pid_alive(bot.pidfile)
-            if pid:
-                _kill(pid, signal.SIGKILL)
+            if bot.pidfile:
+                pids.append(_pid_alive(bot.pidfile))
+            elif bot.process_name and bot.process_name.startswith(str(self.state)):
+                pids.append(ProcessNameProbe(bot.process_name)().pid)
+        return [pid for pid in pids if pid]
 
 
 def _kill(pid: int, signum: int) -> None:
@@ -285,7 +294,7 @@ def start_services(stack: Stack, files: dict, ports: dict[str, int], urls: dict[
                                  "--web.enable-lifecycle"], urls["prometheus"] + "/-/ready")
 
 
-def up(config_file: str | None, timings: str, state_dir: str) -> int:
+def up(config_file: str | None, timings: str, state_dir: str, with_freqtrade: str | None = None) -> int:
     """Run the stack until SIGTERM or Ctrl-C; 2 for a mistake in the config or the state dir."""
     state = Path(state_dir).resolve()
     try:
@@ -293,8 +302,12 @@ def up(config_file: str | None, timings: str, state_dir: str) -> int:
         raw = (load_config(config_file).model_dump(mode="json", exclude_unset=True, exclude_none=True,
                                                    exclude={"path"})
                if config_file else {"bots": demo_bots(state, timings)})
+        freqtrade = find_freqtrade(with_freqtrade) if with_freqtrade else None
     except ConfigError as err:
         print(err, file=sys.stderr)
+        return 2
+    except FileNotFoundError as err:
+        print(f"botwatch up: {err}", file=sys.stderr)
         return 2
     except OSError as err:
         print(f"botwatch up: --state-dir {state}: {err.strerror}", file=sys.stderr)
@@ -303,9 +316,12 @@ def up(config_file: str | None, timings: str, state_dir: str) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.update(asked=True))
     stack, outbox, config = Stack(state), TelegramOutbox(state / "telegram-outbox.jsonl"), None
+    exchange = LocalExchange() if freqtrade else None
     try:
         ports = {name: free_port(preferred if timings == "default" else None) for name, preferred in DEFAULT_PORTS.items()}
         urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        if exchange is not None:
+            raw = dict(raw, bots=list(raw["bots"]) + [freqtrade_bot(state, freqtrade, exchange.url, free_port())])
         config = stack_config(raw, state, timings, urls["prometheus"], outbox)
         files = write_files(stack, config, ports, urls, timings)
         stack.start_bots(config)
@@ -320,6 +336,8 @@ def up(config_file: str | None, timings: str, state_dir: str) -> int:
     finally:
         stack.stop(config)
         outbox.close()
+        if exchange is not None:
+            exchange.close()
         print("botwatch stopped", flush=True)
 
 
