@@ -17,7 +17,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,19 +31,13 @@ from botwatch.core import mixin
 from botwatch.core.config import Config, ConfigError, config_from_mapping, load_config
 from botwatch.core.files import write_atomic
 from botwatch.core.liveness import ProcessNameProbe, process_alive
-from botwatch.demo_freqtrade import find_freqtrade, freqtrade_bot
+from botwatch.core.serve import free_port
+from botwatch.demo import demo_bots, find_freqtrade, freqtrade_bot
 from botwatch.localexchange import LocalExchange
 from botwatch.outbox import TelegramOutbox
 
 log = logging.getLogger("botwatch.up")
 
-# name, strategy, seed, type: the brief's four demo bots
-DEMO_BOTS = [
-    ("doge-long", "long", 11, "spot"),
-    ("doge-short", "short", 12, "spot"),
-    ("btc-optimized", "long", 13, "futures"),
-    ("hummingbot-mm", "mm", 14, "market-maker"),
-]
 TIMINGS = {
     "fast": {"check_interval": 1, "trade_interval": 1.0, "stale_after": "30s", "scrape": "1s",
              "verify_after": "2s", "backoff": ["10s", "30s", "60s"], "healthy_reset_after": "2m",
@@ -58,46 +51,8 @@ OUTBOX_TOKEN = "0:botwatch-local-outbox"
 SETPRIV = shutil.which("setpriv")      # util-linux, on every Debian
 
 
-def free_port(preferred: int | None = None) -> int:
-    """`preferred` if it is free on 127.0.0.1, else any free port."""
-    for port in ([preferred] if preferred else []) + [0]:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return s.getsockname()[1]
-    raise RuntimeError("no free port on 127.0.0.1")
-
-
 def botwatch_argv() -> list[str]:
     return [sys.executable, "-m", "botwatch"]
-
-
-def demo_bots(state: Path, timings: str) -> list[dict]:
-    """The brief's four demo paperbots, restartable by the remediator."""
-    t = TIMINGS[timings]
-    bots_dir = state / "bots"
-    bots_dir.mkdir(parents=True, exist_ok=True)
-    entries = []
-    for name, strategy, seed, kind in DEMO_BOTS:
-        port = free_port()
-        files = {key: str(bots_dir / f"{name}.{ext}")
-                 for key, ext in (("data_file", "csv"), ("journal", "jsonl"), ("pidfile", "pid"), ("log_file", "log"))}
-        argv = botwatch_argv() + [
-            "paperbot", "--name", name, "--strategy", strategy, "--seed", str(seed),
-            "--trade-interval", str(t["trade_interval"]), "--health-port", str(port),
-            "--data-file", files["data_file"], "--journal", files["journal"],
-            "--pidfile", files["pidfile"], "--log-file", files["log_file"]]
-        per_hour = 3600 / t["trade_interval"]
-        entries.append({
-            "name": name, "type": kind, "check_interval": t["check_interval"], "pidfile": files["pidfile"],
-            "health_endpoint": f"http://127.0.0.1:{port}/health", **{k: v for k, v in files.items() if k != "pidfile"},
-            "starting_balance": 1000,
-            "expected_trades_per_hour": {"min": round(per_hour / 4), "max": round(per_hour * 4)},
-            "stale_after": t["stale_after"], "start_command": argv,
-        })
-    return entries
 
 
 def _secret_file(path: Path, value: str) -> Path:
@@ -301,7 +256,7 @@ def up(config_file: str | None, timings: str, state_dir: str, with_freqtrade: st
         state.mkdir(parents=True, exist_ok=True)
         raw = (load_config(config_file).model_dump(mode="json", exclude_unset=True, exclude_none=True,
                                                    exclude={"path"})
-               if config_file else {"bots": demo_bots(state, timings)})
+               if config_file else {"bots": demo_bots(state, TIMINGS[timings], botwatch_argv())})
         freqtrade = find_freqtrade(with_freqtrade) if with_freqtrade else None
     except ConfigError as err:
         print(err, file=sys.stderr)

@@ -1,6 +1,6 @@
 """The house's layers: arrows only point down, and the services meet only through Prometheus and Alertmanager.
 
-  top:     botwatch.cli, botwatch.stack, botwatch.outbox, botwatch.alertmanager  (nothing imports them)
+  top:     botwatch.cli, .stack, .outbox, .alertmanager, .localexchange, .demo (nothing imports them)
   rooms:   exporter, remediator                                                  (never each other)
   ground:  botwatch.core, botwatch.resources                                     (no service, no top)
   apart:   paperbot, a stand-alone bot                                           (imports no botwatch)
@@ -13,7 +13,8 @@ import pytest
 
 from tests.conftest import ROOT
 
-TOP = ("botwatch.cli", "botwatch.stack", "botwatch.outbox", "botwatch.alertmanager")
+TOP = ("botwatch.cli", "botwatch.stack", "botwatch.outbox", "botwatch.alertmanager", "botwatch.localexchange",
+       "botwatch.demo")
 FORBIDDEN = {
     "botwatch.core": ("exporter", "remediator", "paperbot", *TOP),
     "botwatch.resources": ("exporter", "remediator", "paperbot", "botwatch.core", *TOP),

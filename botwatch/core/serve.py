@@ -5,10 +5,23 @@ from __future__ import annotations
 import errno
 import logging
 import signal
+import socket
 import sys
 from typing import Callable
 
 log = logging.getLogger(__name__)
+
+
+def free_port(preferred: int | None = None) -> int:
+    """`preferred` if it is free on 127.0.0.1, else any free port."""
+    for port in ([preferred] if preferred else []) + [0]:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError("no free port on 127.0.0.1")
 
 
 def parse_listen(value: str, default_port: int) -> tuple[str, int]:

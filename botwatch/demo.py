@@ -1,5 +1,6 @@
-"""`botwatch up --with-freqtrade`: a real Freqtrade in dry-run beside the demo bots, trading on the local
-exchange (botwatch.localexchange) and watched through `preset: freqtrade` like a user's own."""
+"""The demo fleet of `botwatch up`: the brief's four paperbots, and with `--with-freqtrade` a real Freqtrade in
+dry-run trading on the local exchange (botwatch.localexchange), watched through `preset: freqtrade` like a
+user's own."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ import shutil
 from pathlib import Path
 
 from botwatch.core.files import write_atomic
+from botwatch.core.serve import free_port
 from botwatch.localexchange import DEMO_STRATEGY, freqtrade_config
+
+# name, strategy, seed, type: the brief's four demo bots
+DEMO_BOTS = [
+    ("doge-long", "long", 11, "spot"),
+    ("doge-short", "short", 12, "spot"),
+    ("btc-optimized", "long", 13, "futures"),
+    ("hummingbot-mm", "mm", 14, "market-maker"),
+]
 
 
 def find_freqtrade(given: str) -> str:
@@ -41,3 +51,28 @@ def freqtrade_bot(state: Path, freqtrade: str, exchange_url: str, api_port: int)
             "data_file": str(db), "log_file": str(log), "starting_balance": 1000, "exchange": "binance",
             "start_command": [freqtrade, "trade", "--config", str(config_path), "--logfile", str(log)],
             "stop_timeout": "10s"}
+
+
+def demo_bots(state: Path, t: dict, botwatch: list[str]) -> list[dict]:
+    """The brief's four demo paperbots at the stack's timings `t`, restartable by the remediator."""
+    bots_dir = state / "bots"
+    bots_dir.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for name, strategy, seed, kind in DEMO_BOTS:
+        port = free_port()
+        files = {key: str(bots_dir / f"{name}.{ext}")
+                 for key, ext in (("data_file", "csv"), ("journal", "jsonl"), ("pidfile", "pid"), ("log_file", "log"))}
+        argv = botwatch + [
+            "paperbot", "--name", name, "--strategy", strategy, "--seed", str(seed),
+            "--trade-interval", str(t["trade_interval"]), "--health-port", str(port),
+            "--data-file", files["data_file"], "--journal", files["journal"],
+            "--pidfile", files["pidfile"], "--log-file", files["log_file"]]
+        per_hour = 3600 / t["trade_interval"]
+        entries.append({
+            "name": name, "type": kind, "check_interval": t["check_interval"], "pidfile": files["pidfile"],
+            "health_endpoint": f"http://127.0.0.1:{port}/health", **{k: v for k, v in files.items() if k != "pidfile"},
+            "starting_balance": 1000,
+            "expected_trades_per_hour": {"min": round(per_hour / 4), "max": round(per_hour * 4)},
+            "stale_after": t["stale_after"], "start_command": argv,
+        })
+    return entries
