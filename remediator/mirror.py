@@ -2,8 +2,9 @@
 
 A Freqtrade bot's REST API reads the very database that gets corrupted, so nothing can be replayed from
 it after the fact: the mirror copies each closed trade (as `/api/v1/trades` gives it, orders included)
-into `DATA_DIR/mirror/BOT.jsonl` while the bot is healthy, fsynced, one JSON object a line. A restore
-inserts the closed trades the mirror has and the restored backup lacks.
+into `DATA_DIR/mirror/BOT.jsonl` while the bot is healthy, fsynced, one JSON object a line. Open trades
+change in place, so their newest list from `/api/v1/status` is kept beside it (`BOT.open.json`). A restore
+puts back the closed trades the mirror has and the restored backup lacks, and the open ones it lacks.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 from pathlib import Path
 
 from botwatch.core.config import Bot
+from botwatch.core.files import write_atomic
 from botwatch.core.freqtrade_api import FreqtradeAPI
 
 log = logging.getLogger(__name__)
@@ -24,6 +26,20 @@ OVERLAP = 50         # trades read again at each sync: a trade closed out of id 
 
 def mirror_path(data_dir: Path, bot: Bot) -> Path:
     return Path(data_dir) / "mirror" / f"{bot.name}.jsonl"
+
+
+def open_trades_path(mirror: Path) -> Path:
+    """Beside the mirror: the bot's open trades as its API last listed them (rewritten at each sync)."""
+    return mirror.with_suffix(".open.json")
+
+
+def read_open_trades(mirror: Path) -> list[dict]:
+    try:
+        trades = json.loads(open_trades_path(mirror).read_text())
+    except (OSError, ValueError):
+        return []
+    return [t for t in trades if isinstance(t, dict) and isinstance(t.get("trade_id"), int)] \
+        if isinstance(trades, list) else []
 
 
 def read_mirror(path: Path) -> list[dict]:
@@ -75,6 +91,9 @@ class FillMirror:
             offset += len(trades)
         if new:
             self._append(new)
+        status = self.api.get("status")
+        if isinstance(status, list):       # open trades change in place: the newest list replaces the last
+            write_atomic(open_trades_path(self.path), json.dumps(status, separators=(",", ":")))
         return len(new)
 
     def _append(self, trades: list[dict]) -> None:

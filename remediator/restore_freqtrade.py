@@ -18,7 +18,7 @@ from typing import Callable
 
 from botwatch.core.config import Bot
 from remediator.backup import BackupError, BackupStore, newest_good
-from remediator.mirror import read_mirror
+from remediator.mirror import read_mirror, read_open_trades
 from remediator.restore import RestoreFailed, RestoreReport, move_into_place, quarantine, write_temp
 from remediator.sqlite_backup import check_database_file
 
@@ -43,8 +43,10 @@ def restore_database(bot: Bot, store: BackupStore | None, runtime, check_alive: 
     if good is None:
         raise RestoreFailed(f"no good backup of the database: nothing touched ({report.detail or 'no backups'})")
     trades = read_mirror(mirror) if mirror else []
+    open_trades = read_open_trades(mirror) if mirror else []
     report.backup = good[0].name
-    report.say(f"restoring from backup {good[0].name}, {len(trades)} closed trades in the mirror")
+    report.say(f"restoring from backup {good[0].name}, {len(trades)} closed and {len(open_trades)} open trades "
+               "in the mirror")
 
     runtime.stop()
     report.say("bot stopped")
@@ -54,7 +56,7 @@ def restore_database(bot: Bot, store: BackupStore | None, runtime, check_alive: 
 
     tmp = write_temp(bot.data_file, good[1])
     try:
-        report.from_backup, report.replayed = replay(tmp, trades)
+        report.from_backup, report.replayed, reopened = replay(tmp, trades, open_trades)
     except sqlite3.Error as err:
         raise RestoreFailed(f"replaying the mirror into the backup failed: {err}; data file moved aside, "
                             "bot stopped") from None
@@ -63,7 +65,7 @@ def restore_database(bot: Bot, store: BackupStore | None, runtime, check_alive: 
         raise RestoreFailed(f"the restored database does not validate ({problem}); data file moved aside, bot stopped")
     report.rows = rows
     report.say(f"{report.from_backup} trades from the backup, {report.replayed} closed trades replayed from the "
-               f"mirror; {rows} trades validate")
+               f"mirror, {reopened} open trades put back; {rows} trades validate")
     move_into_place(tmp, bot.data_file)
     report.say(f"{bot.data_file.name} replaced")
 
@@ -77,9 +79,10 @@ def restore_database(bot: Bot, store: BackupStore | None, runtime, check_alive: 
     return report
 
 
-def replay(path: Path, trades: list[dict]) -> tuple[int, int]:
+def replay(path: Path, trades: list[dict], open_trades: list[dict] = ()) -> tuple[int, int, int]:
     """Insert the mirrored closed trades (and their orders) the database lacks, and close the ones it still
-    holds open (they closed after the backup); (trades it had, trades replayed)."""
+    holds open (they closed after the backup); then put the bot's last open trades in place of the backup's
+    older copies; (trades the backup had, closed trades replayed, open trades put back)."""
     with sqlite3.connect(path) as db:
         trade_columns = _columns(db, "trades")
         order_columns = _columns(db, "orders")
@@ -98,7 +101,18 @@ def replay(path: Path, trades: list[dict]) -> tuple[int, int]:
                     _insert(db, "orders", order_columns, _order_values(order, trade))
             have.add(trade["trade_id"])
             inserted += 1
-    return len(open_in_backup), inserted
+        reopened = 0
+        for trade in open_trades:
+            if trade["trade_id"] in have:      # closed since the list was taken: the mirror's record stands
+                continue
+            db.execute("DELETE FROM orders WHERE ft_trade_id = ?", (trade["trade_id"],))
+            db.execute("DELETE FROM trades WHERE id = ?", (trade["trade_id"],))
+            _insert(db, "trades", trade_columns, _trade_values(trade, is_open=True))
+            for order in trade.get("orders") or []:
+                if isinstance(order, dict):
+                    _insert(db, "orders", order_columns, _order_values(order, trade))
+            reopened += 1
+    return len(open_in_backup), inserted, reopened
 
 
 def _columns(db: sqlite3.Connection, table: str) -> dict[str, tuple[str, bool]]:
@@ -106,12 +120,12 @@ def _columns(db: sqlite3.Connection, table: str) -> dict[str, tuple[str, bool]]:
     return {row[1]: (row[2].upper(), bool(row[3])) for row in db.execute(f"PRAGMA table_info({table})")}
 
 
-def _trade_values(trade: dict) -> dict:
+def _trade_values(trade: dict, is_open: bool = False) -> dict:
     values = {column: trade.get(field) for column, field in TRADE_RENAMES.items()}
     values.update({k: v for k, v in trade.items() if k not in TRADE_RENAMES.values() and not isinstance(v, (dict, list))})
     values["open_date"] = _db_date(trade.get("open_timestamp")) or trade.get("open_date")
     values["close_date"] = _db_date(trade.get("close_timestamp")) or trade.get("close_date")
-    values["is_open"] = False
+    values["is_open"] = is_open
     if isinstance(values.get("trading_mode"), str):      # an Enum column: stored by name (SPOT), shown by value
         values["trading_mode"] = values["trading_mode"].upper()
     return values
@@ -120,7 +134,7 @@ def _trade_values(trade: dict) -> dict:
 def _order_values(order: dict, trade: dict) -> dict:
     values = {column: order.get(field) for column, field in ORDER_RENAMES.items()}
     values.update({k: v for k, v in order.items() if k not in ORDER_RENAMES.values()})
-    values.update(ft_trade_id=trade["trade_id"], is_open=None, ft_is_open=False,
+    values.update(ft_trade_id=trade["trade_id"], is_open=None, ft_is_open=bool(order.get("is_open")),
                   order_date=_db_date(order.get("order_timestamp")) or order.get("order_date"),
                   order_filled_date=_db_date(order.get("order_filled_timestamp")) or order.get("order_filled_date"))
     values.pop("id", None)

@@ -170,6 +170,7 @@ def test_a_damaged_database_is_restored_with_every_closed_trade(live):
     before = closed_trades(live)
     wait_for(lambda: {json.loads(line)["trade_id"] for line in mirror.read_text().splitlines()} >= set(before),
              timeout=30, what="the fill mirror holding every closed trade")
+    open_before = {t["trade_id"] for t in live.ft.api("status")}
     with sqlite3.connect(live.ft.db) as db:              # every page in the main file, then one zeroed
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     size = live.ft.db.stat().st_size
@@ -183,6 +184,8 @@ def test_a_damaged_database_is_restored_with_every_closed_trade(live):
     after = closed_trades(live)
     lost = {trade_id for trade_id in before if after.get(trade_id) != pytest.approx(before[trade_id], abs=1e-8)}
     assert not lost, f"closed trades lost or changed by the restore: {sorted(lost)}"
+    still_there = set(after) | {t["trade_id"] for t in live.ft.api("status")}
+    assert open_before <= still_there, f"open trades lost by the restore: {sorted(open_before - still_there)}"
     assert live.ft.api("profit")["closed_trade_count"] >= len(before)
     restore = live.state / "remediator" / "memory" / "bot-operations.md"
     wait_for(lambda: re.search(r"restore: success.*\n.*[1-9]\d* closed trades replayed from the mirror",
