@@ -10,12 +10,11 @@ revoked key. Used by the tests and by `botwatch up --with-freqtrade`; it listens
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+from botwatch.localhttp import JSONHandler, LocalServer
 
 SYMBOLS = {"BTCUSDT": ("BTC", "USDT", 90000.0), "ETHUSDT": ("ETH", "USDT", 3000.0)}
 INTERVALS = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "1h": 3600}
@@ -58,31 +57,17 @@ class LocalExchange:
         self.requests: dict[str, int] = {}
         exchange = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JSONHandler):
             def do_GET(self):
                 url = urlsplit(self.path)
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
                 exchange.requests[url.path] = exchange.requests.get(url.path, 0) + 1
                 if exchange.auth_error:
-                    return self._json(401, AUTH_ERROR)
-                code, body = exchange.answer(url.path, query)
-                self._json(code, body)
+                    return self.send_json(401, AUTH_ERROR)
+                self.send_json(*exchange.answer(url.path, query))
 
-            def _json(self, code, body):
-                payload = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, name="local-exchange", daemon=True).start()
+        self.http = LocalServer(Handler, port, name="local-exchange")
+        self.url = self.http.url
 
     def answer(self, path: str, query: dict) -> tuple[int, object]:
         now = int(time.time())
@@ -112,8 +97,7 @@ class LocalExchange:
         return [kline(symbol, t, seconds) for t in range(start, min(end, start + (limit - 1) * seconds) + 1, seconds)]
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.http.close()
 
 
 def freqtrade_config(exchange_url: str, api_port: int, db_url: str, user: str, password: str,

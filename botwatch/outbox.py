@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from botwatch.localhttp import JSONHandler, LocalServer
 
 
 def bot_api_request(content_type: str, body: bytes) -> dict:
@@ -53,7 +54,7 @@ class TelegramOutbox:
         self.path = path
         self.lock = threading.Lock()
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JSONHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 data = bot_api_request(self.headers.get("Content-Type", ""), body)
@@ -61,20 +62,10 @@ class TelegramOutbox:
                 method = self.path.rsplit("/", 1)[-1]
                 with outbox.lock, open(outbox.path, "a", encoding="utf-8") as f:
                     f.write(json.dumps({"time": time.time(), "method": method, **record}) + "\n")
-                payload = bot_api_answer(data)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                self.send_json(200, bot_api_answer(data))
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, name="telegram-outbox", daemon=True).start()
+        self.http = LocalServer(Handler, name="telegram-outbox")
+        self.url = self.http.url
 
     def close(self) -> None:
-        self.server.shutdown()
+        self.http.close()

@@ -172,6 +172,18 @@ def move_into_place(tmp: Path, path: Path) -> None:
     fsync_dir(path.parent)
 
 
+def newest_backup(bot: Bot, store: BackupStore | None, clock: Callable[[], float],
+                  report: RestoreReport) -> tuple | None:
+    """(manifest, bytes) of the newest backup that verifies and validates, or None (the report says why)."""
+    if store is None:
+        return None
+    try:
+        return next(newest_good(bot, store, clock), None)
+    except BackupError as err:
+        report.say(f"backups unreachable: {err}")
+        return None
+
+
 def restore(bot: Bot, store: BackupStore | None, runtime, check_alive: Callable, clock: Callable[[], float] = time.time,
             sleep: Callable[[float], None] = time.sleep, verify_after: float = 5.0,
             source: TradeSource | None = None, on_step: Callable[[str], None] = lambda step: None) -> RestoreReport:
@@ -180,12 +192,7 @@ def restore(bot: Bot, store: BackupStore | None, runtime, check_alive: Callable,
     if source is None and bot.journal:
         journal = JournalSource(bot.journal)
         source = journal if journal.available() else None
-    good = None
-    if store is not None:
-        try:
-            good = next(newest_good(bot, store, clock), None)
-        except BackupError as err:
-            report.say(f"backups unreachable: {err}")
+    good = newest_backup(bot, store, clock, report)
     if good is None and source is None:
         raise RestoreFailed(f"no good backup and no journal to rebuild from: nothing touched ({report.detail or 'no backups'})")
     report.backup = good[0].name if good else None

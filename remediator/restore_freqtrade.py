@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Callable
 
 from botwatch.core.config import Bot
-from remediator.backup import BackupError, BackupStore, newest_good
+from remediator.backup import BackupStore
 from remediator.mirror import read_mirror, read_open_trades
-from remediator.restore import RestoreFailed, RestoreReport, move_into_place, quarantine, write_temp
+from remediator.restore import RestoreFailed, RestoreReport, move_into_place, newest_backup, quarantine, write_temp
 from remediator.sqlite_backup import check_database_file
 
 # API field -> database column where the names differ (Trade.to_json / Order.to_json in Freqtrade)
@@ -34,12 +34,7 @@ def restore_database(bot: Bot, store: BackupStore | None, runtime, check_alive: 
                      clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
                      verify_after: float = 5.0) -> RestoreReport:
     report = RestoreReport(bot.name)
-    good = None
-    if store is not None:
-        try:
-            good = next(newest_good(bot, store, clock), None)
-        except BackupError as err:
-            report.say(f"backups unreachable: {err}")
+    good = newest_backup(bot, store, clock, report)
     if good is None:
         raise RestoreFailed(f"no good backup of the database: nothing touched ({report.detail or 'no backups'})")
     trades = read_mirror(mirror) if mirror else []

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from botwatch.localhttp import JSONHandler, LocalServer
 from botwatch.outbox import bot_api_answer, bot_api_request
 
 
@@ -23,7 +21,7 @@ class TelegramStandIn:
         self.fail_with: list[tuple[int, dict]] = []   # queued error answers, e.g. (429, {"retry_after": 1})
         stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JSONHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 ctype = self.headers.get("Content-Type", "")
@@ -31,43 +29,28 @@ class TelegramStandIn:
                 method = self.path.rsplit("/", 1)[-1]
                 if not self.path.startswith(f"/bot{stand_in.token}/"):
                     stand_in.errors.append(f"wrong token path {self.path}")
-                    return self._answer(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
+                    return self.send_json(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
                 request = {"method": method, "data": data, "content_type": ctype, "status": 200}
                 stand_in.requests.append(request)
                 if stand_in.fail_with:
                     code, params = stand_in.fail_with.pop(0)
                     request["status"] = code
-                    return self._answer(code, {"ok": False, "error_code": code, "description": "stand-in error",
+                    return self.send_json(code, {"ok": False, "error_code": code, "description": "stand-in error",
                                                "parameters": params})
                 if "chat_id" not in data:
                     stand_in.errors.append(f"{method} without chat_id")
-                    return self._answer(400, {"ok": False, "error_code": 400, "description": "chat_id is empty"})
+                    return self.send_json(400, {"ok": False, "error_code": 400, "description": "chat_id is empty"})
                 if method == "sendMessage" and len(str(data.get("text", ""))) > 4096:
                     stand_in.errors.append("message longer than 4096")
-                    return self._answer(400, {"ok": False, "error_code": 400, "description": "message is too long"})
-                self._raw(200, bot_api_answer(data))
+                    return self.send_json(400, {"ok": False, "error_code": 400, "description": "message is too long"})
+                self.send_json(200, bot_api_answer(data))
 
-            def _answer(self, code, payload):
-                self._raw(code, json.dumps(payload).encode())
-
-            def _raw(self, code, body):
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.http = LocalServer(Handler, name="telegram-stand-in")
+        self.url = self.http.url
 
     def messages(self) -> list[dict]:
         """The sendMessage requests that were answered ok."""
         return [r["data"] for r in self.requests if r["method"] == "sendMessage" and r["status"] == 200]
 
     def close(self):
-        self.server.shutdown()
+        self.http.close()
