@@ -105,13 +105,17 @@ class Aliveness:
 
 def check_alive(bot: Bot, probe=None, session: requests.Session | None = None,
                 symbols: list[str] | None = None) -> Aliveness:
-    """Is the bot up, exactly as the exporter decides it: its liveness source and its health endpoint."""
+    """Is the bot up, exactly as the exporter decides it: its liveness source and its health endpoint (for a
+    preset bot with a liveness source, that source alone: its API is judged by TradingBotStuck)."""
     probe = probe if probe is not None else probe_for(bot)
     liveness = probe() if probe else None
     health = None
     if bot.health_endpoint:
         health = check_health(bot.health_endpoint, bot.health_timeout, session, symbols)
-    up = (liveness is None or liveness.up) and (health is None or health.up)
+    if bot.preset and liveness is not None:
+        up = liveness.up       # a preset bot's API failing while its process runs is TradingBotStuck, not down
+    else:
+        up = (liveness is None or liveness.up) and (health is None or health.up)
     return Aliveness(up, liveness, health)
 
 

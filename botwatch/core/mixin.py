@@ -35,9 +35,10 @@ CONFIG = {
     # TradingBotStaleData: the threshold is per bot (tradingbot_stale_after_seconds); this is how long
     # the file must stay stale before a warning.
     "stale_for": "2m",
-    # TradingBotStuck: the threshold is per bot (tradingbot_stuck_after_seconds, a preset's default or the
-    # bot's stuck_after); the exporter keeps the last loop time it was told, so a frozen bot's ages.
-    "stuck_for": "0s",
+    # TradingBotStuck: a preset bot whose process runs but whose main loop is older than its stuck_after
+    # (tradingbot_stuck_after_seconds), or whose API does not answer its ping: a frozen process freezes
+    # its API too. The wait rides out one slow ping; the loop age is already a threshold of its own.
+    "stuck_for": "1m",
     # TradingBotStopped: a bot that reports itself stopped or paused while its process runs; a short wait
     # lets a reload_config pass.
     "stopped_for": "30s",
@@ -76,7 +77,7 @@ CONFIG = {
 }
 
 # `botwatch up --timings fast`: the same rules, minutes become seconds, for demos and the e2e test.
-FAST = dict(CONFIG, down_critical_for="20s", corrupted_for="2s", stopped_for="2s", stale_for="5s", auth_error_window="1m",
+FAST = dict(CONFIG, down_critical_for="20s", corrupted_for="2s", stopped_for="2s", stuck_for="2s", stale_for="5s", auth_error_window="1m",
             rate_limit_window="1m", rate_limited_for="5s", trade_rate_window="1m", abnormal_frequency_for="10s",
             absent_for="10s", component_down_for="10s", delivery_failing_for="10s")
 
@@ -152,12 +153,13 @@ def liveness_alerts(c: dict) -> list[dict]:
                "The trade file of {{ $labels.bot }} failed validation; botwatch is restoring it from the last "
                "good backup and the bot's journal.", notify="telegram"),
         _alert(c, "TradingBotStuck",
-               "(time() - tradingbot_last_loop_timestamp_seconds) > on (bot) tradingbot_stuck_after_seconds"
+               "((time() - tradingbot_last_loop_timestamp_seconds) > on (bot) tradingbot_stuck_after_seconds"
+               " or on (bot) (tradingbot_health_up == 0 and on (bot) tradingbot_stuck_after_seconds))"
                " and on (bot) tradingbot_process_up == 1",
                c["stuck_for"], "remediate",
                "A running trading bot's main loop has stopped.",
-               "{{ $labels.bot }} runs but last finished its main loop {{ $value | humanizeDuration }} ago: "
-               "frozen or deadlocked; botwatch is restarting it.", notify="telegram"),
+               "{{ $labels.bot }} runs but its main loop is stale or its API does not answer: frozen or "
+               "deadlocked; botwatch is restarting it.", notify="telegram"),
         _alert(c, "TradingBotStopped",
                "tradingbot_state{state!=\"running\"} == 1 and on (bot) tradingbot_process_up == 1",
                c["stopped_for"], "remediate",

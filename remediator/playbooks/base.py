@@ -62,5 +62,7 @@ class Context:
         if not alive.up:
             return f"down: {alive.detail}", alive
         if self.action.alertname in LOOP_ALERTS:
+            if alive.health is not None and not alive.health.up:
+                return f"stuck: its API does not answer ({alive.health.detail})", alive
             return loop_trouble(self.bot, self.api, self.clock()), alive
         return None, alive
