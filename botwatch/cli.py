@@ -30,6 +30,8 @@ def check_config(args) -> int:
     config = _load(args.file)
     for bot in config.bots:
         extras = [f"every {bot.check_interval:g}s", bot.liveness_source]
+        if bot.preset:
+            extras.insert(0, f"preset {bot.preset}" + (f" (API {bot.api_url})" if bot.api_url else ""))
         if bot.health_endpoint and bot.runtime != "none":
             extras.append(f"health {bot.health_endpoint}")
         extras.append(f"data {bot.data_file}")
