@@ -153,3 +153,22 @@ def test_a_path_is_made_of_the_documents_own_keys_and_indexes():
                      "bots[0].data_format.columns.when (ok): expected one of 'timestamp', 'trade_id', 'symbol', "
                      "'side', 'price', 'qty' or 'fee'"]
     assert problems({}) == ["bots: required"]
+
+
+def test_the_freqtrade_preset_fills_what_the_bot_leaves_out_and_explicit_keys_win():
+    config = config_from_mapping({"bots": [
+        {"name": "ft", "preset": "freqtrade", "container": "freqtrade", "data_file": "t.sqlite",
+         "api_url": "http://127.0.0.1:8080"},
+        {"name": "ft-own", "preset": "freqtrade", "container": "ft2", "data_file": "t.sqlite",
+         "api_url": "http://127.0.0.1:8081", "health_endpoint": "http://127.0.0.1:8081/own", "stuck_after": "5m",
+         "error_patterns": {"auth": ["my key died"]}}]})
+    ft, own = config.bots
+    assert ft.store == "freqtrade" and ft.health_endpoint == "http://127.0.0.1:8080/api/v1/ping"
+    assert ft.stuck_after == 120 and any("AuthenticationError" in p for p in ft.error_patterns.auth)
+    assert own.health_endpoint.endswith("/own") and own.stuck_after == 300
+    assert own.error_patterns.auth == ["my key died"] and any("DDoSProtection" in p for p in own.error_patterns.rate_limit)
+
+
+def test_api_keys_without_a_preset_are_a_mistake():
+    assert problems({"bots": [bot(api_url="http://127.0.0.1:8080")]}) == [
+        "bots[0] (ok): api_url and api_auth_file go with a preset (preset: freqtrade)"]
