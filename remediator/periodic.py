@@ -44,8 +44,8 @@ class PeriodicWork:
         self._reporting = threading.Lock()
         self._mirroring = threading.Lock()
         self._mirrored_at = 0.0
-        self.mirrors = [FillMirror(bot, mirror_path(mirror_dir, bot), bot_api(bot))
-                        for bot in config.bots if mirror_dir and bot_api(bot) is not None]
+        self.mirrors = [FillMirror(bot, mirror_path(mirror_dir, bot), api)
+                        for bot in config.bots if mirror_dir and (api := bot_api(bot)) is not None]
 
     def tick(self) -> None:
         self.maybe_mirror()

@@ -46,6 +46,7 @@ class Runner:
         self.restore = restore
         self.on_done = on_done
         self.mirror_dir = mirror_dir
+        self.apis = {bot.name: api for bot in config.bots if (api := bot_api(bot)) is not None}   # one session each
         self._busy: set[str] = set()          # bots with a playbook running
         self._idle = threading.Condition()    # guards _busy; notified when a bot's run ends
         requeued = self.ledger.requeue_interrupted(self.clock())
@@ -97,7 +98,7 @@ class Runner:
         runtime = self.runtimes[action.bot]
         ctx = Context(self.config, bot, action, runtime, self.ledger, self.clock, self.sleep,
                       check_alive=lambda: check_alive(bot, runtime.status),
-                      run_command=self.run_command, restore=self.restore, api=bot_api(bot),
+                      run_command=self.run_command, restore=self.restore, api=self.apis.get(action.bot),
                       mirror=mirror_path(self.mirror_dir, bot) if self.mirror_dir and bot.preset else None)
         try:
             result = PLAYBOOKS[action.playbook].run(ctx)

@@ -130,7 +130,7 @@ def loop_trouble(bot: Bot, api: FreqtradeAPI | None, now: float) -> str | None:
     """What is wrong with a live bot's main loop by its own API (stuck, or not running); None when well."""
     if api is None:
         return None
-    loop = api.loop_health()
+    loop = api.loop_health(open_profit=False)
     if loop.last_loop is None:
         return None     # can't tell (still starting, or credentials wrong): a frozen bot fails its ping instead
     if bot.stuck_after and now - loop.last_loop > bot.stuck_after:
@@ -193,9 +193,6 @@ class BotCheck:
                          datafile, book, api_errors, self.down_checks, tuple(errors), self.loop)
 
     def close(self) -> None:
-        close = getattr(self.store, "close", None)
-        if close:
-            close()
         if self.logtail:
             self.logtail.close()
         self.session.close()

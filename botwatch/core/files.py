@@ -13,6 +13,20 @@ CHUNK = 1024 * 1024
 PROGRESS_FROM = 1024 * 1024     # smaller writes finish before a bar could be read
 
 
+def _read_umask() -> int:
+    """The process umask, read without setting it (os.umask would change it for every thread a moment)."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
+UMASK = _read_umask()
+
+
 def write_atomic(path: Path, data: bytes | str, private: bool = False, label: str | None = None) -> None:
     """Replace `path` with `data` atomically and durably: readers see the old file or the new, never half.
 
@@ -26,7 +40,7 @@ def write_atomic(path: Path, data: bytes | str, private: bool = False, label: st
     try:
         with os.fdopen(fd, "wb") as f:
             if not private:
-                os.fchmod(f.fileno(), 0o644 & ~_umask())
+                os.fchmod(f.fileno(), 0o644 & ~UMASK)
             write_chunks(f, payload, label)
             f.flush()
             os.fsync(f.fileno())
@@ -63,9 +77,3 @@ def fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current

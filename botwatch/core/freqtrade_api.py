@@ -7,6 +7,7 @@ knew, and liveness is judged by the process and the ping, not by these.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import dataclass
@@ -62,16 +63,17 @@ class FreqtradeAPI:
     def get(self, endpoint: str, **params):
         """The JSON answer of GET endpoint, or None when the bot did not give one."""
         try:
-            response = self.session.get(f"{self.base}/{endpoint}", params=params or None, auth=self._auth(),
-                                        timeout=self.timeout, allow_redirects=False)
-        except requests.RequestException as err:
+            with self.session.get(f"{self.base}/{endpoint}", params=params or None, auth=self._auth(),
+                                  timeout=self.timeout, allow_redirects=False, stream=True) as response:
+                body = response.raw.read(MAX_BODY + 1, decode_content=True)   # never more than MAX_BODY kept
+        except (requests.RequestException, OSError) as err:
             log.debug("%s/%s: %s", self.base, endpoint, type(err).__name__)
             return None
-        if response.status_code != 200 or len(response.content) > MAX_BODY:
-            log.debug("%s/%s: HTTP %s", self.base, endpoint, response.status_code)
+        if response.status_code != 200 or len(body) > MAX_BODY:
+            log.debug("%s/%s: HTTP %s, %d bytes", self.base, endpoint, response.status_code, len(body))
             return None
         try:
-            return response.json()
+            return json.loads(body)
         except ValueError:
             return None
 
@@ -86,10 +88,11 @@ class FreqtradeAPI:
         except ValueError:
             return None
 
-    def loop_health(self) -> LoopHealth:
+    def loop_health(self, open_profit: bool = True) -> LoopHealth:
+        """Loop time, state and exchange; with `open_profit` also the open trades' profit (one call more)."""
         health = self.get("health")
         config = self.get("show_config")
-        status = self.get("status")
+        status = self.get("status") if open_profit else None
         last_loop = _number(health.get("last_process_ts")) if isinstance(health, dict) else None
         state = config.get("state") if isinstance(config, dict) else None
         exchange = config.get("exchange") if isinstance(config, dict) else None

@@ -12,6 +12,8 @@ from typing import Callable, Protocol
 
 from botwatch.core.book import BookSummary
 from botwatch.core.config import Bot
+from botwatch.core.stores.csv_store import CsvStore
+from botwatch.core.stores.freqtrade_db import FreqtradeStore
 from botwatch.core.tradefile import DataFileStatus
 
 
@@ -27,7 +29,5 @@ class TradeStore(Protocol):
 
 def open_store(bot: Bot, clock: Callable[[], float] = time.time) -> TradeStore:
     if bot.store == "freqtrade":
-        from botwatch.core.stores.freqtrade_db import FreqtradeStore
         return FreqtradeStore(bot.data_file, bot.starting_balance, name=bot.name)
-    from botwatch.core.stores.csv_store import CsvStore
     return CsvStore(bot, clock)
