@@ -22,13 +22,17 @@ DEMO_BOTS = [
 ]
 
 
+class FreqtradeNotFound(Exception):
+    """--with-freqtrade names no executable; the message says how to get one."""
+
+
 def find_freqtrade(given: str) -> str:
     """The freqtrade executable: the path given, else `freqtrade` on PATH or in ./.venv-freqtrade."""
     for candidate in ([given] if given != "auto" else ["freqtrade", ".venv-freqtrade/bin/freqtrade"]):
         found = shutil.which(candidate)
         if found:
             return str(Path(found).resolve())
-    raise FileNotFoundError(f"--with-freqtrade: no freqtrade at {given!r}: `make freqtrade` installs it into "
+    raise FreqtradeNotFound(f"--with-freqtrade: no freqtrade at {given!r}: `make freqtrade` installs it into "
                             ".venv-freqtrade, or give its path")
 
 

@@ -32,7 +32,7 @@ from botwatch.core.config import Config, ConfigError, config_from_mapping, load_
 from botwatch.core.files import write_atomic
 from botwatch.core.liveness import ProcessNameProbe, process_alive
 from botwatch.core.serve import free_port
-from botwatch.demo import demo_bots, find_freqtrade, freqtrade_bot
+from botwatch.demo import FreqtradeNotFound, demo_bots, find_freqtrade, freqtrade_bot
 from botwatch.localexchange import LocalExchange
 from botwatch.outbox import TelegramOutbox
 
@@ -261,7 +261,7 @@ def up(config_file: str | None, timings: str, state_dir: str, with_freqtrade: st
     except ConfigError as err:
         print(err, file=sys.stderr)
         return 2
-    except FileNotFoundError as err:
+    except FreqtradeNotFound as err:
         print(f"botwatch up: {err}", file=sys.stderr)
         return 2
     except OSError as err:

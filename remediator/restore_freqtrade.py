@@ -79,39 +79,34 @@ def replay(path: Path, trades: list[dict], open_trades: list[dict] = ()) -> tupl
     holds open (they closed after the backup); then put the bot's last open trades in place of the backup's
     older copies; (trades the backup had, closed trades replayed, open trades put back)."""
     with sqlite3.connect(path) as db:
-        trade_columns = _columns(db, "trades")
-        order_columns = _columns(db, "orders")
-        open_in_backup = {row[0]: row[1] for row in db.execute("SELECT id, is_open FROM trades")}
-        have = {trade_id for trade_id, is_open in open_in_backup.items() if not is_open}
-        inserted = 0
+        columns = _columns(db, "trades"), _columns(db, "orders")
+        in_backup = {row[0]: row[1] for row in db.execute("SELECT id, is_open FROM trades")}
+        closed = {trade_id for trade_id, is_open in in_backup.items() if not is_open}
+        replayed = reopened = 0
         for trade in trades:
-            if trade["trade_id"] in have:
-                continue
-            if trade["trade_id"] in open_in_backup:      # open at the backup, closed since: the mirror's is newer
-                db.execute("DELETE FROM orders WHERE ft_trade_id = ?", (trade["trade_id"],))
-                db.execute("DELETE FROM trades WHERE id = ?", (trade["trade_id"],))
-            _insert(db, "trades", trade_columns, _trade_values(trade))
-            for order in trade.get("orders") or []:
-                if isinstance(order, dict):
-                    _insert(db, "orders", order_columns, _order_values(order, trade))
-            have.add(trade["trade_id"])
-            inserted += 1
-        reopened = 0
+            if trade["trade_id"] not in closed:      # missing, or open at the backup and closed since
+                _put(db, columns, trade, is_open=False)
+                closed.add(trade["trade_id"])
+                replayed += 1
         for trade in open_trades:
-            if trade["trade_id"] in have:      # closed since the list was taken: the mirror's record stands
-                continue
-            db.execute("DELETE FROM orders WHERE ft_trade_id = ?", (trade["trade_id"],))
-            db.execute("DELETE FROM trades WHERE id = ?", (trade["trade_id"],))
-            _insert(db, "trades", trade_columns, _trade_values(trade, is_open=True))
-            for order in trade.get("orders") or []:
-                if isinstance(order, dict):
-                    _insert(db, "orders", order_columns, _order_values(order, trade))
-            reopened += 1
-    return len(open_in_backup), inserted, reopened
+            if trade["trade_id"] not in closed:      # else closed since the list was taken: that record stands
+                _put(db, columns, trade, is_open=True)
+                reopened += 1
+    return len(in_backup), replayed, reopened
+
+
+def _put(db: sqlite3.Connection, columns: tuple[dict, dict], trade: dict, is_open: bool) -> None:
+    """The trade and its orders as the API showed them, in place of any older copy of the same trade."""
+    db.execute("DELETE FROM orders WHERE ft_trade_id = ?", (trade["trade_id"],))
+    db.execute("DELETE FROM trades WHERE id = ?", (trade["trade_id"],))
+    _insert(db, "trades", columns[0], _trade_values(trade, is_open))
+    for order in trade.get("orders") or []:
+        if isinstance(order, dict):
+            _insert(db, "orders", columns[1], _order_values(order, trade))
 
 
 def _columns(db: sqlite3.Connection, table: str) -> dict[str, tuple[str, bool]]:
-    """column -> (declared type, NOT NULL) of every column but an autoincrement id the database fills."""
+    """column -> (declared type, NOT NULL) of every column of the table."""
     return {row[1]: (row[2].upper(), bool(row[3])) for row in db.execute(f"PRAGMA table_info({table})")}
 
 

@@ -73,3 +73,8 @@ def test_up_with_a_bad_config_or_state_dir(config):
     assert "bots[0].name (Bad)" in result.stderr
     (config / "occupied").write_text("")
     one_line(run(["up", "--state-dir", "occupied/state"], config), "--state-dir", "occupied/state")
+
+
+def test_up_with_a_freqtrade_that_is_not_there(tmp_path):
+    one_line(run(["up", "--state-dir", "state", "--with-freqtrade", str(tmp_path / "no-freqtrade")], tmp_path),
+             "--with-freqtrade", "make freqtrade")
