@@ -3,9 +3,9 @@
 A check costs two `stat`s (the file, and its `-wal` where a WAL writer's changes show first) while nothing
 changed. After a change it opens the database read-only, runs `PRAGMA quick_check`, checks the tables and
 columns this store reads, and reads only the trades and orders that are new or were open at the last check
-(Freqtrade updates a trade row when it closes; closed ones stay as they are). Realized P&L is Freqtrade's own: Σ `close_profit_abs` of
-closed trades + `realized_profit` of open ones (partial exits); positions are the open trades' amounts,
-negative when short. A file found corrupt stays corrupt until it changes and validates from scratch.
+(Freqtrade updates a trade row when it closes; closed ones stay as they are). Realized P&L is Freqtrade's
+own: Σ `close_profit_abs` of closed trades + `realized_profit` of open ones (partial exits); positions are
+the open trades' amounts, negative when short. A file found corrupt stays corrupt until it changes and validates from scratch.
 """
 
 from __future__ import annotations
