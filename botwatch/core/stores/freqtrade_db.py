@@ -5,7 +5,8 @@ changed. After a change it opens the database read-only, runs `PRAGMA quick_chec
 columns this store reads, and reads only the trades and orders that are new or were open at the last check
 (Freqtrade updates a trade row when it closes; closed ones stay as they are). Realized P&L is Freqtrade's
 own: Σ `close_profit_abs` of closed trades + `realized_profit` of open ones (partial exits); positions are
-the open trades' amounts, negative when short. A file found corrupt stays corrupt until it changes and validates from scratch.
+the open trades' amounts, negative when short. A file found corrupt stays corrupt until it changes and
+validates from scratch.
 """
 
 from __future__ import annotations
