@@ -60,9 +60,10 @@ def test_a_killed_paperbot_is_restarted_and_verified_through_its_health_endpoint
     log = (tmp_path / "data" / "memory" / "bot-operations.md").read_text()
     assert "phoenix · TradingBotDown → restart: success" in log and "```text" in log
     # The stand-in records the message before its answer reaches the notifier, which counts on the answer.
-    metrics = wait_for(lambda: (m := parse_metrics(client.get("/metrics").get_data(as_text=True)))
-                       if sample(m, "botwatch_notifications_total", outcome="sent") == 1 else None,
-                       what="the sent notice to be counted")
+    def counted():
+        metrics = parse_metrics(client.get("/metrics").get_data(as_text=True))
+        return metrics if sample(metrics, "botwatch_notifications_total", outcome="sent") == 1 else None
+    metrics = wait_for(counted, what="the sent notice to be counted")
     assert sample(metrics, "botwatch_bot_restarts_total", bot="phoenix") == 1
     assert sample(metrics, "botwatch_remediations_total", bot="phoenix", playbook="restart", outcome="success") == 1
     os.kill(new, signal.SIGTERM)
