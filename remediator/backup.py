@@ -23,6 +23,7 @@ from botwatch.core.book import Trade
 from botwatch.core.config import Backup, Bot
 from botwatch.core.files import progress, write_atomic
 from botwatch.core.tradefile import DataFileCheck
+from botwatch.core.stores import SQLITE_STORES
 from remediator.sqlite_backup import check_database, snapshot_database
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class Manifest:
     first_id: str | None
     last_id: str | None
     created: float
-    kind: str = "csv"          # the trade store: csv, or freqtrade (an SQLite database)
+    kind: str = "csv"          # the trade store: csv, or the preset whose SQLite database it is
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "Manifest":
@@ -199,8 +200,8 @@ class SnapshotCheck:
 
 def check_snapshot(data: bytes, bot: Bot, clock: Callable[[], float] = time.time) -> SnapshotCheck:
     """Validate bytes as the bot's trade store with the exporter's own check (through a private temp file)."""
-    if bot.store == "freqtrade":
-        return SnapshotCheck(*check_database(data, bot.name))
+    if bot.store in SQLITE_STORES:
+        return SnapshotCheck(*check_database(data, bot.name, bot.store))
     with tempfile.NamedTemporaryFile(prefix="botwatch-check-", suffix=".csv") as tmp:
         tmp.write(data)
         tmp.flush()

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from botwatch.core.book import Trade
-from botwatch.core.stores.freqtrade_db import FreqtradeStore
+from botwatch.core.stores import open_sqlite_store
 from botwatch.core.stores.sqlite_check import connect_ro
 
 
@@ -48,21 +48,27 @@ def integrity_problem(path: Path) -> str | None:
     return None if rows == ["ok"] else "integrity_check: " + "; ".join(rows)[:300]
 
 
-def check_database(data: bytes, bot_name: str) -> tuple[bool, int, Trade | None, Trade | None, str | None]:
+def check_database(data: bytes, bot_name: str, kind: str = "freqtrade"
+                   ) -> tuple[bool, int, Trade | None, Trade | None, str | None]:
     """(valid, rows, first trade, last trade, problem) of database bytes, checked in a private temp file."""
     with tempfile.TemporaryDirectory(prefix="botwatch-check-") as folder:
         path = Path(folder) / "check.sqlite"
         path.write_bytes(data)
-        return check_database_file(path, bot_name)
+        return check_database_file(path, bot_name, kind)
 
 
-def check_database_file(path: Path, bot_name: str) -> tuple[bool, int, Trade | None, Trade | None, str | None]:
+def check_database_file(path: Path, bot_name: str, kind: str = "freqtrade"
+                        ) -> tuple[bool, int, Trade | None, Trade | None, str | None]:
+    """The same, of a database file: `PRAGMA integrity_check`, then the exporter's own store check."""
     problem = integrity_problem(path)
     if problem:
         return False, 0, None, None, problem
-    status = FreqtradeStore(path, name=bot_name).collect()
+    store = open_sqlite_store(kind, path, name=bot_name)
+    status = store.collect()
     if not status.valid:
         return False, status.rows, None, None, status.first_problem
+    if kind == "hummingbot":
+        return True, status.rows, *store.ends, None
     connection = connect_ro(path)
     try:
         first = connection.execute("SELECT id, open_date, pair, amount, open_rate FROM trades ORDER BY id LIMIT 1").fetchone()

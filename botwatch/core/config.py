@@ -89,6 +89,38 @@ class ErrorPatterns(Strict):
                 for kind in ERROR_KINDS}
 
 
+class Replay(Strict):
+    """Where a restore may ask for fills the backup and the journal lack: the exchange itself (via ccxt)."""
+
+    exchange: NonEmpty                     # a ccxt exchange id: binance, kraken, ...
+    symbols: list[NonEmpty] | dict[NonEmpty, NonEmpty] = Field(min_length=1)   # unified symbols, or
+                                           # {unified: as the bot's trade file writes it}
+    credentials_file: Path                 # "apiKey:secret" on one line (a read-only key is enough)
+    api_url: HttpUrl | None = None         # the exchange's REST base, for a testnet or a proxy
+    margin: Duration = 600.0               # ask from this long before the backup was taken
+    timeout: PositiveDuration = 30.0
+
+    @model_validator(mode="after")
+    def _known_exchange(self):
+        import ccxt   # only where replay is configured: ccxt is large to import
+
+        if self.exchange not in ccxt.exchanges:
+            raise ValueError(f"exchange {self.exchange!r} is not a ccxt exchange id (e.g. binance, kraken, okx)")
+        return self
+
+    def symbol_map(self) -> dict[str, str]:
+        """unified symbol -> the symbol as the bot's own records spell it."""
+        if isinstance(self.symbols, dict):
+            return dict(self.symbols)
+        return {symbol: symbol for symbol in self.symbols}
+
+
+class Exchange(Strict):
+    """What to do for every bot on one exchange together."""
+
+    on_rate_limit: Argv | None = None      # run once per ExchangeRateLimited incident (no {pid}: not one bot's)
+
+
 class Bot(Strict):
     name: Slug
     type: Literal[BOT_TYPES] = "spot"
@@ -120,6 +152,7 @@ class Bot(Strict):
     api_auth_file: Path | None = None          # "user:password" for the API's HTTP Basic auth, never inline
     exchange: NonEmpty | None = None
     stuck_after: PositiveDuration | None = None
+    replay: Replay | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -135,14 +168,18 @@ class Bot(Strict):
             raise ValueError(f"no liveness source: give one of {', '.join(LIVENESS_KEYS)}, or a health_endpoint")
         if (self.compose_project or self.compose_file) and not self.compose_service:
             raise ValueError("compose_project and compose_file go with compose_service")
-        if (self.api_url or self.api_auth_file) and self.preset is None:
-            raise ValueError("api_url and api_auth_file go with a preset (preset: freqtrade)")
+        if (self.api_url or self.api_auth_file) and self.preset != "freqtrade":
+            raise ValueError("api_url and api_auth_file go with preset: freqtrade (the bot with a REST API)")
         return self
 
     @property
     def store(self) -> str:
         """The kind of trade store: csv, or the preset whose database the data file is."""
         return self.preset or "csv"
+
+    def exchange_name(self, learned: dict[str, str] | None = None) -> str | None:
+        """The exchange the bot trades on: its `exchange` key, its replay's, or what its own API said."""
+        return self.exchange or (self.replay.exchange if self.replay else None) or (learned or {}).get(self.name)
 
     @property
     def runtime(self) -> str:
@@ -214,11 +251,17 @@ class Config(Strict):
     remediation: Remediation = Field(default_factory=Remediation)
     report: Report = Field(default_factory=Report)
     bots: list[Bot] = Field(min_length=1)
+    exchanges: dict[NonEmpty, Exchange] = Field(default_factory=dict)
     path: Path | None = Field(default=None, exclude=True)
 
     def bot(self, name: str) -> Bot | None:
         """The bot called `name`, or None: a label value is only ever a key into this lookup."""
         return next((bot for bot in self.bots if bot.name == name), None)
+
+    def bots_on(self, exchange: str, learned: dict[str, str] | None = None) -> list[Bot]:
+        """The bots trading on `exchange`: by their `exchange` key, else as their own API told (`learned`)."""
+        learned = learned or {}
+        return [bot for bot in self.bots if bot.exchange_name(learned) == exchange]
 
 
 def parse_text(text: str, source: str = "<config>") -> dict:
@@ -251,10 +294,12 @@ def _resolve(value: Path | None, base: Path) -> Path | None:
 def _resolve_paths(config: Config, base: Path) -> Config:
     bots = []
     for bot in config.bots:
-        bots.append(bot.model_copy(update={
-            key: _resolve(getattr(bot, key), base)
-            for key in ("pidfile", "compose_file", "data_file", "journal", "log_file", "api_auth_file")
-        }))
+        update = {key: _resolve(getattr(bot, key), base)
+                  for key in ("pidfile", "compose_file", "data_file", "journal", "log_file", "api_auth_file")}
+        if bot.replay is not None:
+            update["replay"] = bot.replay.model_copy(
+                update={"credentials_file": _resolve(bot.replay.credentials_file, base)})
+        bots.append(bot.model_copy(update=update))
     telegram = config.telegram.model_copy(update={"bot_token_file": _resolve(config.telegram.bot_token_file, base)})
     backup = config.backup.model_copy(update={"dir": _resolve(config.backup.dir, base)})
     return config.model_copy(update={"bots": bots, "telegram": telegram, "backup": backup})
@@ -296,6 +341,12 @@ def warnings(config: Config) -> list[str]:
             value = getattr(bot, key)
             if value is not None and not value.exists():
                 found.append(f"bots[{index}].{key} ({bot.name}): {value} does not exist (yet)")
+        if bot.preset == "hummingbot" and bot.log_file is None:
+            found.append(f"bots[{index}].log_file ({bot.name}): not set, so its fills are not mirrored and "
+                         "its loop is not watched")
+        if bot.replay is not None and not bot.replay.credentials_file.exists():
+            found.append(f"bots[{index}].replay.credentials_file ({bot.name}): "
+                         f"{bot.replay.credentials_file} does not exist")
         if bot.start_command is None and bot.runtime == "process":
             found.append(f"bots[{index}].start_command ({bot.name}): not set, so the remediator cannot restart it")
     if config.telegram.bot_token_file and not config.telegram.bot_token_file.exists():

@@ -1,8 +1,9 @@
 """Trade stores: where a bot keeps its fills, behind one interface the exporter, the backups and the
 restore use — validity (a state: corrupt until repaired), problems by check, rows, fills and P&L.
 
-One implementation per format: the CSV trade file (csv_store) and Freqtrade's SQLite database
-(freqtrade_db). `open_store(bot)` picks by the bot's `store` (its preset, or csv).
+One implementation per format: the CSV trade file (csv_store), Freqtrade's SQLite database
+(freqtrade_db) and Hummingbot's (hummingbot_db). `open_store(bot)` picks by the bot's `store` (its
+preset, or csv).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from botwatch.core.book import BookSummary
 from botwatch.core.config import Bot
 from botwatch.core.stores.csv_store import CsvStore
 from botwatch.core.stores.freqtrade_db import FreqtradeStore
+from botwatch.core.stores.hummingbot_db import HummingbotStore
 from botwatch.core.tradefile import DataFileStatus
 
 
@@ -27,7 +29,16 @@ class TradeStore(Protocol):
     def symbols(self) -> list[str]: ...
 
 
+SQLITE_STORES = ("freqtrade", "hummingbot")     # stores kept in an SQLite database (backed up as one)
+
+
 def open_store(bot: Bot, clock: Callable[[], float] = time.time) -> TradeStore:
-    if bot.store == "freqtrade":
-        return FreqtradeStore(bot.data_file, bot.starting_balance, name=bot.name)
-    return CsvStore(bot, clock)
+    return open_sqlite_store(bot.store, bot.data_file, bot.starting_balance, bot.name, clock) \
+        if bot.store in SQLITE_STORES else CsvStore(bot, clock)
+
+
+def open_sqlite_store(kind: str, path, starting_balance: float = 0.0, name: str = "",
+                      clock: Callable[[], float] = time.time):
+    if kind == "hummingbot":
+        return HummingbotStore(path, starting_balance, name=name, clock=clock)
+    return FreqtradeStore(path, starting_balance, name=name)
