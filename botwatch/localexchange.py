@@ -1,16 +1,26 @@
-"""A local stand-in for a spot exchange's public API (Binance's paths), for Freqtrade in dry-run offline.
+"""A local stand-in for a spot exchange's API (Binance's paths), for Freqtrade in dry-run offline and for
+replaying an account's fills.
 
-It serves what Freqtrade's ccxt asks for in dry-run: markets (`/api/v3/exchangeInfo`), the server time,
+Public: what Freqtrade's ccxt asks for in dry-run: markets (`/api/v3/exchangeInfo`), the server time,
 candles (`/api/v3/klines`) and the order book (`/api/v3/depth`). Prices are a deterministic random walk
 per symbol that moves every second, so a strategy with a tight ROI opens and closes trades within
 seconds. `auth_error` makes every answer Binance's -2015 (invalid API key), as an exchange does for a
-revoked key. Used by the tests and by `botwatch up --with-freqtrade`; it listens on 127.0.0.1 only.
+revoked key.
+
+Private: `/api/v3/myTrades`, an account's fills (`add_trade`), signed as Binance signs: the key in
+`X-MBX-APIKEY`, an HMAC-SHA256 of the query string with the secret in `signature`. A wrong key gets
+-2015, a wrong signature -1022, a window over 24 hours -1127, `limit` is capped at 1000, and
+`rate_limit_next(n)` answers the next n private calls with 429 and a Retry-After (`ban` with 418).
+
+Used by the tests and by `botwatch up --with-freqtrade`; it listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
+import threading
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,6 +29,7 @@ from botwatch.localhttp import JSONHandler, LocalServer
 SYMBOLS = {"BTCUSDT": ("BTC", "USDT", 90000.0), "ETHUSDT": ("ETH", "USDT", 3000.0)}
 INTERVALS = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "1h": 3600}
 AUTH_ERROR = {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."}
+DAY_MS = 24 * 3600 * 1000
 SWING = 0.004       # the walk's step each second, as a fraction: a 0.2 % ROI is hit within seconds
 
 
@@ -52,22 +63,85 @@ def exchange_info() -> dict:
 
 
 class LocalExchange:
-    def __init__(self, port: int = 0):
+    def __init__(self, port: int = 0, api_key: str = "botwatch-test-key", secret: str = "botwatch-test-secret"):
         self.auth_error = False
         self.requests: dict[str, int] = {}
+        self.api_key, self.secret = api_key, secret
+        self.trades: list[dict] = []          # the account's fills, Binance's myTrades shape
+        self.windows: list[tuple[int, int]] = []   # (startTime, endTime) of each myTrades call answered
+        self.ban = False
+        self._throttled = 0
+        self._lock = threading.Lock()
         exchange = self
 
         class Handler(JSONHandler):
             def do_GET(self):
                 url = urlsplit(self.path)
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
-                exchange.requests[url.path] = exchange.requests.get(url.path, 0) + 1
+                with exchange._lock:
+                    exchange.requests[url.path] = exchange.requests.get(url.path, 0) + 1
                 if exchange.auth_error:
                     return self.send_json(401, AUTH_ERROR)
+                if url.path == "/api/v3/myTrades":
+                    return self.send_json(*exchange.private(url.query, self.headers.get("X-MBX-APIKEY")))
                 self.send_json(*exchange.answer(url.path, query))
 
         self.http = LocalServer(Handler, port, name="local-exchange")
         self.url = self.http.url
+
+    # -- the account ------------------------------------------------------------------------------------
+
+    def add_trade(self, symbol: str, time_ms: int, side: str, price: float, qty: float, commission: float = 0.0,
+                  commission_asset: str | None = None) -> dict:
+        """A fill of the account (ids count up from 1, as Binance's do per symbol)."""
+        with self._lock:
+            trade_id = 1 + sum(1 for t in self.trades if t["symbol"] == symbol)
+            trade = {"symbol": symbol, "id": trade_id, "orderId": 1000 + trade_id, "orderListId": -1,
+                     "price": f"{price:.8f}", "qty": f"{qty:.8f}", "quoteQty": f"{price * qty:.8f}",
+                     "commission": f"{commission:.8f}", "commissionAsset": commission_asset or SYMBOLS[symbol][1],
+                     "time": int(time_ms), "isBuyer": side == "buy", "isMaker": True, "isBestMatch": True}
+            self.trades.append(trade)
+        return trade
+
+    def rate_limit_next(self, calls: int) -> None:
+        """Answer the next `calls` private requests with 429 and Retry-After: 1."""
+        self._throttled = calls
+
+    def private(self, raw_query: str, api_key: str | None) -> tuple:
+        if self.ban:
+            return 418, {"code": -1003, "msg": "Way too many requests; IP banned."}, {"Retry-After": "120"}
+        if self._throttled > 0:
+            self._throttled -= 1
+            return 429, {"code": -1003, "msg": "Too many requests; current limit is 1200 request weight."}, \
+                {"Retry-After": "1"}
+        if api_key != self.api_key:
+            return 401, AUTH_ERROR
+        unsigned, _, signature = raw_query.rpartition("&signature=")
+        expected = hmac.new(self.secret.encode(), unsigned.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(signature, expected):
+            return 400, {"code": -1022, "msg": "Signature for this request is not valid."}
+        query = {k: v[0] for k, v in parse_qs(unsigned).items()}
+        symbol = query.get("symbol")
+        if symbol not in SYMBOLS:
+            return 400, {"code": -1121, "msg": "Invalid symbol."}
+        now = int(time.time() * 1000)
+        start, end = query.get("startTime"), query.get("endTime")
+        start = int(start) if start else None
+        end = int(end) if end else None
+        if start is None and end is None:
+            start, end = now - DAY_MS, now
+        elif end is None:
+            end = start + DAY_MS
+        elif start is None:
+            start = end - DAY_MS
+        if end - start > DAY_MS:
+            return 400, {"code": -1127, "msg": "More than 24 hours between startTime and endTime."}
+        limit = min(int(query.get("limit", 500)), 1000)
+        with self._lock:
+            self.windows.append((start, end))
+            found = sorted((t for t in self.trades if t["symbol"] == symbol and start <= t["time"] <= end),
+                           key=lambda t: t["id"])[:limit]
+        return 200, found
 
     def answer(self, path: str, query: dict) -> tuple[int, object]:
         now = int(time.time())

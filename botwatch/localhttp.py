@@ -9,10 +9,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class JSONHandler(BaseHTTPRequestHandler):
-    def send_json(self, code: int, body) -> None:
+    def send_json(self, code: int, body, headers: dict | None = None) -> None:
         """Answer `code` with `body` (bytes as they are, anything else as JSON)."""
         payload = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.send_response(code)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()

@@ -25,6 +25,7 @@ from typing import Callable, Iterable, Protocol
 from botwatch.core.config import COLUMNS, Bot
 from botwatch.core.files import fsync_dir, write_chunks
 from remediator.backup import BackupError, BackupStore, check_snapshot, newest_good, snapshot
+from remediator.exchange_fills import ExchangeSource
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,8 @@ class RestoreReport:
     from_backup: int = 0
     replayed: int = 0
     rows: int = 0
+    sources: dict[str, int] = field(default_factory=dict)   # fills put back, by where they came from
+    missing: list[str] = field(default_factory=list)        # what a source could not be asked (the exchange)
 
     def say(self, text: str) -> None:
         log.info("%s: restore: %s", self.bot, text)
@@ -100,35 +103,79 @@ def _csv_line(values: list[str]) -> str:
     return buffer.getvalue()
 
 
-def build(bot: Bot, backup: bytes | None, source: TradeSource | None, report: RestoreReport) -> bytes:
-    """The backup's rows, then every fill of the source whose trade_id the backup lacks, in source order."""
+def _when(fill: dict) -> float:
+    try:
+        return datetime.fromisoformat(str(fill["timestamp"])).timestamp()
+    except ValueError:
+        return float("inf")
+
+
+def build(bot: Bot, backup: bytes | None, sources: list[TradeSource], report: RestoreReport) -> bytes:
+    """The backup's rows, then every fill of the sources whose trade_id the backup lacks, each once, in time
+    order. A source's fill older than the backup's last row is not one the backup lacks (the file is
+    appended in time order): it is left out, so an exchange's overlap margin adds nothing twice."""
     names = bot.data_format.header_names()
+    last_backup_ts = float("-inf")
     if backup:
         header_line, _, body = backup.partition(b"\n")
         header = [h.strip() for h in next(csv.reader([header_line.decode("utf-8-sig")]))]
         out = [header_line + b"\n", body]
         id_column = header.index(names["trade_id"])
-        known = {row[id_column] for row in csv.reader(body.decode("utf-8").splitlines()) if len(row) > id_column}
+        ts_column = header.index(names["timestamp"])
+        rows = [row for row in csv.reader(body.decode("utf-8").splitlines()) if len(row) > id_column]
+        known = {row[id_column] for row in rows}
+        if rows:
+            last_backup_ts = _row_time(rows[-1][ts_column], bot.data_format.timestamp)
         report.from_backup = len(known)
     else:
         header = [names[column] for column in COLUMNS]
         out = [_csv_line(header).encode()]
         known = set()
     by_name = {name: column for column, name in names.items()}
-    if source is not None:
+    new: list[tuple[float, dict]] = []
+    for source in sources:
+        added = 0
         for fill in source.fills():
             trade_id = str(fill["trade_id"])
-            if trade_id in known:
+            when = _when(fill)
+            if trade_id in known or when < last_backup_ts:
                 continue
             known.add(trade_id)
-            values = []
-            for name in header:
-                column = by_name.get(name)
-                value = str(fill[column]) if column else ""
-                values.append(_format_ts(value, bot.data_format.timestamp) if column == "timestamp" else value)
-            out.append(_csv_line(values).encode())
-            report.replayed += 1
+            new.append((when, fill))
+            added += 1
+        report.sources[source.description] = added
+    new.sort(key=lambda pair: pair[0])          # stable: one source's own order stands among equal times
+    for _, fill in new:
+        values = []
+        for name in header:
+            column = by_name.get(name)
+            value = str(fill[column]) if column else ""
+            values.append(_format_ts(value, bot.data_format.timestamp) if column == "timestamp" else value)
+        out.append(_csv_line(values).encode())
+        report.replayed += 1
     return b"".join(out)
+
+
+def _first_fill_time(source: TradeSource | None) -> float:
+    """When the journal's first fill happened: the exchange is asked from there when there is no backup."""
+    for fill in source.fills() if source else ():
+        when = _when(fill)
+        if when != float("inf"):
+            return when
+    return time.time()
+
+
+def _utc(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _row_time(value: str, style: str) -> float:
+    try:
+        if style == "iso":
+            return datetime.fromisoformat(value).timestamp()
+        return float(value) / (1000 if style == "epoch_ms" else 1)
+    except ValueError:
+        return float("-inf")
 
 
 def quarantine_name(path: Path, now: float) -> Path:
@@ -208,14 +255,24 @@ def restore(bot: Bot, store: BackupStore | None, runtime, check_alive: Callable,
     report.say(f"corrupt file kept as {moved.name}" if moved else "no data file to quarantine (already moved aside)")
     on_step("quarantined")
 
-    data = build(bot, good[1] if good else None, source, report)
+    sources = [source] if source else []
+    if bot.replay is not None:
+        since = (good[0].last_ts or good[0].created) if good else _first_fill_time(source)
+        exchange = ExchangeSource(bot.replay, since - bot.replay.margin, clock())
+        sources.append(exchange)
+    data = build(bot, good[1] if good else None, sources, report)
+    if bot.replay is not None and exchange.result is not None:
+        report.missing = exchange.result.missing
+        report.say(f"asked {bot.replay.exchange} for fills since {_utc(since - bot.replay.margin)} "
+                   f"({exchange.result.requests} requests, {len(exchange.result.fills)} fills)"
+                   + (f"; not checked: {'; '.join(exchange.result.missing)}" if exchange.result.missing else ""))
     check = check_snapshot(data, bot, clock)
     if not check.valid:
         raise RestoreFailed(f"the rebuilt file does not validate ({check.problem}); data file left "
                             f"{'moved aside' if moved else 'as it was'}, bot stopped")
     report.rows = check.rows
-    report.say(f"{report.from_backup} trades from the backup, {report.replayed} replayed from "
-               f"{source.description if source else 'nowhere'}; {check.rows} rows validate")
+    counts = ", ".join(f"{count} replayed from {where}" for where, count in report.sources.items()) or "none replayed"
+    report.say(f"{report.from_backup} trades from the backup, {counts}; {check.rows} rows validate")
     on_step("built")
 
     tmp = write_temp(bot.data_file, data)

@@ -32,16 +32,16 @@ ORDER_RENAMES = {"ft_pair": "pair", "ft_is_open": "is_open", "ft_amount": "amoun
 
 def restore_database(bot: Bot, store: BackupStore | None, runtime, check_alive: Callable, mirror: Path | None,
                      clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
-                     verify_after: float = 5.0) -> RestoreReport:
+                     verify_after: float = 5.0, fill_in: Callable | None = None) -> RestoreReport:
+    """The whole procedure for an SQLite trade database; `fill_in(path, report, backup_manifest)` puts the
+    fills the backup lacks into the restored copy (default: Freqtrade's mirror of closed and open trades)."""
     report = RestoreReport(bot.name)
     good = newest_backup(bot, store, clock, report)
     if good is None:
         raise RestoreFailed(f"no good backup of the database: nothing touched ({report.detail or 'no backups'})")
-    trades = read_mirror(mirror) if mirror else []
-    open_trades = read_open_trades(mirror) if mirror else []
+    fill_in = fill_in or _freqtrade_fill_in(mirror)
     report.backup = good[0].name
-    report.say(f"restoring from backup {good[0].name}, {len(trades)} closed and {len(open_trades)} open trades "
-               "in the mirror")
+    report.say(f"restoring from backup {good[0].name}")
 
     runtime.stop()
     report.say("bot stopped")
@@ -51,16 +51,15 @@ def restore_database(bot: Bot, store: BackupStore | None, runtime, check_alive: 
 
     tmp = write_temp(bot.data_file, good[1])
     try:
-        report.from_backup, report.replayed, reopened = replay(tmp, trades, open_trades)
+        fill_in(tmp, report, good[0])
     except sqlite3.Error as err:
-        raise RestoreFailed(f"replaying the mirror into the backup failed: {err}; data file moved aside, "
+        raise RestoreFailed(f"replaying the missing fills into the backup failed: {err}; data file moved aside, "
                             "bot stopped") from None
-    valid, rows, _, _, problem = check_database_file(tmp, bot.name)
+    valid, rows, _, _, problem = check_database_file(tmp, bot.name, bot.store)
     if not valid:
         raise RestoreFailed(f"the restored database does not validate ({problem}); data file moved aside, bot stopped")
     report.rows = rows
-    report.say(f"{report.from_backup} trades from the backup, {report.replayed} closed trades replayed from the "
-               f"mirror, {reopened} open trades put back; {rows} trades validate")
+    report.say(f"{rows} rows validate")
     move_into_place(tmp, bot.data_file)
     report.say(f"{bot.data_file.name} replaced")
 
@@ -69,9 +68,19 @@ def restore_database(bot: Bot, store: BackupStore | None, runtime, check_alive: 
     sleep(verify_after)
     alive = check_alive()
     if not alive.up:
-        raise RestoreFailed(f"database restored ({rows} trades) but the bot is not up: {alive.detail}")
+        raise RestoreFailed(f"database restored ({rows} rows) but the bot is not up: {alive.detail}")
     report.say("verified: bot up")
     return report
+
+
+def _freqtrade_fill_in(mirror: Path | None) -> Callable:
+    def fill_in(path: Path, report: RestoreReport, manifest) -> None:
+        trades = read_mirror(mirror) if mirror else []
+        open_trades = read_open_trades(mirror) if mirror else []
+        report.from_backup, report.replayed, reopened = replay(path, trades, open_trades)
+        report.say(f"{report.from_backup} trades from the backup, {report.replayed} closed trades replayed from "
+                   f"the mirror ({len(trades)} in it), {reopened} open trades put back")
+    return fill_in
 
 
 def replay(path: Path, trades: list[dict], open_trades: list[dict] = ()) -> tuple[int, int, int]:

@@ -18,7 +18,7 @@ import requests
 from botwatch.core.book import BookSummary
 from botwatch.core.config import ERROR_KINDS, Bot
 from botwatch.core.liveness import Liveness, probe_for
-from botwatch.core.logtail import LogTail
+from botwatch.core.logtail import LogTail, newest_line_time
 from botwatch.core.freqtrade_api import FreqtradeAPI, LoopHealth
 from botwatch.core.stores import open_store
 from botwatch.core.tradefile import DataFileStatus
@@ -127,7 +127,13 @@ def bot_api(bot: Bot, session: requests.Session | None = None) -> FreqtradeAPI |
 
 
 def loop_trouble(bot: Bot, api: FreqtradeAPI | None, now: float) -> str | None:
-    """What is wrong with a live bot's main loop by its own API (stuck, or not running); None when well."""
+    """What is wrong with a live bot's main loop by its own API, or for Hummingbot by its log (stuck, or not
+    running); None when well or when it can't tell."""
+    if bot.preset == "hummingbot" and bot.log_file is not None:
+        newest = newest_line_time(bot.log_file)
+        if newest is not None and bot.stuck_after and now - newest > bot.stuck_after:
+            return f"stuck: its log's newest line is {now - newest:.0f}s old"
+        return None
     if api is None:
         return None
     loop = api.loop_health(open_profit=False)
@@ -186,9 +192,11 @@ class BotCheck:
             self.loop, self.loop_pid = None, liveness.pid    # a new process: the old one's loop time says nothing
         if self.api is not None and (health is None or health.up):
             self.loop = _merge(self.loop, self.api.loop_health())
+        api_errors = self.logtail.collect() if self.logtail else dict.fromkeys(ERROR_KINDS, 0)
+        if self.bot.preset == "hummingbot" and self.logtail is not None:
+            self.loop = LoopHealth(self.logtail.last_line_time, None, None, None)
         open_profit = self.loop.open_profit if self.loop else None
         book = self.store.summary(health.marks if health else None, open_profit)
-        api_errors = self.logtail.collect() if self.logtail else dict.fromkeys(ERROR_KINDS, 0)
         return BotStatus(self.bot.name, self.clock(), time.monotonic() - started, up, liveness, health,
                          datafile, book, api_errors, self.down_checks, tuple(errors), self.loop)
 

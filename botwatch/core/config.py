@@ -99,6 +99,7 @@ class Replay(Strict):
     api_url: HttpUrl | None = None         # the exchange's REST base, for a testnet or a proxy
     margin: Duration = 600.0               # ask from this long before the backup was taken
     timeout: PositiveDuration = 30.0
+    options: dict = Field(default_factory=dict)   # ccxt options, e.g. {fetchMarkets: {types: [spot]}}
 
     @model_validator(mode="after")
     def _known_exchange(self):

@@ -3,6 +3,10 @@
 Works like `tail -F`: the file stays open between collections, so when it is rotated (renamed away
 and a new one created) the rest of the old file is still read before the new one is opened; a file
 that got shorter under the same inode was truncated and is read again from its start.
+
+It also keeps the time of the newest line that starts with Python logging's `asctime`
+(`2026-11-20 08:00:00,123`, the host's local time): for a bot without an API (Hummingbot) the newest
+line is its last sign of life.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import io
 import logging
 import os
 import re
+import time
 from pathlib import Path
 
 from botwatch.core.config import ERROR_KINDS
@@ -19,6 +24,32 @@ log = logging.getLogger(__name__)
 
 MAX_LINE = 64 * 1024          # a longer "line" is cut: a log with no newlines must not grow our buffer
 READ_CHUNK = 1024 * 1024
+ASCTIME = re.compile(rb"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:[,.](\d{1,6}))?")
+TAIL_BYTES = 64 * 1024
+
+
+def line_time(raw: bytes) -> float | None:
+    """Unix seconds of a line that starts with logging's asctime (local time), else None."""
+    match = ASCTIME.match(raw)
+    if not match:
+        return None
+    try:
+        seconds = time.mktime(time.strptime(match.group(1).decode(), "%Y-%m-%d %H:%M:%S"))
+    except (ValueError, OverflowError):
+        return None
+    fraction = match.group(2)
+    return seconds + (int(fraction) / 10 ** len(fraction) if fraction else 0.0)
+
+
+def newest_line_time(path: Path | str) -> float | None:
+    """The time of the newest timestamped line in the last 64 KiB of a log; None without one."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - TAIL_BYTES))
+            lines = f.read(TAIL_BYTES).split(b"\n")
+    except OSError:
+        return None
+    return next((when for raw in reversed(lines) if (when := line_time(raw)) is not None), None)
 
 
 class LogTail:
@@ -29,6 +60,7 @@ class LogTail:
         self.patterns = patterns
         self.name = name or self.path.name
         self.counts = dict.fromkeys(ERROR_KINDS, 0)
+        self.last_line_time: float | None = None     # of the newest line with a timestamp
         self._file: io.BufferedReader | None = None
         self._ident: tuple[int, int] | None = None
         self._partial = b""
@@ -80,6 +112,10 @@ class LogTail:
                 self._partial = b""
             for line in lines:
                 self._count(line)
+            for line in reversed(lines):
+                if (when := line_time(line)) is not None:
+                    self.last_line_time = when
+                    break
 
     def _flush_partial(self) -> None:
         if self._partial:

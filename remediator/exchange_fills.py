@@ -1,0 +1,219 @@
+"""Fills from the exchange itself, through ccxt: the last replay source of a restore.
+
+A bot's `replay:` names its exchange (a ccxt id), the symbols it trades and a read-only API key. After the
+backup and the journal (or mirror) are put back, the restore asks for the account's fills since the backup
+(minus `margin`), per symbol, in windows of at most 24 hours (Binance refuses longer ones: -1127), paging
+inside a window by the last fill's time (pages overlap at that millisecond, so fills are de-duplicated by
+their exchange trade id). ccxt's own rate limiter paces the calls; a 429 waits its Retry-After and asks
+again a few times; a 418 (an IP ban under way), an auth error or a timeout stops at once: botwatch never
+adds to a ban. Whatever could not be fetched is named in `missing`, never raised: the restore goes on
+with what the backup and the journal hold.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Callable
+from urllib.parse import urlsplit
+
+from botwatch.core.config import Replay
+
+log = logging.getLogger(__name__)
+
+WINDOW_MS = 24 * 3600 * 1000 - 1        # the longest startTime..endTime span Binance accepts
+PAGE = 1000                             # Binance's cap on limit
+RETRIES_429 = 3
+MAX_RETRY_AFTER = 60.0
+
+
+@dataclass(frozen=True)
+class ExchangeFill:
+    trade_id: str
+    timestamp_ms: int
+    symbol: str              # unified (BTC/USDT)
+    side: str                # buy | sell
+    price: Decimal
+    amount: Decimal
+    fee_in_quote: Decimal
+    order_id: str
+
+
+@dataclass
+class ExchangeFills:
+    fills: list[ExchangeFill] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)     # what could not be fetched, and why
+    requests: int = 0
+
+
+def read_credentials(replay: Replay) -> tuple[str, str]:
+    """(apiKey, secret) from the credentials file: one line "apiKey:secret"."""
+    text = replay.credentials_file.read_text(encoding="utf-8").strip()
+    key, sep, secret = text.partition(":")
+    if not sep or not key or not secret:
+        raise ValueError(f"{replay.credentials_file}: expected one line 'apiKey:secret'")
+    return key.strip(), secret.strip()
+
+
+def make_exchange(replay: Replay, options: dict | None = None):
+    """A ccxt client for the replay: rate limiter on, the key read now, urls moved to `api_url` if given."""
+    import ccxt
+
+    key, secret = read_credentials(replay)
+    exchange = getattr(ccxt, replay.exchange)({
+        "apiKey": key, "secret": secret, "enableRateLimit": True, "timeout": int(replay.timeout * 1000),
+        "options": {"fetchCurrencies": False, **(options or {})},
+    })
+    if replay.api_url:
+        origin = replay.api_url.rstrip("/")
+        exchange.urls["api"] = _moved(exchange.urls.get("api"), origin)
+    return exchange
+
+
+def _moved(urls, origin: str):
+    """Every URL in ccxt's `urls['api']` (a string or a nested dict) with its scheme and host replaced."""
+    if isinstance(urls, dict):
+        return {name: _moved(url, origin) for name, url in urls.items()}
+    if isinstance(urls, str):
+        parts = urlsplit(urls)
+        return origin + parts.path + (f"?{parts.query}" if parts.query else "")
+    return urls
+
+
+def fetch_fills(replay: Replay, since_ms: int, until_ms: int, exchange=None,
+                sleep: Callable[[float], None] = time.sleep) -> ExchangeFills:
+    """Every fill of the account on the replay's symbols between the two times (ms), each once."""
+    import ccxt
+
+    result = ExchangeFills()
+    try:
+        exchange = exchange or make_exchange(replay, replay.options)
+    except (OSError, ValueError) as err:
+        result.missing.append(f"no exchange credentials: {err}")
+        return result
+    seen: set[str] = set()
+    for symbol in replay.symbol_map():
+        try:
+            _fetch_symbol(exchange, symbol, since_ms, until_ms, seen, result, sleep)
+        except ccxt.AuthenticationError as err:
+            result.missing.append(f"{replay.exchange} refused the key ({_short(err)}): no fill of any symbol checked")
+            break
+        except ccxt.DDoSProtection as err:
+            if "418" in str(err) or _status(exchange) == 418:
+                result.missing.append(f"{replay.exchange} is banning this IP (418): stopped asking")
+                break
+            result.missing.append(f"{symbol}: rate-limited after {RETRIES_429} retries ({_short(err)})")
+        except ccxt.RateLimitExceeded as err:
+            result.missing.append(f"{symbol}: rate-limited after {RETRIES_429} retries ({_short(err)})")
+        except (ccxt.NetworkError, ccxt.ExchangeError) as err:
+            result.missing.append(f"{symbol}: {type(err).__name__}: {_short(err)}")
+    result.fills.sort(key=lambda fill: (fill.timestamp_ms, fill.trade_id))
+    return result
+
+
+def _fetch_symbol(exchange, symbol: str, since_ms: int, until_ms: int, seen: set[str], result: ExchangeFills,
+                  sleep: Callable[[float], None]) -> None:
+    start = since_ms
+    while start <= until_ms:
+        end = min(start + WINDOW_MS, until_ms)
+        cursor = start
+        while True:
+            page = _call(exchange, symbol, cursor, end, result, sleep)
+            fresh = 0
+            for trade in page:
+                fill = _fill(trade, symbol)
+                key = f"{symbol}:{fill.trade_id}" if fill else None
+                if fill is not None and key not in seen:
+                    seen.add(key)
+                    result.fills.append(fill)
+                    fresh += 1
+            if len(page) < PAGE:
+                break
+            newest = max(int(trade.get("timestamp") or cursor) for trade in page)
+            # the next page starts at the newest fill's millisecond (it may hold more fills); if a whole
+            # page was that one millisecond, step past it rather than ask for the same page again
+            cursor = newest if newest > cursor or fresh else newest + 1
+            if cursor > end:
+                break
+        start = end + 1
+
+
+def _call(exchange, symbol: str, since: int, until: int, result: ExchangeFills,
+          sleep: Callable[[float], None]) -> list[dict]:
+    import ccxt
+
+    for attempt in range(RETRIES_429 + 1):
+        result.requests += 1
+        try:
+            return exchange.fetch_my_trades(symbol, since, PAGE, {"until": until})
+        except ccxt.DDoSProtection:
+            if _status(exchange) == 418 or attempt == RETRIES_429:
+                raise
+            sleep(_retry_after(exchange))
+        except ccxt.RateLimitExceeded:
+            if attempt == RETRIES_429:
+                raise
+            sleep(_retry_after(exchange))
+    return []
+
+
+def _status(exchange) -> int | None:
+    status = getattr(exchange, "last_http_response_status", None) or getattr(exchange, "last_response_status", None)
+    return int(status) if isinstance(status, int) or (isinstance(status, str) and status.isdigit()) else None
+
+
+def _retry_after(exchange) -> float:
+    headers = getattr(exchange, "last_response_headers", None) or {}
+    value = next((v for k, v in headers.items() if str(k).lower() == "retry-after"), None)
+    try:
+        return min(max(float(value), 0.0), MAX_RETRY_AFTER)
+    except (TypeError, ValueError):
+        return 1.0
+
+
+def _fill(trade: dict, symbol: str) -> ExchangeFill | None:
+    try:
+        price, amount = Decimal(str(trade["price"])), Decimal(str(trade["amount"]))
+        base, quote = symbol.split("/", 1)[0], symbol.split("/", 1)[1].split(":")[0]
+        fee = trade.get("fee") or {}
+        cost = Decimal(str(fee.get("cost") or 0))
+        currency = fee.get("currency")
+        fee_in_quote = cost if currency in (None, quote) else cost * price if currency == base else Decimal(0)
+        return ExchangeFill(str(trade["id"]), int(trade["timestamp"]), symbol, str(trade["side"]).lower(), price,
+                            amount, fee_in_quote, str(trade.get("order") or ""))
+    except (KeyError, TypeError, ValueError, ArithmeticError, IndexError):
+        log.warning("a trade from the exchange without the fields of a fill skipped: %.200r", trade)
+        return None
+
+
+def _short(err: Exception) -> str:
+    return str(err)[:200]
+
+
+class ExchangeSource:
+    """The exchange's fills as a restore's TradeSource: trade-file fields, the symbol as the bot writes it."""
+
+    def __init__(self, replay: Replay, since: float, until: float, fetch: Callable[..., ExchangeFills] = fetch_fills):
+        self.replay = replay
+        self.description = f"the exchange ({replay.exchange})"
+        self.since, self.until = since, until
+        self.fetch = fetch
+        self.result: ExchangeFills | None = None
+
+    def fills(self):
+        self.result = self.fetch(self.replay, int(self.since * 1000), int(self.until * 1000))
+        symbols = self.replay.symbol_map()
+        for fill in self.result.fills:
+            moment = datetime.fromtimestamp(fill.timestamp_ms / 1000, timezone.utc)
+            yield {"timestamp": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                   "trade_id": fill.trade_id, "symbol": symbols.get(fill.symbol, fill.symbol), "side": fill.side,
+                   "price": _plain(fill.price), "qty": _plain(fill.amount), "fee": _plain(fill.fee_in_quote)}
+
+
+def _plain(number: Decimal) -> str:
+    """A Decimal without exponent or trailing zeros: 30000.5, 0.01, 0."""
+    text = format(number.normalize(), "f")
+    return text if "." not in text else text.rstrip("0").rstrip(".") or "0"
