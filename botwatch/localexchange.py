@@ -30,6 +30,7 @@ SYMBOLS = {"BTCUSDT": ("BTC", "USDT", 90000.0), "ETHUSDT": ("ETH", "USDT", 3000.
 INTERVALS = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "1h": 3600}
 AUTH_ERROR = {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."}
 DAY_MS = 24 * 3600 * 1000
+ID_BASE = {"BTCUSDT": 3_000_000_001, "ETHUSDT": 1_500_000_001}     # trade ids: a sequence per symbol
 SWING = 0.004       # the walk's step each second, as a fraction: a 0.2 % ROI is hit within seconds
 
 
@@ -93,10 +94,10 @@ class LocalExchange:
 
     def add_trade(self, symbol: str, time_ms: int, side: str, price: float, qty: float, commission: float = 0.0,
                   commission_asset: str | None = None) -> dict:
-        """A fill of the account (ids count up from 1, as Binance's do per symbol)."""
+        """A fill of the account (ids count up per symbol, as Binance's do, each symbol in its own range)."""
         with self._lock:
-            trade_id = 1 + sum(1 for t in self.trades if t["symbol"] == symbol)
-            trade = {"symbol": symbol, "id": trade_id, "orderId": 1000 + trade_id, "orderListId": -1,
+            trade_id = ID_BASE[symbol] + sum(1 for t in self.trades if t["symbol"] == symbol)
+            trade = {"symbol": symbol, "id": trade_id, "orderId": 7_000_000_000 + trade_id, "orderListId": -1,
                      "price": f"{price:.8f}", "qty": f"{qty:.8f}", "quoteQty": f"{price * qty:.8f}",
                      "commission": f"{commission:.8f}", "commissionAsset": commission_asset or SYMBOLS[symbol][1],
                      "time": int(time_ms), "isBuyer": side == "buy", "isMaker": True, "isBestMatch": True}

@@ -102,7 +102,7 @@ def fetch_fills(replay: Replay, since_ms: int, until_ms: int, exchange=None,
             result.missing.append(f"{replay.exchange} refused the key ({_short(err)}): no fill of any symbol checked")
             break
         except ccxt.DDoSProtection as err:
-            if "418" in str(err) or _status(exchange) == 418:
+            if _banned(err):
                 result.missing.append(f"{replay.exchange} is banning this IP (418): stopped asking")
                 break
             result.missing.append(f"{symbol}: rate-limited after {RETRIES_429} retries ({_short(err)})")
@@ -149,8 +149,8 @@ def _call(exchange, symbol: str, since: int, until: int, result: ExchangeFills,
         result.requests += 1
         try:
             return exchange.fetch_my_trades(symbol, since, PAGE, {"until": until})
-        except ccxt.DDoSProtection:
-            if _status(exchange) == 418 or attempt == RETRIES_429:
+        except ccxt.DDoSProtection as err:
+            if _banned(err) or attempt == RETRIES_429:
                 raise
             sleep(_retry_after(exchange))
         except ccxt.RateLimitExceeded:
@@ -160,9 +160,9 @@ def _call(exchange, symbol: str, since: int, until: int, result: ExchangeFills,
     return []
 
 
-def _status(exchange) -> int | None:
-    status = getattr(exchange, "last_http_response_status", None) or getattr(exchange, "last_response_status", None)
-    return int(status) if isinstance(status, int) or (isinstance(status, str) and status.isdigit()) else None
+def _banned(err: Exception) -> bool:
+    """A 418: the exchange is banning the IP for ignoring 429s (ccxt words it "<exchange> 418 ...")."""
+    return " 418 " in f" {err} "
 
 
 def _retry_after(exchange) -> float:
@@ -196,15 +196,17 @@ def _short(err: Exception) -> str:
 class ExchangeSource:
     """The exchange's fills as a restore's TradeSource: trade-file fields, the symbol as the bot writes it."""
 
-    def __init__(self, replay: Replay, since: float, until: float, fetch: Callable[..., ExchangeFills] = fetch_fills):
+    def __init__(self, replay: Replay, since: float, until: float, fetch: Callable[..., ExchangeFills] = fetch_fills,
+                 sleep: Callable[[float], None] = time.sleep):
         self.replay = replay
+        self.sleep = sleep
         self.description = f"the exchange ({replay.exchange})"
         self.since, self.until = since, until
         self.fetch = fetch
         self.result: ExchangeFills | None = None
 
     def fills(self):
-        self.result = self.fetch(self.replay, int(self.since * 1000), int(self.until * 1000))
+        self.result = self.fetch(self.replay, int(self.since * 1000), int(self.until * 1000), sleep=self.sleep)
         symbols = self.replay.symbol_map()
         for fill in self.result.fills:
             moment = datetime.fromtimestamp(fill.timestamp_ms / 1000, timezone.utc)

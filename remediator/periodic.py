@@ -22,6 +22,7 @@ from remediator.backup import BackupResult, S3Store, backup_bot, prune, store_fo
 from remediator.ledger import Ledger
 from remediator.metrics import Metrics
 from remediator.mirror import FillMirror, mirror_path
+from remediator.mirror_hummingbot import LogFillMirror
 from remediator.notifier import Notifier, escape
 from remediator.opslog import OperationsLog
 
@@ -46,6 +47,8 @@ class PeriodicWork:
         self._mirrored_at = 0.0
         self.mirrors = [FillMirror(bot, mirror_path(mirror_dir, bot), api)
                         for bot in config.bots if mirror_dir and (api := bot_api(bot)) is not None]
+        self.mirrors += [LogFillMirror(bot, mirror_path(mirror_dir, bot)) for bot in config.bots
+                         if mirror_dir and bot.preset == "hummingbot" and bot.log_file is not None]
 
     def tick(self) -> None:
         self.maybe_mirror()

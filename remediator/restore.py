@@ -258,7 +258,7 @@ def restore(bot: Bot, store: BackupStore | None, runtime, check_alive: Callable,
     sources = [source] if source else []
     if bot.replay is not None:
         since = (good[0].last_ts or good[0].created) if good else _first_fill_time(source)
-        exchange = ExchangeSource(bot.replay, since - bot.replay.margin, clock())
+        exchange = ExchangeSource(bot.replay, since - bot.replay.margin, clock(), sleep=sleep)
         sources.append(exchange)
     data = build(bot, good[1] if good else None, sources, report)
     if bot.replay is not None and exchange.result is not None:

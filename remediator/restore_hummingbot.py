@@ -3,8 +3,8 @@
 The backup is put back by the SQLite restore procedure (restore_freqtrade.restore_database); this adds
 what it lacks. A fill is one by Hummingbot's primary key (market, order_id, exchange_trade_id) — mirrored
 rows carry all three and go in with `INSERT OR IGNORE` — and a fill from the exchange is one the database
-lacks when no row of that market has its exchange trade id (the exchange does not know Hummingbot's
-client order ids; such a row keeps the exchange's order id). New rows go in in time order, so the
+lacks when no row of that market and symbol has its exchange trade id (the exchange does not know
+Hummingbot's client order ids; such a row keeps the exchange's order id). New rows go in in time order, so the
 average-cost book reads them as they happened.
 """
 
@@ -33,6 +33,7 @@ def scaled(value) -> int:
 
 
 def hummingbot_fill_in(bot: Bot, mirror: Path | None, clock: Callable[[], float] = time.time,
+                       sleep: Callable[[float], None] = time.sleep,
                        fetch: Callable[..., ExchangeFills] = fetch_fills) -> Callable:
     def fill_in(path: Path, report: RestoreReport, manifest) -> None:
         rows = read_fills(mirror) if mirror else []
@@ -45,14 +46,15 @@ def hummingbot_fill_in(bot: Bot, mirror: Path | None, clock: Callable[[], float]
             from_exchange = 0
             if bot.replay is not None:
                 since = int(((manifest.last_ts or manifest.created) - bot.replay.margin) * 1000)
-                fetched = fetch(bot.replay, since, int(clock() * 1000))
-                known = {(row["market"], row["exchange_trade_id"]) for row in new}
+                fetched = fetch(bot.replay, since, int(clock() * 1000), sleep=sleep)
+                known = {(row["market"], row["symbol"], row["exchange_trade_id"]) for row in new}
                 market = bot.replay.exchange
                 for fill in fetched.fills:
                     row = _row_of_exchange_fill(fill, market, bot.replay.symbol_map())
-                    if (market, row["exchange_trade_id"]) in known or _has_trade(db, market, row["exchange_trade_id"]):
+                    key = (market, row["symbol"], row["exchange_trade_id"])
+                    if key in known or _has_trade(db, *key):
                         continue
-                    known.add((market, row["exchange_trade_id"]))
+                    known.add(key)
                     new.append(row)
                     from_exchange += 1
                 report.say(f"{len(fetched.fills)} fills from {market} since the backup ({fetched.requests} requests)"
@@ -79,9 +81,10 @@ def _has(db: sqlite3.Connection, row: dict) -> bool:
                       (row["market"], row["order_id"], row["exchange_trade_id"])).fetchone() is not None
 
 
-def _has_trade(db: sqlite3.Connection, market: str, exchange_trade_id: str) -> bool:
-    return db.execute("SELECT 1 FROM TradeFill WHERE market = ? AND exchange_trade_id = ?",
-                      (market, exchange_trade_id)).fetchone() is not None
+def _has_trade(db: sqlite3.Connection, market: str, symbol: str, exchange_trade_id: str) -> bool:
+    """Exchange trade ids are a sequence per symbol: one fill is (market, symbol, exchange trade id)."""
+    return db.execute("SELECT 1 FROM TradeFill WHERE market = ? AND symbol = ? AND exchange_trade_id = ?",
+                      (market, symbol, exchange_trade_id)).fetchone() is not None
 
 
 def _row_of_exchange_fill(fill, market: str, symbols: dict[str, str]) -> dict:

@@ -9,6 +9,7 @@ from remediator.notifier import escape
 from remediator.playbooks.base import Context, Result
 from remediator.restore import RestoreFailed, restore
 from remediator.restore_freqtrade import restore_database
+from remediator.restore_hummingbot import hummingbot_fill_in
 from remediator.runtimes import RuntimeFailure
 
 
@@ -20,9 +21,10 @@ def restore_playbook(ctx: Context) -> Result:
     if ctx.dry_run:
         return Result("dry_run", "dry run: would stop the bot, quarantine the file, restore and replay", excerpt)
     try:
-        if bot.store == "freqtrade":
+        if bot.store in ("freqtrade", "hummingbot"):
+            fill_in = hummingbot_fill_in(bot, ctx.mirror, ctx.clock, ctx.sleep) if bot.store == "hummingbot" else None
             report = restore_database(bot, store_for(ctx.config.backup), ctx.runtime, ctx.check_alive, ctx.mirror,
-                                      ctx.clock, ctx.sleep, ctx.config.remediation.verify_after)
+                                      ctx.clock, ctx.sleep, ctx.config.remediation.verify_after, fill_in)
         else:
             report = restore(bot, store_for(ctx.config.backup), ctx.runtime, ctx.check_alive, ctx.clock, ctx.sleep,
                              ctx.config.remediation.verify_after)
@@ -30,8 +32,12 @@ def restore_playbook(ctx: Context) -> Result:
         return Result("failed", f"restore failed: {err}", excerpt,
                       notice=f"🧨 <b>{escape(bot.name)}</b>: trade file corrupt and the restore failed: "
                              f"{escape(err)}. The corrupt file is kept; see the operations log.")
+    sources = ", ".join(f"{count} from {where}" for where, count in report.sources.items()) \
+        or f"{report.replayed} from {'the fill mirror' if bot.preset else 'the journal'}"
+    missing = (f" ⚠️ Not checked, fills may be missing: {escape('; '.join(report.missing))}."
+               if report.missing else "")
     return Result("success", report.detail, excerpt,
                   notice=f"🩹 <b>{escape(bot.name)}</b>: corrupt trade file restored "
-                         f"({report.from_backup} trades from backup, {report.replayed} replayed from "
-                         f"{'the fill mirror' if bot.store == 'freqtrade' else 'the journal'}); "
-                         f"the corrupt copy is kept as <code>{escape(report.quarantine.name if report.quarantine else '-')}</code>.")
+                         f"({report.from_backup} from the backup, {escape(sources)}); "
+                         f"the corrupt copy is kept as <code>{escape(report.quarantine.name if report.quarantine else '-')}</code>."
+                         + missing)

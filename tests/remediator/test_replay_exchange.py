@@ -1,0 +1,208 @@
+"""Replay from the exchange: a restore whose journal or mirror is lost asks the (local, signed, Binance-shaped)
+exchange through the real ccxt for the fills since the backup, over pages and 24-hour windows."""
+
+import csv
+import sqlite3
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from botwatch.core.config import config_from_mapping
+from botwatch.core.stores.hummingbot_db import HummingbotStore
+from botwatch.core.tradefile import validate_file
+from botwatch.localexchange import LocalExchange
+from remediator.backup import LocalStore, backup_bot
+from remediator.mirror_hummingbot import LogFillMirror
+from remediator.restore import restore
+from remediator.restore_freqtrade import restore_database
+from remediator.restore_hummingbot import hummingbot_fill_in
+from tests.fixtures.hummingbot_db import Fill, HummingbotFiles
+
+HOUR = 3600
+FILLS = 4000                 # over the last 50 hours: more than two 24-hour windows, pages of 1000
+SPOT = {"fetchMarkets": {"types": ["spot"]}, "fetchMargins": False}
+
+
+@dataclass
+class Alive:
+    up: bool = True
+    detail: str = ""
+    pid: int | None = 1
+
+
+class Runtime:
+    """Stands in for the bot's runtime: the restore's stop/start are recorded (real ones: test_restore.py)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def stop(self):
+        self.calls.append("stop")
+
+    def start(self):
+        self.calls.append("start")
+
+
+@pytest.fixture
+def exchange():
+    exchange = LocalExchange()
+    now = int(time.time() * 1000)
+    start = now - 50 * HOUR * 1000
+    for i in range(FILLS):
+        symbol = "BTCUSDT" if i % 3 else "ETHUSDT"
+        price = 30000 + (i % 50) if symbol == "BTCUSDT" else 2000 + (i % 20)
+        exchange.add_trade(symbol, start + i * (50 * HOUR * 1000 // FILLS), "buy" if i % 2 else "sell", price,
+                           0.01, commission=price * 0.01 * 0.001)
+    yield exchange
+    exchange.close()
+
+
+def config_for(tmp_path, exchange, bot: dict):
+    (tmp_path / "exchange-key").write_text(f"{exchange.api_key}:{exchange.secret}\n")
+    replay = {"exchange": "binance", "symbols": ["BTC/USDT", "ETH/USDT"], "credentials_file": "exchange-key",
+              "api_url": exchange.url, "options": SPOT, "margin": "10m"}
+    return config_from_mapping({"bots": [{**bot, "replay": replay}], "backup": {"dir": "backups"}},
+                               base=tmp_path)
+
+
+def account_ids(exchange, until_ms=None) -> list[str]:
+    return [str(t["id"]) for t in exchange.trades if until_ms is None or t["time"] <= until_ms]
+
+
+# -- a CSV bot ----------------------------------------------------------------------------------------------
+
+def csv_row(trade) -> list[str]:
+    moment = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(trade["time"] / 1000)) + f".{trade['time'] % 1000:03d}Z"
+    symbol = "BTC/USDT" if trade["symbol"] == "BTCUSDT" else "ETH/USDT"
+    return [moment, str(trade["id"]), symbol, "buy" if trade["isBuyer"] else "sell", trade["price"].rstrip("0"),
+            trade["qty"].rstrip("0"), trade["commission"].rstrip("0").rstrip(".") or "0"]
+
+
+def write_csv(path, trades):
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["timestamp", "trade_id", "symbol", "side", "price", "qty", "fee"])
+        writer.writerows(csv_row(t) for t in trades)
+
+
+@pytest.fixture
+def csv_bot(tmp_path, exchange):
+    config = config_for(tmp_path, exchange, {"name": "csvbot", "pidfile": "bot.pid", "data_file": "trades.csv",
+                                             "journal": "journal.jsonl"})
+    data = tmp_path / "trades.csv"
+    backed_up = [t for t in exchange.trades[:900]]
+    write_csv(data, backed_up)
+    store = LocalStore(config.backup.dir)
+    assert backup_bot(config.bots[0], store).outcome == "success"
+    write_csv(data, exchange.trades)           # the bot went on trading (and its journal is lost)
+    data.write_bytes(data.read_bytes()[:-40] + b"\x00" * 40)       # then its file was damaged
+    return config, store
+
+
+def per_symbol_ids(path) -> list[tuple[str, str]]:
+    with open(path) as f:
+        return [(row["symbol"], row["trade_id"]) for row in csv.DictReader(f)]
+
+
+def test_a_csv_bot_without_journal_gets_every_fill_back_from_the_exchange_once(csv_bot, exchange):
+    config, store = csv_bot
+    bot = config.bots[0]
+    report = restore(bot, store, Runtime(), Alive, verify_after=0, sleep=lambda s: None)
+    restored = per_symbol_ids(bot.data_file)
+    expected = [("BTC/USDT" if t["symbol"] == "BTCUSDT" else "ETH/USDT", str(t["id"])) for t in exchange.trades]
+    assert sorted(restored) == sorted(expected) and len(set(restored)) == len(restored)
+    assert validate_file(bot.data_file).valid
+    assert report.sources == {"the exchange (binance)": FILLS - 900} and report.missing == []
+    # 50 hours minus the backed-up part: two 24-hour windows per symbol, the BTC one in two pages
+    windows = exchange.windows
+    assert all(end - start <= 24 * HOUR * 1000 for start, end in windows) and len(windows) >= 5
+    assert "asked binance for fills since" in report.detail
+
+
+def test_a_wrong_key_restores_what_the_backup_had_and_says_what_is_missing(csv_bot, exchange, tmp_path):
+    config, store = csv_bot
+    (tmp_path / "exchange-key").write_text(f"wrong-key:{exchange.secret}\n")
+    report = restore(config.bots[0], store, Runtime(), Alive, verify_after=0, sleep=lambda s: None)
+    assert len(per_symbol_ids(config.bots[0].data_file)) == 900
+    assert report.missing and "refused the key" in report.missing[0]
+
+
+def test_a_429_storm_is_waited_out_then_given_up_per_symbol(csv_bot, exchange):
+    config, store = csv_bot
+    exchange.rate_limit_next(10_000)
+    waits = []
+    report = restore(config.bots[0], store, Runtime(), Alive, verify_after=0, sleep=waits.append)
+    assert len(per_symbol_ids(config.bots[0].data_file)) == 900
+    assert [m.split(":")[0] for m in report.missing] == ["BTC/USDT", "ETH/USDT"]
+    assert waits and all(w == 1.0 for w in waits[:3]), "waits the exchange's Retry-After"
+
+
+def test_a_banning_exchange_is_not_asked_again(csv_bot, exchange):
+    config, store = csv_bot
+    exchange.ban = True
+    report = restore(config.bots[0], store, Runtime(), Alive, verify_after=0, sleep=lambda s: None)
+    assert exchange.requests["/api/v3/myTrades"] == 1
+    assert "banning" in report.missing[0]
+
+
+# -- a Hummingbot --------------------------------------------------------------------------------------------
+
+def fill_of(trade) -> Fill:
+    pair = "BTC-USDT" if trade["symbol"] == "BTCUSDT" else "ETH-USDT"
+    return Fill(trade["time"] / 1000, f"hbot-{trade['symbol']}-{trade['id']}", str(trade["id"]), pair,
+                "BUY" if trade["isBuyer"] else "SELL", trade["price"], trade["qty"], trade["commission"])
+
+
+@pytest.fixture
+def hummingbot(tmp_path, exchange):
+    files = HummingbotFiles(tmp_path / "hb")
+    config = config_for(tmp_path, exchange, {"name": "hb", "preset": "hummingbot", "container": "hummingbot",
+                                             "data_file": str(files.db), "log_file": str(files.log)})
+    files.add(*[fill_of(t) for t in exchange.trades[:900]])
+    store = LocalStore(config.backup.dir)
+    assert backup_bot(config.bots[0], store).outcome == "success"
+    return files, config, store
+
+
+def hb_keys(path) -> list[tuple]:
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT market, symbol, exchange_trade_id FROM TradeFill ORDER BY rowid").fetchall()
+
+
+def test_a_hummingbot_gets_the_mirror_then_the_exchange_each_fill_once(hummingbot, exchange, tmp_path):
+    files, config, store = hummingbot
+    bot = config.bots[0]
+    mirror = tmp_path / "mirror" / "hb.jsonl"
+    files.add(*[fill_of(t) for t in exchange.trades[900:1500]])      # logged and mirrored ...
+    assert LogFillMirror(bot, mirror).sync() == 1500                  # (the mirror has the backed-up ones too)
+    files.add(*[fill_of(t) for t in exchange.trades[1500:]], log=False)   # ... then the log was lost
+    with open(files.db, "r+b") as f:
+        f.write(b"\0" * 100)
+    report = restore_database(bot, store, Runtime(), Alive, mirror, verify_after=0, sleep=lambda s: None,
+                              fill_in=hummingbot_fill_in(bot, mirror))
+    keys = hb_keys(bot.data_file)
+    assert len(keys) == FILLS and len(set(keys)) == FILLS
+    assert report.sources == {"mirror": 600, "exchange": FILLS - 1500}
+    # the book from the restored file is the book of every fill (in time order)
+    restored = HummingbotStore(bot.data_file)
+    assert restored.collect().valid
+    truth = HummingbotFiles(tmp_path / "truth")
+    truth.add(*[fill_of(t) for t in exchange.trades], log=False)
+    expected = HummingbotStore(truth.db)
+    expected.collect()
+    assert restored.summary().realized == pytest.approx(expected.summary().realized, abs=1e-6)
+    assert restored.summary().positions == pytest.approx(expected.summary().positions)
+
+
+def test_replaying_the_mirror_twice_adds_nothing_twice(hummingbot, exchange, tmp_path):
+    files, config, store = hummingbot
+    bot = config.bots[0].model_copy(update={"replay": None})
+    mirror = tmp_path / "mirror" / "hb.jsonl"
+    files.add(*[fill_of(t) for t in exchange.trades[900:1000]])
+    LogFillMirror(bot, mirror).sync()
+    for _ in range(2):
+        restore_database(bot, store, Runtime(), Alive, mirror, verify_after=0, sleep=lambda s: None,
+                         fill_in=hummingbot_fill_in(bot, mirror))
+        keys = hb_keys(bot.data_file)
+        assert len(keys) == 1000 and len(set(keys)) == 1000
