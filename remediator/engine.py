@@ -44,12 +44,13 @@ class Remediator:
         self._stopping = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="playbook")
         self._thread: threading.Thread | None = None
-        self.intake = Intake(config, self.ledger, self.opslog, clock, on_scheduled=self._wake.set)
+        learned: dict[str, str] = {}     # bot -> exchange, from preset bots' own APIs (periodic fills it)
+        self.intake = Intake(config, self.ledger, self.opslog, clock, on_scheduled=self._wake.set, learned=learned)
         self.runner = Runner(config, self.ledger, self.opslog, self.metrics, self.notifier,
                              {bot.name: factory(bot) for bot in config.bots}, self._pool, clock, sleep, restore,
-                             on_done=self._wake.set, mirror_dir=data_dir)
+                             on_done=self._wake.set, mirror_dir=data_dir, learned=learned)
         self.periodic = PeriodicWork(config, self.ledger, self.opslog, self.metrics, self.notifier, self._pool, clock,
-                                     mirror_dir=data_dir)
+                                     mirror_dir=data_dir, learned=learned)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)

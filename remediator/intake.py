@@ -13,7 +13,7 @@ from botwatch.core.config import Config
 from remediator.ledger import Ledger
 from remediator.opslog import OperationsLog
 from remediator.payload import Alert
-from remediator.playbooks import BY_ALERT
+from remediator.playbooks import BY_ALERT, EXCHANGE_ALERTS
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +22,9 @@ COUNTS = ("scheduled", "duplicate", "resolved", "ignored", "noted")
 
 class Intake:
     def __init__(self, config: Config, ledger: Ledger, opslog: OperationsLog, clock: Callable[[], float],
-                 on_scheduled: Callable[[], None] = lambda: None):
+                 on_scheduled: Callable[[], None] = lambda: None, learned: dict[str, str] | None = None):
         self.config = config
+        self.learned = learned if learned is not None else {}   # bot -> exchange, as its own API said
         self.ledger = ledger
         self.opslog = opslog
         self.clock = clock
@@ -49,6 +50,8 @@ class Intake:
         return True
 
     def _take(self, alert: Alert, now: float) -> str:
+        if alert.alertname in EXCHANGE_ALERTS:
+            return self._take_exchange(alert, now)
         bot = self.config.bot(alert.bot) if alert.bot is not None else None
         playbook = BY_ALERT.get(alert.alertname)
         if bot is None:
@@ -68,6 +71,36 @@ class Intake:
         self.ledger.schedule(bot.name, playbook, now, alert.alertname, alert.fingerprint, alert.starts_at)
         self._note(alert, now, f"scheduled {playbook}", bot=bot.name)
         log.info("%s: %s firing: %s scheduled", bot.name, alert.alertname, playbook)
+        return "scheduled"
+
+    def _take_exchange(self, alert: Alert, now: float) -> str:
+        """An alert about an exchange: once per incident, each bot on it runs its own on_rate_limit, and the
+        exchange's own command (or, with none anywhere, a notice) runs once, on the first of its bots."""
+        exchange = alert.labels.get("exchange")
+        bots = self.config.bots_on(exchange, self.learned) if exchange else []
+        if not bots:
+            self._note(alert, now, "no configured bot on this exchange: ignored", bot=f"exchange:{str(exchange)[:200]}")
+            return "ignored"
+        target = f"exchange:{exchange}"
+        if alert.status == "resolved":
+            self.ledger.resolve_incident(alert.fingerprint, alert.starts_at, now)
+            cancelled = sum(self.ledger.cancel_scheduled(bot.name, playbook, now, f"{alert.alertname} resolved")
+                            for bot in bots for playbook in ("api_rate_limit", "exchange_rate_limit"))
+            self._note(alert, now, f"resolved; {cancelled} pending cancelled" if cancelled else "resolved", bot=target)
+            return "resolved"
+        if not self.ledger.open_incident(alert.fingerprint, alert.starts_at, alert.alertname, target, now):
+            self._note(alert, now, "duplicate: already acted on", bot=target)
+            return "duplicate"
+        own = [bot for bot in bots if bot.on_rate_limit]
+        for bot in own:
+            self.ledger.schedule(bot.name, "api_rate_limit", now, alert.alertname, alert.fingerprint, alert.starts_at,
+                                 f"{exchange} rate-limits its bots together")
+        settings = self.config.exchanges.get(exchange)
+        if (settings and settings.on_rate_limit) or not own:
+            self.ledger.schedule(bots[0].name, "exchange_rate_limit", now, alert.alertname, alert.fingerprint,
+                                 alert.starts_at, f"exchange {exchange}")
+        self._note(alert, now, f"scheduled on_rate_limit for {len(own)} bot(s) on {exchange}", bot=target)
+        log.info("%s: %s firing: %d bot(s) asked to slow down", exchange, alert.alertname, len(own))
         return "scheduled"
 
     def _note(self, alert: Alert, now: float, note: str, alertname: str | None = None, bot: str = "") -> None:

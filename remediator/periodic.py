@@ -33,7 +33,8 @@ MIRROR_INTERVAL = 2.0      # seconds between syncs of the fill mirrors: one smal
 
 class PeriodicWork:
     def __init__(self, config: Config, ledger: Ledger, opslog: OperationsLog, metrics: Metrics, notifier: Notifier,
-                 pool: Executor, clock: Callable[[], float], mirror_dir: Path | None = None):
+                 pool: Executor, clock: Callable[[], float], mirror_dir: Path | None = None,
+                 learned: dict[str, str] | None = None):
         self.config = config
         self.ledger = ledger
         self.opslog = opslog
@@ -43,6 +44,7 @@ class PeriodicWork:
         self.clock = clock
         self._backing_up = threading.Lock()
         self._reporting = threading.Lock()
+        self.learned = learned if learned is not None else {}    # bot -> exchange, as its own API said
         self._mirroring = threading.Lock()
         self._mirrored_at = 0.0
         self.mirrors = [FillMirror(bot, mirror_path(mirror_dir, bot), api)
@@ -62,6 +64,13 @@ class PeriodicWork:
             self._mirrored_at = self.clock()
             self.pool.submit(self.mirror)
 
+    def _learn_exchange(self, mirror) -> None:
+        """A Freqtrade bot without an `exchange` key names its exchange in /api/v1/show_config (asked once)."""
+        api = getattr(mirror, "api", None)
+        answer = api.get("show_config") if api is not None else None
+        if isinstance(answer, dict) and isinstance(answer.get("exchange"), str) and answer["exchange"]:
+            self.learned[mirror.bot.name] = answer["exchange"]
+
     def mirror(self) -> int:
         """Copy each preset bot's newly closed trades into its mirror; how many in all."""
         with self._mirroring:
@@ -69,6 +78,8 @@ class PeriodicWork:
             for mirror in self.mirrors:
                 try:
                     copied += mirror.sync()
+                    if mirror.bot.exchange is None and mirror.bot.name not in self.learned:
+                        self._learn_exchange(mirror)
                 except OSError as err:      # a full disk: said in the log, tried again next time
                     log.warning("%s: fill mirror: %s", mirror.bot.name, err)
             return copied

@@ -33,7 +33,7 @@ class Runner:
     def __init__(self, config: Config, ledger: Ledger, opslog: OperationsLog, metrics: Metrics, notifier: Notifier,
                  runtimes: dict, pool: Executor, clock: Callable[[], float], sleep: Callable[[float], None],
                  restore: Callable | None = None, on_done: Callable[[], None] = lambda: None,
-                 mirror_dir: Path | None = None):
+                 mirror_dir: Path | None = None, learned: dict[str, str] | None = None):
         self.config = config
         self.ledger = ledger
         self.opslog = opslog
@@ -46,6 +46,7 @@ class Runner:
         self.restore = restore
         self.on_done = on_done
         self.mirror_dir = mirror_dir
+        self.learned = learned if learned is not None else {}    # bot -> exchange, as its own API said
         self.apis = {bot.name: api for bot in config.bots if (api := bot_api(bot)) is not None}   # one session each
         self._busy: set[str] = set()          # bots with a playbook running
         self._idle = threading.Condition()    # guards _busy; notified when a bot's run ends
@@ -99,7 +100,8 @@ class Runner:
         ctx = Context(self.config, bot, action, runtime, self.ledger, self.clock, self.sleep,
                       check_alive=lambda: check_alive(bot, runtime.status),
                       run_command=self.run_command, restore=self.restore, api=self.apis.get(action.bot),
-                      mirror=mirror_path(self.mirror_dir, bot) if self.mirror_dir and bot.preset else None)
+                      mirror=mirror_path(self.mirror_dir, bot) if self.mirror_dir and bot.preset else None,
+                      extra={"exchange": bot.exchange_name(self.learned)})
         try:
             result = PLAYBOOKS[action.playbook].run(ctx)
         except Exception as err:  # a bug or an unexpected failure: recorded, never raised to the webhook

@@ -49,6 +49,10 @@ CONFIG = {
     "rate_limit_window": "5m",
     "rate_limit_errors": 5,
     "rate_limited_for": "2m",
+    # ExchangeRateLimited: bots on one exchange account or IP share its limit, so their rate-limit errors
+    # are summed per exchange (tradingbot_info names each bot's exchange): this many in the window, from
+    # however many bots, runs every one's on_rate_limit (or the exchange's own command) once.
+    "exchange_rate_limit_errors": 10,
     # TradingBotAbnormalTradeFrequency: the rate window trades noise for speed. 30m smooths a bot that
     # trades a few times an hour; bounds come from tradingbot_expected_trades_per_hour per bot.
     "trade_rate_window": "30m",
@@ -126,6 +130,9 @@ def recording_rules(c: dict) -> list[dict]:
     rules += [
         {"record": "bot:tradingbot_trades_per_hour:rate",
          "expr": f"rate(tradingbot_trades_total[{c['trade_rate_window']}]) * 3600"},
+        {"record": f"exchange:tradingbot_rate_limit_errors:increase{c['rate_limit_window']}",
+         "expr": f"sum by (exchange) (increase(tradingbot_api_errors_total{{kind=\"rate_limit\"}}[{c['rate_limit_window']}])"
+                 " * on (bot) group_left (exchange) max by (bot, exchange) (tradingbot_info{exchange!=\"\"}))"},
         {"record": "bot:tradingbot_equity:change_24h", "expr": "tradingbot_equity - tradingbot_equity offset 24h"},
         {"record": "bot:tradingbot_realized_pnl:change_24h",
          "expr": "tradingbot_realized_pnl - tradingbot_realized_pnl offset 24h"},
@@ -185,6 +192,13 @@ def liveness_alerts(c: dict) -> list[dict]:
                "A trading bot is being rate-limited by its exchange.",
                "{{ $labels.bot }} hit {{ $value | humanize }} rate-limit errors in the last "
                + c["rate_limit_window"] + "; botwatch runs its on_rate_limit command if one is configured."),
+        _alert(c, "ExchangeRateLimited",
+               f"exchange:tradingbot_rate_limit_errors:increase{c['rate_limit_window']} > {c['exchange_rate_limit_errors']}",
+               c["rate_limited_for"], "warning",
+               "The bots on one exchange are being rate-limited together.",
+               "The bots on {{ $labels.exchange }} hit {{ $value | humanize }} rate-limit errors between them in the "
+               "last " + c["rate_limit_window"] + "; they share its limit, so botwatch asks each to slow down "
+               "(their on_rate_limit, or the exchange's) before the exchange bans the account or IP."),
     ]
 
 

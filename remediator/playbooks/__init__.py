@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from remediator.playbooks.api_errors import api_auth_playbook, api_rate_limit_playbook
+from remediator.playbooks.api_errors import api_auth_playbook, api_rate_limit_playbook, exchange_rate_limit_playbook
 from remediator.playbooks.base import OUTCOMES, Context, Result
 from remediator.playbooks.restart import restart_playbook
 from remediator.playbooks.restore import restore_playbook
@@ -30,7 +30,10 @@ PLAYBOOKS = {playbook.name: playbook for playbook in (
     Playbook("restore", ("TradingBotDataCorrupted",), restore_playbook),
     Playbook("api_auth", ("TradingBotApiKeyErrors",), api_auth_playbook),
     Playbook("api_rate_limit", ("TradingBotRateLimited",), api_rate_limit_playbook),
+    Playbook("exchange_rate_limit", ("ExchangeRateLimited",), exchange_rate_limit_playbook),
 )}
 BY_ALERT = {alertname: playbook.name for playbook in PLAYBOOKS.values() for alertname in playbook.alertnames}
+# alerts about an exchange (label `exchange`), not one bot: the intake fans them out to the bots on it
+EXCHANGE_ALERTS = ("ExchangeRateLimited",)
 
-__all__ = ["BY_ALERT", "OUTCOMES", "PLAYBOOKS", "Context", "Playbook", "Result"]
+__all__ = ["BY_ALERT", "EXCHANGE_ALERTS", "OUTCOMES", "PLAYBOOKS", "Context", "Playbook", "Result"]

@@ -55,6 +55,7 @@ def test_amtool_accepts_the_rendered_config_and_it_holds_the_secrets(tmp_path):
     (["alertname=TradingBotAbnormalTradeFrequency", "severity=critical", "bot=x"], "telegram-critical"),
     (["alertname=TradingBotStaleData", "severity=warning", "bot=x"], "telegram-warning"),
     (["alertname=TradingBotRateLimited", "severity=warning", "bot=x"], "remediator,telegram-warning"),
+    (["alertname=ExchangeRateLimited", "severity=warning", "exchange=binance"], "remediator,telegram-warning"),
     (["alertname=BotwatchAlertDeliveryFailing", "severity=critical"], "remediator,telegram-critical"),
 ])
 def test_routes_by_severity(labels, receivers):

@@ -14,7 +14,7 @@ RULE_TESTS = sorted((ROOT / "prometheus" / "tests").glob("*.yml"))
 DOCUMENTED_ALERTS = ["TradingBotDown", "TradingBotDownCritical", "TradingBotDataCorrupted", "TradingBotStaleData",
                    "TradingBotApiKeyErrors", "TradingBotAbnormalTradeFrequency", "TradingBotRestartLoop",
                    "TradingBotUptimeBudgetBurn", "BotwatchExporterDown", "BotwatchRemediatorDown",
-                   "BotwatchAlertDeliveryFailing"]
+                   "BotwatchAlertDeliveryFailing", "TradingBotStuck", "TradingBotStopped", "ExchangeRateLimited"]
 
 
 def promtool(*args):
