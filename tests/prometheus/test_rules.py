@@ -77,8 +77,8 @@ def test_each_alert_is_complete(rule):
     assert rule["labels"]["severity"] in ("remediate", "critical", "warning")
     notes = rule["annotations"]
     assert "{{" not in notes["summary"], "summary is static"
-    assert "$labels.bot" in notes["description"] or "$labels.instance" in notes["description"] \
-        or "$labels.integration" in notes["description"]
+    assert any(f"$labels.{label}" in notes["description"] for label in ("bot", "instance", "integration", "exchange")), \
+        "the description names what it is about"
     anchor = notes["runbook_url"].rsplit("#", 1)[1]
     headings = {h.lower() for h in re.findall(r"^## (\S+)$", (ROOT / "runbook.md").read_text(), re.M)}
     assert anchor in headings, f"runbook.md has no section {anchor}"
