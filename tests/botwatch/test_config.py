@@ -171,4 +171,19 @@ def test_the_freqtrade_preset_fills_what_the_bot_leaves_out_and_explicit_keys_wi
 
 def test_api_keys_without_a_preset_are_a_mistake():
     assert problems({"bots": [bot(api_url="http://127.0.0.1:8080")]}) == [
-        "bots[0] (ok): api_url and api_auth_file go with a preset (preset: freqtrade)"]
+        "bots[0] (ok): api_url and api_auth_file go with preset: freqtrade (the bot with a REST API)"]
+    assert problems({"bots": [bot(preset="hummingbot", api_url="http://127.0.0.1:8080")]}) == [
+        "bots[0] (ok): api_url and api_auth_file go with preset: freqtrade (the bot with a REST API)"]
+
+
+def test_hummingbot_preset_fills_its_patterns_and_replay_names_a_ccxt_exchange():
+    config = config_from_mapping({"bots": [bot(preset="hummingbot", error_patterns={"other": ["boom"]})]})
+    hb = config.bots[0]
+    assert hb.store == "hummingbot" and hb.stuck_after == 900
+    assert any("HTTP status is 401" in p for p in hb.error_patterns.auth) and hb.error_patterns.other == ["boom"]
+    replay = {"exchange": "binanse", "symbols": ["BTC/USDT"], "credentials_file": "k"}
+    [problem] = problems({"bots": [bot(replay=replay)]})
+    assert problem.startswith("bots[0].replay") and "'binanse' is not a ccxt exchange id" in problem
+    ok = config_from_mapping({"bots": [bot(replay={**replay, "exchange": "binance"})],
+                              "exchanges": {"binance": {"on_rate_limit": ["scripts/slow-down.sh"]}}})
+    assert ok.bots[0].exchange_name() == "binance" and [b.name for b in ok.bots_on("binance")] == ["ok"]
