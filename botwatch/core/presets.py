@@ -50,7 +50,7 @@ HUMMINGBOT_ERROR_PATTERNS = {
         r"\b(RateLimitExceeded|DDoSProtection)\b",
     ],
     "other": [
-        r"is not ready\. Please wait",
+        r"(is|are) not ready\. Please wait",
         r"NetworkStatus\.NOT_CONNECTED",
         r"\bUnexpected error\b",
     ],
