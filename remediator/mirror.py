@@ -42,24 +42,29 @@ def read_open_trades(mirror: Path) -> list[dict]:
         if isinstance(trades, list) else []
 
 
-def read_mirror(path: Path) -> list[dict]:
-    """The mirrored closed trades, in the order they were mirrored; a torn last line is left out."""
-    trades = []
+def read_jsonl(path: Path, keep) -> list[dict]:
+    """The objects of an append-only JSONL file that `keep` accepts, in order; a torn last line is left out."""
+    found = []
     try:
         with open(path, encoding="utf-8") as f:
             for line in f:
                 if not line.endswith("\n"):
                     break
                 try:
-                    trade = json.loads(line)
+                    item = json.loads(line)
                 except ValueError:
                     log.warning("%s: a line that is not JSON skipped", path)
                     continue
-                if isinstance(trade, dict) and isinstance(trade.get("trade_id"), int):
-                    trades.append(trade)
+                if isinstance(item, dict) and keep(item):
+                    found.append(item)
     except FileNotFoundError:
         pass
-    return trades
+    return found
+
+
+def read_mirror(path: Path) -> list[dict]:
+    """The mirrored closed trades, in the order they were mirrored."""
+    return read_jsonl(path, lambda trade: isinstance(trade.get("trade_id"), int))
 
 
 class FillMirror:

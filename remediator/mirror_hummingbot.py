@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from botwatch.core.config import Bot
+from remediator.mirror import read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -30,23 +31,10 @@ def fill_key(row: dict) -> tuple[str, str, str]:
 
 
 def read_fills(path: Path) -> list[dict]:
-    """The mirrored TradeFill rows, in the order they were mirrored; a torn last line is left out."""
-    rows = []
-    try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if not line.endswith("\n"):
-                    break
-                try:
-                    row = json.loads(line)
-                    fill_key(row)
-                except (ValueError, KeyError, TypeError):
-                    log.warning("%s: a line that is not a mirrored fill skipped", path)
-                    continue
-                rows.append(row)
-    except FileNotFoundError:
-        pass
-    return rows
+    """The mirrored TradeFill rows, in the order they were mirrored."""
+    return read_jsonl(path, lambda row: all(isinstance(row.get(k), str) for k in
+                                            ("market", "order_id", "exchange_trade_id", "price", "amount",
+                                             "trade_fee_in_quote", "symbol", "trade_type")))
 
 
 def _decimal(value) -> Decimal | None:

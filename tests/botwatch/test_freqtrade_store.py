@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from botwatch.core.stores import freqtrade_db as store_module
+from botwatch.core.stores import sqlite_check
 from botwatch.core.stores.freqtrade_db import FreqtradeStore
 from tests.conftest import ROOT
+from tests.fixtures.sqlite_damage import truncate_half, zero_a_middle_page, zero_header
 
 
 def figures_match(store: FreqtradeStore, truth: dict) -> None:
@@ -35,24 +36,8 @@ def test_an_unchanged_database_is_not_opened(freqtrade_db, monkeypatch):
     store = FreqtradeStore(path)
     first = store.collect()
     opened = []
-    monkeypatch.setattr(store_module, "connect_ro", lambda p: opened.append(p))
+    monkeypatch.setattr(sqlite_check, "connect_ro", lambda p: opened.append(p))
     assert store.collect() is first and opened == []
-
-
-def zero_header(path):
-    with open(path, "r+b") as f:
-        f.write(b"\0" * 16)
-
-
-def truncate_half(path):
-    os.truncate(path, os.path.getsize(path) // 2)
-
-
-def zero_a_middle_page(path):
-    page = 4096
-    with open(path, "r+b") as f:
-        f.seek((os.path.getsize(path) // page // 2) * page)
-        f.write(b"\0" * page)
 
 
 def drop_orders(path):

@@ -8,6 +8,7 @@ import pytest
 
 from botwatch.core.stores.hummingbot_db import HummingbotStore
 from tests.fixtures.hummingbot_db import Fill, HummingbotFiles
+from tests.fixtures.sqlite_damage import truncate_half, zero_a_middle_page, zero_header
 
 T0 = 1_790_000_000.0
 
@@ -58,22 +59,6 @@ def test_new_fills_are_read_incrementally(hummingbot):
     # the short of 0.4 @ 30500 bought back at 30000: +200, minus its fee
     assert store.summary().realized == pytest.approx(425.3 + 200 - 12)
     assert store.summary().positions["BTC-USDT"] == pytest.approx(0.0)
-
-
-def zero_header(path):
-    with open(path, "r+b") as f:
-        f.write(b"\0" * 16)
-
-
-def truncate_half(path):
-    os.truncate(path, os.path.getsize(path) // 2)
-
-
-def zero_a_middle_page(path):
-    page = 4096
-    with open(path, "r+b") as f:
-        f.seek((os.path.getsize(path) // page // 2) * page)
-        f.write(b"\0" * page)
 
 
 def drop_a_column(path):

@@ -11,28 +11,15 @@ validates from scratch.
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
 from botwatch.core.book import BookSummary
-from botwatch.core.stores.sqlite_check import (Corrupt, FileState, Unreadable, check_header, classify, connect_ro,
-                                               missing_columns, quick_check)
-from botwatch.core.tradefile import DataFileStatus
+from botwatch.core.stores.sqlite_check import CHECKS as SQLITE_CHECKS
+from botwatch.core.stores.sqlite_check import Corrupt, SqliteStore
 
-log = logging.getLogger(__name__)
-
-CHECKS = (
-    "missing",          # no file at data_file
-    "unreadable",       # it exists but can't be opened (permissions)
-    "not_a_database",   # not an SQLite file, or its header is gone
-    "truncated",        # shorter than its header says
-    "damaged",          # PRAGMA quick_check or a read found damaged pages
-    "schema",           # a table or column Freqtrade writes and botwatch reads is missing
-    "values",           # a trade with impossible values (amount or rate ≤ 0, closed before opened)
-    "replaced",         # different trade history under the same file (another database copied over it)
-)
+CHECKS = SQLITE_CHECKS
 SCHEMA = {
     "trades": ("id", "pair", "is_open", "amount", "open_rate", "close_rate", "open_date", "close_date",
                "close_profit_abs", "realized_profit", "is_short"),
@@ -48,19 +35,14 @@ IMPOSSIBLE = ("amount IS NULL OR amount <= 0 OR open_rate IS NULL OR open_rate <
               "OR close_date < open_date))")
 
 
-class FreqtradeStore:
-    def __init__(self, path: Path | str, starting_balance: float = 0.0, name: str = ""):
-        self.path = Path(path)
-        self.starting_balance = starting_balance
-        self.name = name or self.path.name
-        self._file: FileState | None = None
-        self._reset()
-        self._status = self._build_status(None)
+class FreqtradeStore(SqliteStore):
+    SCHEMA = SCHEMA
 
-    def _reset(self) -> None:
-        self._corrupt = False
-        self._problems = dict.fromkeys(CHECKS, 0)
-        self._first_problem: str | None = None
+    def __init__(self, path: Path | str, starting_balance: float = 0.0, name: str = ""):
+        self.starting_balance = starting_balance
+        super().__init__(path, name)
+
+    def _forget(self) -> None:
         self._first_trade: tuple | None = None       # (id, pair, open_date) of the lowest id: the history's identity
         self._max_trade_id = 0
         self._open: dict[int, tuple[str, float, float]] = {}   # id -> (pair, signed amount, realized_profit)
@@ -72,29 +54,10 @@ class FreqtradeStore:
         self._fills = 0
         self._last_fill: float | None = None
 
-    # -- the interface ---------------------------------------------------------------------------------
+    def _counts(self) -> tuple[int, int, float | None]:
+        return self._rows, self._fills, self._last_fill
 
-    def collect(self) -> DataFileStatus:
-        try:
-            state = FileState.of(self.path)
-        except FileNotFoundError:
-            return self._absent("missing", f"{self.path} does not exist")
-        except OSError as err:
-            return self._absent("unreadable", f"{self.path}: {err.strerror}")
-        if state == self._file:
-            return self._status
-        if self._file is None or state.inode != self._file.inode or self._corrupt:
-            self._reset()     # a new file, or a corrupt one that changed: validated from scratch
-        try:
-            self._read(state)
-        except Unreadable as err:
-            log.info("%s: %s can't be read now (%s); next check tries again", self.name, self.path, err)
-            return self._status
-        except Corrupt as err:
-            self._mark(err.check, str(err))
-        self._file = state
-        self._status = self._build_status(state)
-        return self._status
+    # -- the interface ---------------------------------------------------------------------------------
 
     def summary(self, marks: dict[str, float] | None = None, unrealized: float | None = None) -> BookSummary:
         realized = self._closed_profit + sum(profit for _, _, profit in self._open.values())
@@ -110,25 +73,9 @@ class FreqtradeStore:
 
     # -- reading ---------------------------------------------------------------------------------------
 
-    def _read(self, state: FileState) -> None:
-        check_header(self.path, state.size)
-        try:
-            connection = connect_ro(self.path)
-        except sqlite3.Error as err:
-            raise classify(err, self.path, state.size) from None
-        try:
-            connection.execute("BEGIN")          # one snapshot for every query below
-            quick_check(connection, self.path, state.size)
-            missing = missing_columns(connection, SCHEMA)
-            if missing:
-                raise Corrupt("schema", f"missing {', '.join(missing)}")
-            self._read_trades(connection)
-            self._read_orders(connection)
-            connection.execute("COMMIT")
-        except sqlite3.Error as err:
-            raise classify(err, self.path, state.size) from None
-        finally:
-            connection.close()
+    def _read_rows(self, connection: sqlite3.Connection) -> None:
+        self._read_trades(connection)
+        self._read_orders(connection)
 
     def _read_trades(self, connection: sqlite3.Connection) -> None:
         first = connection.execute("SELECT id, pair, open_date FROM trades ORDER BY id LIMIT 1").fetchone()
@@ -169,28 +116,6 @@ class FreqtradeStore:
         when = _utc(last)
         if when is not None and (self._last_fill is None or when > self._last_fill):
             self._last_fill = when
-
-    # -- status ----------------------------------------------------------------------------------------
-
-    def _mark(self, check: str, detail: str) -> None:
-        if not self._corrupt:
-            log.warning("%s: %s is corrupt (%s): %s", self.name, self.path, check, detail)
-        self._corrupt = True
-        self._problems[check] = 1
-        self._first_problem = self._first_problem or f"{check}: {detail}"
-
-    def _absent(self, check: str, detail: str) -> DataFileStatus:
-        self._file = None
-        problems = dict(self._problems, missing=0, unreadable=0)
-        problems[check] = 1
-        return DataFileStatus(False, problems, self._rows, self._fills, None, self._last_fill, detail, CHECKS)
-
-    def _build_status(self, state: FileState | None) -> DataFileStatus:
-        last_write = None
-        if state is not None:
-            last_write = max(state.mtime_ns, state.wal[1] if state.wal else 0) / 1e9
-        return DataFileStatus(not self._corrupt, dict(self._problems), self._rows, self._fills, last_write,
-                              self._last_fill, self._first_problem, CHECKS)
 
 
 def _impossible(is_open, amount, open_rate, close_rate, open_date, close_date, close_profit_abs, *_) -> str | None:

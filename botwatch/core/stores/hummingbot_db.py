@@ -12,19 +12,14 @@ when it did, runs `PRAGMA quick_check`, checks the columns it reads, and finds i
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 import time
 from pathlib import Path
 from typing import Callable
 
 from botwatch.core.book import BookSummary, Trade, TradeBook
-from botwatch.core.stores.freqtrade_db import CHECKS
-from botwatch.core.stores.sqlite_check import (Corrupt, FileState, Unreadable, check_header, classify, connect_ro,
-                                               missing_columns, quick_check)
-from botwatch.core.tradefile import FUTURE_TOLERANCE, DataFileStatus
-
-log = logging.getLogger(__name__)
+from botwatch.core.stores.sqlite_check import Corrupt, SqliteStore
+from botwatch.core.tradefile import FUTURE_TOLERANCE
 
 SCALE = 10 ** 6            # SqliteDecimal(6)
 TABLE = "TradeFill"
@@ -44,21 +39,16 @@ def fill_of(timestamp_ms, trade_id, symbol, trade_type, price, amount, fee) -> T
                  fee / SCALE)
 
 
-class HummingbotStore:
+class HummingbotStore(SqliteStore):
+    SCHEMA = SCHEMA
+
     def __init__(self, path: Path | str, starting_balance: float = 0.0, name: str = "",
                  clock: Callable[[], float] = time.time):
-        self.path = Path(path)
-        self.name = name or self.path.name
         self.clock = clock
         self.book = TradeBook(starting_balance)
-        self._file: FileState | None = None
-        self._reset()
-        self._status = self._build_status(None)
+        super().__init__(path, name)
 
-    def _reset(self) -> None:
-        self._corrupt = False
-        self._problems = dict.fromkeys(CHECKS, 0)
-        self._first_problem: str | None = None
+    def _forget(self) -> None:
         self._first_fill: tuple | None = None     # (rowid, market, order_id, exchange_trade_id): the history's identity
         self._forget_fills()
 
@@ -70,29 +60,10 @@ class HummingbotStore:
         self._first: Trade | None = None
         self._last: Trade | None = None
 
-    # -- the interface ---------------------------------------------------------------------------------
+    def _counts(self) -> tuple[int, int, float | None]:
+        return self._rows, self.book.trades, self._last_ts / 1000 if self._last_ts else None
 
-    def collect(self) -> DataFileStatus:
-        try:
-            state = FileState.of(self.path)
-        except FileNotFoundError:
-            return self._absent("missing", f"{self.path} does not exist")
-        except OSError as err:
-            return self._absent("unreadable", f"{self.path}: {err.strerror}")
-        if state == self._file:
-            return self._status
-        if self._file is None or state.inode != self._file.inode or self._corrupt:
-            self._reset()
-        try:
-            self._read(state)
-        except Unreadable as err:
-            log.info("%s: %s can't be read now (%s); next check tries again", self.name, self.path, err)
-            return self._status
-        except Corrupt as err:
-            self._mark(err.check, str(err))
-        self._file = state
-        self._status = self._build_status(state)
-        return self._status
+    # -- the interface ---------------------------------------------------------------------------------
 
     def summary(self, marks: dict[str, float] | None = None, unrealized: float | None = None) -> BookSummary:
         return self.book.summary(marks)
@@ -107,24 +78,8 @@ class HummingbotStore:
 
     # -- reading ---------------------------------------------------------------------------------------
 
-    def _read(self, state: FileState) -> None:
-        check_header(self.path, state.size)
-        try:
-            connection = connect_ro(self.path)
-        except sqlite3.Error as err:
-            raise classify(err, self.path, state.size) from None
-        try:
-            connection.execute("BEGIN")
-            quick_check(connection, self.path, state.size)
-            missing = missing_columns(connection, SCHEMA)
-            if missing:
-                raise Corrupt("schema", f"missing {', '.join(missing)}")
-            self._read_fills(connection)
-            connection.execute("COMMIT")
-        except sqlite3.Error as err:
-            raise classify(err, self.path, state.size) from None
-        finally:
-            connection.close()
+    def _read_rows(self, connection: sqlite3.Connection) -> None:
+        self._read_fills(connection)
 
     def _read_fills(self, connection: sqlite3.Connection) -> None:
         first = connection.execute(f"SELECT rowid, {', '.join(KEY)} FROM {TABLE} ORDER BY rowid LIMIT 1").fetchone()
@@ -154,32 +109,6 @@ class HummingbotStore:
                 self._last_ts = max(self._last_ts, timestamp)
                 self._max_rowid = rowid
         self._rows = rows
-
-    # -- status ----------------------------------------------------------------------------------------
-
-    def _mark(self, check: str, detail: str) -> None:
-        if not self._corrupt:
-            log.warning("%s: %s is corrupt (%s): %s", self.name, self.path, check, detail)
-        self._corrupt = True
-        self._problems[check] = 1
-        self._first_problem = self._first_problem or f"{check}: {detail}"
-
-    def _absent(self, check: str, detail: str) -> DataFileStatus:
-        self._file = None
-        problems = dict(self._problems, missing=0, unreadable=0)
-        problems[check] = 1
-        return DataFileStatus(False, problems, self._rows, self.book.trades, None, self._last_fill_time(), detail,
-                              CHECKS)
-
-    def _last_fill_time(self) -> float | None:
-        return self._last_ts / 1000 if self._last_ts else None
-
-    def _build_status(self, state: FileState | None) -> DataFileStatus:
-        last_write = None
-        if state is not None:
-            last_write = max(state.mtime_ns, state.wal[1] if state.wal else 0) / 1e9
-        return DataFileStatus(not self._corrupt, dict(self._problems), self._rows, self.book.trades, last_write,
-                              self._last_fill_time(), self._first_problem, CHECKS)
 
 
 def _impossible(price, amount, fee, timestamp, trade_type) -> str:

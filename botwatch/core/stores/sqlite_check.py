@@ -1,4 +1,5 @@
-"""What every SQLite trade store checks before it reads a row: is the file a database, whole and sound.
+"""What every SQLite trade store checks before it reads a row: is the file a database, whole and sound;
+and `SqliteStore`, the part of such a store that is the same for every bot (Freqtrade's, Hummingbot's).
 
 Read-only (`mode=ro`) and short: a check opens the database only when its file (or its `-wal`) changed,
 reads in one transaction, and closes. In WAL mode (Freqtrade's) a reader never blocks the bot's writer;
@@ -7,12 +8,28 @@ in rollback mode the transaction holds a shared lock only while it reads.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
+
+from botwatch.core.tradefile import DataFileStatus
+
+log = logging.getLogger(__name__)
+
+CHECKS = (
+    "missing",          # no file at data_file
+    "unreadable",       # it exists but can't be opened (permissions)
+    "not_a_database",   # not an SQLite file, or its header is gone
+    "truncated",        # shorter than its header says
+    "damaged",          # PRAGMA quick_check or a read found damaged pages
+    "schema",           # a table or column the bot writes and botwatch reads is missing
+    "values",           # a row with impossible values
+    "replaced",         # different trade history under the same file (another database copied over it)
+)
 
 HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT = 0.2        # seconds: a locked database is "can't tell now", never a wait on the bot
@@ -119,3 +136,100 @@ def missing_columns(connection: sqlite3.Connection, schema: dict[str, tuple[str,
         else:
             missing += [f"{table}.{column}" for column in columns if column not in have]
     return missing
+
+
+class SqliteStore:
+    """A bot's SQLite trade database as a store: validity as a state, read only when the file changed.
+
+    A subclass names its SCHEMA (the tables and columns it reads) and reads what is new in
+    `_read_rows(connection)`, inside one read transaction, raising Corrupt for what is wrong; `_forget()`
+    drops what it read, `_counts()` says (rows, trades, time of the newest trade).
+    """
+
+    SCHEMA: dict[str, tuple[str, ...]] = {}
+
+    def __init__(self, path: Path | str, name: str = ""):
+        self.path = Path(path)
+        self.name = name or self.path.name
+        self._file: FileState | None = None
+        self._reset()
+        self._status = self._build_status(None)
+
+    def _reset(self) -> None:
+        self._corrupt = False
+        self._problems = dict.fromkeys(CHECKS, 0)
+        self._first_problem: str | None = None
+        self._forget()
+
+    def _forget(self) -> None:
+        raise NotImplementedError
+
+    def _read_rows(self, connection: sqlite3.Connection) -> None:
+        raise NotImplementedError
+
+    def _counts(self) -> tuple[int, int, float | None]:
+        raise NotImplementedError
+
+    def collect(self) -> DataFileStatus:
+        """Validate what changed since the last call; the store's state now."""
+        try:
+            state = FileState.of(self.path)
+        except FileNotFoundError:
+            return self._absent("missing", f"{self.path} does not exist")
+        except OSError as err:
+            return self._absent("unreadable", f"{self.path}: {err.strerror}")
+        if state == self._file:
+            return self._status
+        if self._file is None or state.inode != self._file.inode or self._corrupt:
+            self._reset()     # a new file, or a corrupt one that changed: validated from scratch
+        try:
+            self._read(state)
+        except Unreadable as err:
+            log.info("%s: %s can't be read now (%s); next check tries again", self.name, self.path, err)
+            return self._status
+        except Corrupt as err:
+            self._mark(err.check, str(err))
+        self._file = state
+        self._status = self._build_status(state)
+        return self._status
+
+    def _read(self, state: FileState) -> None:
+        check_header(self.path, state.size)
+        try:
+            connection = connect_ro(self.path)
+        except sqlite3.Error as err:
+            raise classify(err, self.path, state.size) from None
+        try:
+            connection.execute("BEGIN")          # one snapshot for every query below
+            quick_check(connection, self.path, state.size)
+            missing = missing_columns(connection, self.SCHEMA)
+            if missing:
+                raise Corrupt("schema", f"missing {', '.join(missing)}")
+            self._read_rows(connection)
+            connection.execute("COMMIT")
+        except sqlite3.Error as err:
+            raise classify(err, self.path, state.size) from None
+        finally:
+            connection.close()
+
+    def _mark(self, check: str, detail: str) -> None:
+        if not self._corrupt:
+            log.warning("%s: %s is corrupt (%s): %s", self.name, self.path, check, detail)
+        self._corrupt = True
+        self._problems[check] = 1
+        self._first_problem = self._first_problem or f"{check}: {detail}"
+
+    def _absent(self, check: str, detail: str) -> DataFileStatus:
+        self._file = None
+        problems = dict(self._problems, missing=0, unreadable=0)
+        problems[check] = 1
+        rows, trades, last_trade = self._counts()
+        return DataFileStatus(False, problems, rows, trades, None, last_trade, detail, CHECKS)
+
+    def _build_status(self, state: FileState | None) -> DataFileStatus:
+        last_write = None
+        if state is not None:
+            last_write = max(state.mtime_ns, state.wal[1] if state.wal else 0) / 1e9
+        rows, trades, last_trade = self._counts()
+        return DataFileStatus(not self._corrupt, dict(self._problems), rows, trades, last_write, last_trade,
+                              self._first_problem, CHECKS)
