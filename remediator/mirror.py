@@ -62,6 +62,15 @@ def read_jsonl(path: Path, keep) -> list[dict]:
     return found
 
 
+def append_jsonl(path: Path, items: list[dict]) -> None:
+    """Append one JSON object a line and fsync: a mirror never loses what it said it copied."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("".join(json.dumps(item, separators=(",", ":")) + "\n" for item in items))
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def read_mirror(path: Path) -> list[dict]:
     """The mirrored closed trades, in the order they were mirrored."""
     return read_jsonl(path, lambda trade: isinstance(trade.get("trade_id"), int))
@@ -95,16 +104,9 @@ class FillMirror:
                 break
             offset += len(trades)
         if new:
-            self._append(new)
+            append_jsonl(self.path, new)
+            log.info("%s: %d closed trade(s) mirrored", self.bot.name, len(new))
         status = self.api.get("status")
         if isinstance(status, list):       # open trades change in place: the newest list replaces the last
             write_atomic(open_trades_path(self.path), json.dumps(status, separators=(",", ":")))
         return len(new)
-
-    def _append(self, trades: list[dict]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write("".join(json.dumps(trade, separators=(",", ":")) + "\n" for trade in trades))
-            f.flush()
-            os.fsync(f.fileno())
-        log.info("%s: %d closed trade(s) mirrored", self.bot.name, len(trades))

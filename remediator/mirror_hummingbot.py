@@ -17,7 +17,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from botwatch.core.config import Bot
-from remediator.mirror import read_jsonl
+from remediator.mirror import append_jsonl, read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,8 @@ class LogFillMirror:
             self._partial = b""
             self._drain(new)
         if new:
-            self._append(new)
+            append_jsonl(self.path, new)
+            log.info("%s: %d fill(s) mirrored from the log", self.bot.name, len(new))
         return len(new)
 
     def close(self) -> None:
@@ -158,11 +159,3 @@ class LogFillMirror:
                 if row is not None and fill_key(row) not in self._keys:
                     self._keys.add(fill_key(row))
                     new.append(row)
-
-    def _append(self, rows: list[dict]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write("".join(json.dumps(row, separators=(",", ":")) + "\n" for row in rows))
-            f.flush()
-            os.fsync(f.fileno())
-        log.info("%s: %d fill(s) mirrored from the log", self.bot.name, len(rows))
