@@ -103,7 +103,8 @@ class _Families:
 
     def static(self, bot, status=None):
         name = bot.name
-        exchange = bot.exchange or (status.loop.exchange if status and status.loop and status.loop.exchange else "")
+        said = status.loop.exchange if status and status.loop and status.loop.exchange else None
+        exchange = bot.exchange_name({name: said} if said else None) or ""
         self.info.add_metric([name, bot.type, bot.runtime, bot.preset or "", exchange], 1)
         self.interval.add_metric([name], bot.check_interval)
         if bot.expected_trades_per_hour:

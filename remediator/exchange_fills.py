@@ -122,20 +122,17 @@ def _fetch_symbol(exchange, symbol: str, since_ms: int, until_ms: int, seen: set
         cursor = start
         while True:
             page = _call(exchange, symbol, cursor, end, result, sleep)
-            fresh = 0
             for trade in page:
                 fill = _fill(trade, symbol)
-                key = f"{symbol}:{fill.trade_id}" if fill else None
-                if fill is not None and key not in seen:
-                    seen.add(key)
+                if fill is not None and f"{symbol}:{fill.trade_id}" not in seen:
+                    seen.add(f"{symbol}:{fill.trade_id}")
                     result.fills.append(fill)
-                    fresh += 1
             if len(page) < PAGE:
                 break
+            # the next page starts at the newest fill's millisecond (it may hold more fills); a page that is
+            # all one millisecond steps past it rather than ask for the same page again
             newest = max(int(trade.get("timestamp") or cursor) for trade in page)
-            # the next page starts at the newest fill's millisecond (it may hold more fills); if a whole
-            # page was that one millisecond, step past it rather than ask for the same page again
-            cursor = newest if newest > cursor or fresh else newest + 1
+            cursor = newest if newest > cursor else newest + 1
             if cursor > end:
                 break
         start = end + 1
@@ -145,19 +142,16 @@ def _call(exchange, symbol: str, since: int, until: int, result: ExchangeFills,
           sleep: Callable[[float], None]) -> list[dict]:
     import ccxt
 
-    for attempt in range(RETRIES_429 + 1):
+    attempt = 0
+    while True:
         result.requests += 1
         try:
             return exchange.fetch_my_trades(symbol, since, PAGE, {"until": until})
-        except ccxt.DDoSProtection as err:
+        except (ccxt.DDoSProtection, ccxt.RateLimitExceeded) as err:    # 429 or 418, as ccxt names them
             if _banned(err) or attempt == RETRIES_429:
                 raise
-            sleep(_retry_after(exchange))
-        except ccxt.RateLimitExceeded:
-            if attempt == RETRIES_429:
-                raise
-            sleep(_retry_after(exchange))
-    return []
+        attempt += 1
+        sleep(_retry_after(exchange))
 
 
 def _banned(err: Exception) -> bool:

@@ -1,26 +1,17 @@
-"""The restore procedure for a Freqtrade database: stop, quarantine (the database and its -wal/-shm),
-restore the newest good backup, insert the closed trades the fill mirror has and the backup lacks, check,
-replace, start, verify.
-
-The -wal and -shm go with the database: a write-ahead log left beside a restored file would be replayed
-into it. As for CSV files, nothing is touched without a good backup, nothing is ever deleted or
-overwritten, and the restored file must pass `PRAGMA integrity_check` and the exporter's own check before
-it replaces anything.
+"""Filling a restored Freqtrade database: the closed trades the fill mirror has and the backup lacks
+(with their orders), the ones the backup still held open closed, and the bot's last open trades put back.
+The procedure around it is remediator/restore_sqlite.py.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from botwatch.core.config import Bot
-from remediator.backup import BackupStore
 from remediator.mirror import read_mirror, read_open_trades
-from remediator.restore import RestoreFailed, RestoreReport, move_into_place, newest_backup, quarantine, write_temp
-from remediator.sqlite_backup import check_database_file
+from remediator.restore import RestoreReport
 
 # API field -> database column where the names differ (Trade.to_json / Order.to_json in Freqtrade)
 TRADE_RENAMES = {"id": "trade_id", "stake_currency": "quote_currency", "stop_loss": "stop_loss_abs",
@@ -30,54 +21,14 @@ ORDER_RENAMES = {"ft_pair": "pair", "ft_is_open": "is_open", "ft_amount": "amoun
                  "symbol": "pair", "side": "ft_order_side"}
 
 
-def restore_database(bot: Bot, store: BackupStore | None, runtime, check_alive: Callable, mirror: Path | None,
-                     clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
-                     verify_after: float = 5.0, fill_in: Callable | None = None) -> RestoreReport:
-    """The whole procedure for an SQLite trade database; `fill_in(path, report, backup_manifest)` puts the
-    fills the backup lacks into the restored copy (default: Freqtrade's mirror of closed and open trades)."""
-    report = RestoreReport(bot.name)
-    good = newest_backup(bot, store, clock, report)
-    if good is None:
-        raise RestoreFailed(f"no good backup of the database: nothing touched ({report.detail or 'no backups'})")
-    fill_in = fill_in or _freqtrade_fill_in(mirror)
-    report.backup = good[0].name
-    report.say(f"restoring from backup {good[0].name}")
-
-    runtime.stop()
-    report.say("bot stopped")
-    moved = [quarantine(Path(f"{bot.data_file}{suffix}"), clock()) for suffix in ("", "-wal", "-shm")]
-    report.quarantine = moved[0]
-    report.say("kept aside: " + (", ".join(m.name for m in moved if m) or "nothing (already moved)"))
-
-    tmp = write_temp(bot.data_file, good[1])
-    try:
-        fill_in(tmp, report, good[0])
-    except sqlite3.Error as err:
-        raise RestoreFailed(f"replaying the missing fills into the backup failed: {err}; data file moved aside, "
-                            "bot stopped") from None
-    valid, rows, _, _, problem = check_database_file(tmp, bot.name, bot.store)
-    if not valid:
-        raise RestoreFailed(f"the restored database does not validate ({problem}); data file moved aside, bot stopped")
-    report.rows = rows
-    report.say(f"{rows} rows validate")
-    move_into_place(tmp, bot.data_file)
-    report.say(f"{bot.data_file.name} replaced")
-
-    runtime.start()
-    report.say("bot started")
-    sleep(verify_after)
-    alive = check_alive()
-    if not alive.up:
-        raise RestoreFailed(f"database restored ({rows} rows) but the bot is not up: {alive.detail}")
-    report.say("verified: bot up")
-    return report
-
-
-def _freqtrade_fill_in(mirror: Path | None) -> Callable:
+def freqtrade_fill_in(mirror: Path | None) -> Callable:
+    """Put back what the fill mirror has and the backup lacks: closed trades (with their orders), then the
+    bot's last open trades."""
     def fill_in(path: Path, report: RestoreReport, manifest) -> None:
         trades = read_mirror(mirror) if mirror else []
         open_trades = read_open_trades(mirror) if mirror else []
         report.from_backup, report.replayed, reopened = replay(path, trades, open_trades)
+        report.sources = {"the fill mirror": report.replayed}
         report.say(f"{report.from_backup} trades from the backup, {report.replayed} closed trades replayed from "
                    f"the mirror ({len(trades)} in it), {reopened} open trades put back")
     return fill_in

@@ -1,6 +1,6 @@
 """Filling a restored Hummingbot database: the mirror's fills, then the exchange's, each fill once.
 
-The backup is put back by the SQLite restore procedure (restore_freqtrade.restore_database); this adds
+The backup is put back by the SQLite restore procedure (restore_sqlite.restore_database); this adds
 what it lacks. A fill is one by Hummingbot's primary key (market, order_id, exchange_trade_id) — mirrored
 rows carry all three and go in with `INSERT OR IGNORE` — and a fill from the exchange is one the database
 lacks when no row of that market and symbol has its exchange trade id (the exchange does not know
@@ -70,7 +70,9 @@ def hummingbot_fill_in(bot: Bot, mirror: Path | None, clock: Callable[[], float]
                 db.execute(f"INSERT OR IGNORE INTO TradeFill ({', '.join(COLUMNS)}) "
                            f"VALUES ({', '.join('?' * len(COLUMNS))})", [values.get(c) for c in COLUMNS])
         report.replayed = from_mirror + from_exchange
-        report.sources = {"mirror": from_mirror, "exchange": from_exchange}
+        report.sources = {"the fill mirror": from_mirror}
+        if bot.replay is not None:
+            report.sources[f"the exchange ({bot.replay.exchange})"] = from_exchange
         report.say(f"{report.from_backup} fills from the backup, {from_mirror} from the fill mirror "
                    f"({len(rows)} in it), {from_exchange} from the exchange")
     return fill_in

@@ -8,8 +8,10 @@ from remediator.backup import store_for
 from remediator.notifier import escape
 from remediator.playbooks.base import Context, Result
 from remediator.restore import RestoreFailed, restore
-from remediator.restore_freqtrade import restore_database
+from botwatch.core.stores import SQLITE_STORES
+from remediator.restore_freqtrade import freqtrade_fill_in
 from remediator.restore_hummingbot import hummingbot_fill_in
+from remediator.restore_sqlite import restore_database
 from remediator.runtimes import RuntimeFailure
 
 
@@ -21,10 +23,11 @@ def restore_playbook(ctx: Context) -> Result:
     if ctx.dry_run:
         return Result("dry_run", "dry run: would stop the bot, quarantine the file, restore and replay", excerpt)
     try:
-        if bot.store in ("freqtrade", "hummingbot"):
-            fill_in = hummingbot_fill_in(bot, ctx.mirror, ctx.clock, ctx.sleep) if bot.store == "hummingbot" else None
-            report = restore_database(bot, store_for(ctx.config.backup), ctx.runtime, ctx.check_alive, ctx.mirror,
-                                      ctx.clock, ctx.sleep, ctx.config.remediation.verify_after, fill_in)
+        if bot.store in SQLITE_STORES:
+            fill_in = hummingbot_fill_in(bot, ctx.mirror, ctx.clock, ctx.sleep) if bot.store == "hummingbot" \
+                else freqtrade_fill_in(ctx.mirror)
+            report = restore_database(bot, store_for(ctx.config.backup), ctx.runtime, ctx.check_alive, fill_in,
+                                      ctx.clock, ctx.sleep, ctx.config.remediation.verify_after)
         else:
             report = restore(bot, store_for(ctx.config.backup), ctx.runtime, ctx.check_alive, ctx.clock, ctx.sleep,
                              ctx.config.remediation.verify_after)

@@ -15,7 +15,7 @@ from botwatch.localexchange import LocalExchange
 from remediator.backup import LocalStore, backup_bot
 from remediator.mirror_hummingbot import LogFillMirror
 from remediator.restore import restore
-from remediator.restore_freqtrade import restore_database
+from remediator.restore_sqlite import restore_database
 from remediator.restore_hummingbot import hummingbot_fill_in
 from tests.fixtures.hummingbot_db import Fill, HummingbotFiles
 
@@ -179,11 +179,11 @@ def test_a_hummingbot_gets_the_mirror_then_the_exchange_each_fill_once(hummingbo
     files.add(*[fill_of(t) for t in exchange.trades[1500:]], log=False)   # ... then the log was lost
     with open(files.db, "r+b") as f:
         f.write(b"\0" * 100)
-    report = restore_database(bot, store, Runtime(), Alive, mirror, verify_after=0, sleep=lambda s: None,
-                              fill_in=hummingbot_fill_in(bot, mirror))
+    report = restore_database(bot, store, Runtime(), Alive, hummingbot_fill_in(bot, mirror), verify_after=0,
+                              sleep=lambda s: None)
     keys = hb_keys(bot.data_file)
     assert len(keys) == FILLS and len(set(keys)) == FILLS
-    assert report.sources == {"mirror": 600, "exchange": FILLS - 1500}
+    assert report.sources == {"the fill mirror": 600, "the exchange (binance)": FILLS - 1500}
     # the book from the restored file is the book of every fill (in time order)
     restored = HummingbotStore(bot.data_file)
     assert restored.collect().valid
@@ -202,7 +202,7 @@ def test_replaying_the_mirror_twice_adds_nothing_twice(hummingbot, exchange, tmp
     files.add(*[fill_of(t) for t in exchange.trades[900:1000]])
     LogFillMirror(bot, mirror).sync()
     for _ in range(2):
-        restore_database(bot, store, Runtime(), Alive, mirror, verify_after=0, sleep=lambda s: None,
-                         fill_in=hummingbot_fill_in(bot, mirror))
+        restore_database(bot, store, Runtime(), Alive, hummingbot_fill_in(bot, mirror), verify_after=0,
+                         sleep=lambda s: None)
         keys = hb_keys(bot.data_file)
         assert len(keys) == 1000 and len(set(keys)) == 1000

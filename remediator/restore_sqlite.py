@@ -1,0 +1,65 @@
+"""The restore procedure for a bot's SQLite trade database (Freqtrade's, Hummingbot's): stop, quarantine
+the database and its -wal/-shm, restore the newest good backup, put in what it lacks (the store's
+`fill_in`: restore_freqtrade, restore_hummingbot), check, replace, start, verify.
+
+The -wal and -shm go with the database: a write-ahead log left beside a restored file would be replayed
+into it. As for CSV files, nothing is touched without a good backup, nothing is ever deleted or
+overwritten, and the restored file must pass `PRAGMA integrity_check` and the exporter's own check before
+it replaces anything.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Callable
+
+from botwatch.core.config import Bot
+from remediator.backup import BackupStore, Manifest
+from remediator.restore import RestoreFailed, RestoreReport, move_into_place, newest_backup, quarantine, write_temp
+from remediator.sqlite_backup import check_database_file
+
+# fill_in(restored copy, report, the backup's manifest): adds the fills the backup lacks, says how many
+FillIn = Callable[[Path, RestoreReport, Manifest], None]
+
+
+def restore_database(bot: Bot, store: BackupStore | None, runtime, check_alive: Callable, fill_in: FillIn,
+                     clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
+                     verify_after: float = 5.0) -> RestoreReport:
+    """The whole procedure; raises RestoreFailed (after touching nothing, where it says so)."""
+    report = RestoreReport(bot.name)
+    good = newest_backup(bot, store, clock, report)
+    if good is None:
+        raise RestoreFailed(f"no good backup of the database: nothing touched ({report.detail or 'no backups'})")
+    report.backup = good[0].name
+    report.say(f"restoring from backup {good[0].name}")
+
+    runtime.stop()
+    report.say("bot stopped")
+    moved = [quarantine(Path(f"{bot.data_file}{suffix}"), clock()) for suffix in ("", "-wal", "-shm")]
+    report.quarantine = moved[0]
+    report.say("kept aside: " + (", ".join(m.name for m in moved if m) or "nothing (already moved)"))
+
+    tmp = write_temp(bot.data_file, good[1])
+    try:
+        fill_in(tmp, report, good[0])
+    except sqlite3.Error as err:
+        raise RestoreFailed(f"replaying the missing fills into the backup failed: {err}; data file moved aside, "
+                            "bot stopped") from None
+    valid, rows, _, _, problem = check_database_file(tmp, bot.name, bot.store)
+    if not valid:
+        raise RestoreFailed(f"the restored database does not validate ({problem}); data file moved aside, bot stopped")
+    report.rows = rows
+    report.say(f"{rows} rows validate")
+    move_into_place(tmp, bot.data_file)
+    report.say(f"{bot.data_file.name} replaced")
+
+    runtime.start()
+    report.say("bot started")
+    sleep(verify_after)
+    alive = check_alive()
+    if not alive.up:
+        raise RestoreFailed(f"database restored ({rows} rows) but the bot is not up: {alive.detail}")
+    report.say("verified: bot up")
+    return report
