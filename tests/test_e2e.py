@@ -5,6 +5,7 @@ is restored with no trade lost; a hung bot raises the abnormal-frequency alert; 
 nothing and reach Telegram (the local outbox); every dashboard panel's query returns data.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -59,6 +60,26 @@ class Stack:
         return bool(self.query(f"ALERTS{{{matchers}}}"))
 
 
+@contextlib.contextmanager
+def running(tmp_path: Path, config: dict):
+    """`botwatch up --timings fast` on the config, until the block ends; then every bot is stopped."""
+    (tmp_path / "bots.json").write_text(json.dumps(config, indent=2))
+    state = tmp_path / "stack"
+    process = subprocess.Popen(BOTWATCH + ["up", "--config", str(tmp_path / "bots.json"), "--timings", "fast",
+                                           "--state-dir", str(state)], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    try:
+        s = Stack(state, process)
+        s.bots = {b["name"]: b for b in config["bots"]}
+        yield s
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=60)[0].decode()
+        for bot in config["bots"]:
+            kill_pidfile(bot["pidfile"])
+        assert process.returncode == 0, output
+
+
 @pytest.fixture
 def stack(tmp_path):
     bots = tmp_path / "bots"
@@ -71,21 +92,9 @@ def stack(tmp_path):
         {**paperbot("e2e-badkey", bots, seed=4, auth_errors_after=6),
          "on_auth_error": ["sh", "-c", f"echo switched > {marker}"]},
     ]}
-    (tmp_path / "bots.json").write_text(json.dumps(config, indent=2))
-    state = tmp_path / "stack"
-    process = subprocess.Popen(BOTWATCH + ["up", "--config", str(tmp_path / "bots.json"), "--timings", "fast",
-                                           "--state-dir", str(state)], cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT)
-    try:
-        s = Stack(state, process)
-        s.marker, s.bots = marker, {b["name"]: b for b in config["bots"]}
+    with running(tmp_path, config) as s:
+        s.marker = marker
         yield s
-    finally:
-        process.send_signal(signal.SIGTERM)
-        output = process.communicate(timeout=60)[0].decode()
-        for bot in config["bots"]:
-            kill_pidfile(bot["pidfile"])
-        assert process.returncode == 0, output
 
 
 def journal_ids(bot: dict) -> list[str]:
@@ -156,3 +165,30 @@ def test_the_whole_loop(stack, capsys):
         print(f"\ne2e: killed bot back up {recovered:.1f}s after SIGKILL "
               f"(check 1s, scrape/eval 1s, restart verify 2s); corrupt file restored with "
               f"{len(journal_ids(corrupt))} trades, none lost")
+
+
+def test_bots_sharing_an_exchange_are_slowed_down_together(tmp_path):
+    """Three bots on one exchange log a few 429s each, none enough for its own TradingBotRateLimited: the sum
+    fires ExchangeRateLimited once, and each bot's on_rate_limit and the exchange's command run once."""
+    bots = tmp_path / "bots"
+    bots.mkdir()
+    ran = tmp_path / "ran.txt"
+    config = {"bots": [{**paperbot(name, bots, seed=i), "exchange": exchange, "expected_trades_per_hour": None,
+                        "on_rate_limit": ["sh", "-c", f"echo {name} >> {ran}"]}
+                       for i, (name, exchange) in enumerate((("rl-a", "binance"), ("rl-b", "binance"),
+                                                             ("rl-c", "binance"), ("rl-k", "kraken")))],
+              "exchanges": {"binance": {"on_rate_limit": ["sh", "-c", f"echo binance >> {ran}"]}}}
+    with running(tmp_path, config) as s:
+        wait_for(lambda: s.value('sum(tradingbot_up{bot=~"rl-.*"})') == 4, timeout=60, what="four bots up")
+        for name in ("rl-a", "rl-b", "rl-c", "rl-k"):      # 4 each: under a bot's own threshold (more than 5)
+            with open(s.bots[name]["log_file"], "a") as log:
+                log.write("".join(f"2026-11-26 03:00:0{i},000 WARNING binance answered HTTP 429 Too Many Requests\n"
+                                  for i in range(4)))
+        wait_for(lambda: s.firing("ExchangeRateLimited", exchange="binance"), timeout=60,
+                 what="ExchangeRateLimited for binance")
+        wait_for(lambda: ran.exists() and len(ran.read_text().split()) == 4, timeout=60,
+                 what="three bots' on_rate_limit and the exchange's command")
+        time.sleep(8)           # Alertmanager's later sends of the same incident must add nothing
+        assert sorted(ran.read_text().split()) == ["binance", "rl-a", "rl-b", "rl-c"]
+        assert not s.firing("ExchangeRateLimited", exchange="kraken")
+        assert not s.query('ALERTS{alertname="TradingBotRateLimited"}'), "no bot passed its own threshold"
