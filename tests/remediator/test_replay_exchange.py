@@ -2,6 +2,7 @@
 exchange through the real ccxt for the fills since the backup, over pages and 24-hour windows."""
 
 import csv
+import json
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -206,3 +207,38 @@ def test_replaying_the_mirror_twice_adds_nothing_twice(hummingbot, exchange, tmp
                          sleep=lambda s: None)
         keys = hb_keys(bot.data_file)
         assert len(keys) == 1000 and len(set(keys)) == 1000
+
+
+# -- through the restore playbook, with a real paperbot ---------------------------------------------------
+
+def test_an_exchange_that_refuses_leaves_the_journals_restore_and_a_notice_of_what_is_missing(
+        tmp_path, exchange, paperbots, engine_factory, telegram):
+    """A trading paperbot's file is damaged; its replay key is wrong: the restore still puts back the backup and
+    the journal, and the Telegram notice says what the exchange could not confirm."""
+    from tests.conftest import kill_pidfile, wait_for
+    from tests.remediator.conftest import alert, client_for, make_config, payload, post
+
+    bot = paperbots("keeper", trade_interval=0.02)
+    wait_for(lambda: len(bot.journal.read_text().splitlines()) >= 15, what="15 fills")
+    (tmp_path / "exchange-key").write_text(f"revoked-key:{exchange.secret}\n")
+    replay = {"exchange": "binance", "symbols": ["ETH/USDT"], "credentials_file": "exchange-key",
+              "api_url": exchange.url, "options": SPOT}
+    config = make_config(tmp_path, [bot.bot_config(check_interval=1, replay=replay)], telegram_url=telegram.url,
+                         verify_after="1s")
+    config = config.model_copy(update={"backup": config.backup.model_copy(update={"dir": tmp_path / "backups"})})
+    assert backup_bot(config.bots[0], LocalStore(tmp_path / "backups")).outcome == "success"
+    with open(bot.csv, "r+b") as f:                  # NUL bytes over a row in the middle
+        f.seek(bot.csv.stat().st_size // 2)
+        f.write(b"\0" * 40)
+    engine = engine_factory(config)
+    post(client_for(engine), payload(alert("keeper", alertname="TradingBotDataCorrupted", notify="telegram")))
+    engine.runner.dispatch_due(inline=True)
+    [action] = [a for a in engine.ledger.actions() if a.playbook == "restore"]
+    assert action.outcome == "success", action.detail
+    assert "refused the key" in action.detail and "replayed from journal" in action.detail
+    assert exchange.requests["/api/v3/myTrades"] == 1, "a refused key is not asked again"
+    notice = telegram.messages()[0]["text"]
+    assert "restored" in notice and "Not checked, fills may be missing" in notice and "refused the key" in notice
+    kill_pidfile(bot.pidfile)
+    journal = [json.loads(line)["trade_id"] for line in bot.journal.read_text().splitlines() if line.strip()]
+    assert [line.split(",")[1] for line in bot.csv.read_text().splitlines()[1:]] == journal
