@@ -84,7 +84,8 @@ class Intake:
         target = f"exchange:{exchange}"
         if alert.status == "resolved":
             self.ledger.resolve_incident(alert.fingerprint, alert.starts_at, now)
-            cancelled = sum(self.ledger.cancel_scheduled(bot.name, playbook, now, f"{alert.alertname} resolved")
+            cancelled = sum(self.ledger.cancel_scheduled(bot.name, playbook, now, f"{alert.alertname} resolved",
+                                                         alertname=alert.alertname)
                             for bot in bots for playbook in ("api_rate_limit", "exchange_rate_limit"))
             self._note(alert, now, f"resolved; {cancelled} pending cancelled" if cancelled else "resolved", bot=target)
             return "resolved"

@@ -169,9 +169,12 @@ class Ledger:
         self._write("UPDATE actions SET state = 'scheduled', run_at = ?, detail = ? WHERE id = ?",
                     (run_at, detail, action_id))
 
-    def cancel_scheduled(self, bot: str, playbook: str, now: float, detail: str) -> int:
+    def cancel_scheduled(self, bot: str, playbook: str, now: float, detail: str, alertname: str | None = None) -> int:
+        """Cancel the bot's pending runs of the playbook (only those one alert asked for, given `alertname`)."""
+        only = " AND alertname = ?" if alertname else ""
         cursor = self._write("UPDATE actions SET state = 'done', outcome = 'cancelled', finished_at = ?, detail = ? "
-                             "WHERE bot = ? AND playbook = ? AND state = 'scheduled'", (now, detail, bot, playbook))
+                             f"WHERE bot = ? AND playbook = ? AND state = 'scheduled'{only}",
+                             (now, detail, bot, playbook, *([alertname] if alertname else [])))
         return cursor.rowcount
 
     def requeue_interrupted(self, now: float) -> int:

@@ -107,6 +107,10 @@ class Replay(Strict):
 
         if self.exchange not in ccxt.exchanges:
             raise ValueError(f"exchange {self.exchange!r} is not a ccxt exchange id (e.g. binance, kraken, okx)")
+        odd = [symbol for symbol in self.symbol_map() if "/" not in symbol]
+        if odd:
+            raise ValueError(f"symbols {odd} are not ccxt's unified BASE/QUOTE (e.g. BTC/USDT); map them to how "
+                             "the bot writes them: {BTC/USDT: BTCUSDT}")
         return self
 
     def symbol_map(self) -> dict[str, str]:

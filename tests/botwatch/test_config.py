@@ -184,6 +184,8 @@ def test_hummingbot_preset_fills_its_patterns_and_replay_names_a_ccxt_exchange()
     replay = {"exchange": "binanse", "symbols": ["BTC/USDT"], "credentials_file": "k"}
     [problem] = problems({"bots": [bot(replay=replay)]})
     assert problem.startswith("bots[0].replay") and "'binanse' is not a ccxt exchange id" in problem
+    [problem] = problems({"bots": [bot(replay={**replay, "exchange": "binance", "symbols": ["BTCUSDT"]})]})
+    assert "not ccxt's unified BASE/QUOTE" in problem
     ok = config_from_mapping({"bots": [bot(replay={**replay, "exchange": "binance"})],
                               "exchanges": {"binance": {"on_rate_limit": ["scripts/slow-down.sh"]}}})
     assert ok.bots[0].exchange_name() == "binance" and [b.name for b in ok.bots_on("binance")] == ["ok"]

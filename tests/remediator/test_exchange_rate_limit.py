@@ -51,3 +51,14 @@ def test_an_exchange_without_any_command_sends_one_notice(tmp_path, engine_facto
     assert action.playbook == "exchange_rate_limit" and action.outcome == "skipped"
     wait_for(lambda: (tmp_path / "outbox.jsonl").exists(), what="the notice")
     assert "rate-limiting" in (tmp_path / "outbox.jsonl").read_text()
+
+
+def test_the_exchange_alert_resolving_cancels_only_what_it_scheduled(tmp_path):
+    from remediator.ledger import Ledger
+
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    ledger.schedule("a", "api_rate_limit", 100.0, "ExchangeRateLimited")
+    own = ledger.schedule("a", "api_rate_limit", 100.0, "TradingBotRateLimited")
+    assert ledger.cancel_scheduled("a", "api_rate_limit", 101.0, "resolved", alertname="ExchangeRateLimited") == 1
+    assert ledger.action(own).state == "scheduled"
+    ledger.close()
