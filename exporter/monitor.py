@@ -1,7 +1,8 @@
 """Runs each bot's checks at most once per its check_interval, in a worker pool, and keeps the results.
 
 Scrapes read the last results and never wait on a check, so one slow health endpoint can't stall
-them; different bots are checked concurrently.
+them; different bots are checked concurrently. The checks that fall due together are a round: their
+process-name probes share one scan of /proc.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Callable
 
 from botwatch.core.checks import BotCheck, BotStatus
 from botwatch.core.config import Config
+from botwatch.core.liveness import ProcessTable
 
 log = logging.getLogger(__name__)
 
@@ -21,10 +23,12 @@ MAX_WORKERS = 16
 
 
 class Monitor:
-    def __init__(self, config: Config, check_factory: Callable = BotCheck,
+    def __init__(self, config: Config, check_factory: Callable | None = None,
                  monotonic: Callable[[], float] = time.monotonic):
         self.config = config
         self.monotonic = monotonic
+        self.processes = ProcessTable(rounds=True)       # one /proc scan per round, for every process-name probe
+        check_factory = check_factory or (lambda bot: BotCheck(bot, processes=self.processes))
         self.checks = {bot.name: check_factory(bot) for bot in config.bots}
         self.results: dict[str, BotStatus] = {}
         self.failures: dict[str, int] = dict.fromkeys(self.checks, 0)   # rounds that raised (bugs)
@@ -39,6 +43,7 @@ class Monitor:
 
     def run_once(self) -> dict[str, BotStatus]:
         """Check every bot now, concurrently, and wait for all of them."""
+        self.processes.new_round()
         futures = [self._pool.submit(self._check, name) for name in self.checks]
         wait(futures)
         return self.snapshot()
@@ -66,6 +71,8 @@ class Monitor:
             with self._lock:
                 due = [name for name, at in self._due.items() if at <= now and name not in self._running]
                 self._running.update(due)
+            if due:
+                self.processes.new_round()
             for name in due:
                 self._pool.submit(self._check, name)
             with self._lock:

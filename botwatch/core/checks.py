@@ -17,7 +17,7 @@ import requests
 
 from botwatch.core.book import BookSummary
 from botwatch.core.config import ERROR_KINDS, Bot
-from botwatch.core.liveness import Liveness, probe_for
+from botwatch.core.liveness import Liveness, ProcessTable, probe_for
 from botwatch.core.logtail import LogTail, newest_line_time
 from botwatch.core.freqtrade_api import FreqtradeAPI, LoopHealth
 from botwatch.core.stores import open_store
@@ -168,11 +168,12 @@ class BotCheck:
     """Keeps the incremental state of one bot's checks; `run()` does one round."""
 
     def __init__(self, bot: Bot, clock: Callable[[], float] = time.time, proc: Path = Path("/proc"),
-                 docker_client: Callable | None = None, session: requests.Session | None = None):
+                 docker_client: Callable | None = None, session: requests.Session | None = None,
+                 processes: ProcessTable | None = None):
         self.bot = bot
         self.clock = clock
         kwargs = {"docker_client": docker_client} if docker_client else {}
-        self.probe = probe_for(bot, proc, **kwargs)
+        self.probe = probe_for(bot, proc, processes=processes, **kwargs)
         self.session = session or requests.Session()
         self.store = open_store(bot, clock)
         self.logtail = LogTail(bot.log_file, bot.error_patterns.compiled(), bot.name) if bot.log_file else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -67,35 +68,79 @@ class PidfileProbe:
         return Liveness(True, f"pid {pid} state {state}", pid)
 
 
+class ProcessTable:
+    """One scan of /proc, indexed by every name a process-name probe matches (comm, each argv element and its
+    basename), shared by the probes of one exporter.
+
+    `lookup()` scans when the table is stale: always, unless a round has begun (`new_round()`, called by the
+    exporter's scheduler before it starts a batch of checks), in which case the first lookup of the round
+    scans and the others read its index. A pid found is confirmed alive when looked up, so a process that
+    died since the scan reads as gone.
+    """
+
+    def __init__(self, proc: Path = Path("/proc"), rounds: bool = False):
+        self.proc = Path(proc)
+        self.rounds = rounds           # False: every lookup scans (a probe on its own)
+        self.scans = 0
+        self._index: dict[bytes, list[int]] | None = None
+        self._error: str | None = None
+        self._lock = threading.Lock()
+
+    def new_round(self) -> None:
+        with self._lock:
+            self._index = None
+
+    def lookup(self, name: str) -> tuple[int | None, str | None]:
+        """(the lowest live pid known by this name, None), or (None, why the table could not be read)."""
+        with self._lock:
+            if self._index is None or not self.rounds:
+                self._scan()
+            index, error = self._index, self._error
+        if error:
+            return None, error
+        return next((pid for pid in index.get(name.encode(), ()) if _alive(_proc_state(self.proc, pid))), None), None
+
+    def _scan(self) -> None:
+        self.scans += 1
+        index: dict[bytes, list[int]] = {}
+        try:
+            entries = sorted(int(entry) for entry in os.listdir(self.proc) if entry.isdigit())
+        except OSError as err:
+            self._index, self._error = {}, f"cannot list {self.proc}: {err.strerror}"
+            return
+        me = os.getpid()
+        for pid in entries:
+            if pid == me:
+                continue
+            base = f"{self.proc}/{pid}"
+            try:
+                with open(f"{base}/comm", "rb") as f:
+                    names = {f.read().rstrip(b"\n")}
+                with open(f"{base}/cmdline", "rb") as f:
+                    argv = [arg for arg in f.read().split(b"\0") if arg]
+            except OSError:
+                continue       # gone since the listing
+            names.update(argv)
+            names.update(os.path.basename(arg) for arg in argv)
+            for key in names:
+                index.setdefault(key, []).append(pid)
+        self._index, self._error = index, None
+
+
 class ProcessNameProbe:
     """Up when a live process has this name (comm), or this exact argv element (or its basename)."""
 
-    def __init__(self, name: str, proc: Path = Path("/proc")):
+    def __init__(self, name: str, proc: Path = Path("/proc"), table: ProcessTable | None = None):
         self.name = name
-        self.proc = Path(proc)
+        self.table = table or ProcessTable(proc)
 
     def __call__(self) -> Liveness:
-        try:
-            entries = [entry for entry in os.listdir(self.proc) if entry.isdigit()]
-        except OSError as err:
-            return Liveness(False, f"cannot list {self.proc}: {err.strerror}", error=True)
-        me = os.getpid()
-        for entry in entries:
-            pid = int(entry)
-            if pid != me and self._matches(pid) and _alive(_proc_state(self.proc, pid)):
-                return Liveness(True, f"process {self.name!r} is pid {pid}", pid)
-        return Liveness(False, f"no process named {self.name!r}")
-
-    def _matches(self, pid: int) -> bool:
-        base = self.proc / str(pid)
-        try:
-            if (base / "comm").read_text().rstrip("\n") == self.name:
-                return True
-            argv = (base / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            return False
-        wanted = self.name.encode()
-        return any(arg == wanted or os.path.basename(arg) == wanted for arg in argv if arg)
+        pid, error = self.table.lookup(self.name)
+        if error:
+            return Liveness(False, error, error=True)
+        if pid is None:
+            return Liveness(False, f"no process named {self.name!r}")
+        return Liveness(True, f"process {self.name!r} is pid {pid}", pid)
 
 
 def _docker_client():
@@ -196,12 +241,14 @@ class SystemdProbe:
         return Liveness(active == "active", detail, pid)
 
 
-def probe_for(bot: Bot, proc: Path = Path("/proc"), docker_client: Callable = _docker_client):
-    """The liveness probe for a bot's runtime, or None for a bot watched by its health endpoint alone."""
+def probe_for(bot: Bot, proc: Path = Path("/proc"), docker_client: Callable = _docker_client,
+              processes: ProcessTable | None = None):
+    """The liveness probe for a bot's runtime, or None for a bot watched by its health endpoint alone;
+    process-name probes share `processes` when given (one /proc scan per round)."""
     if bot.pidfile:
         return PidfileProbe(bot.pidfile, proc)
     if bot.process_name:
-        return ProcessNameProbe(bot.process_name, proc)
+        return ProcessNameProbe(bot.process_name, proc, processes)
     if bot.container:
         return DockerProbe(bot.container, docker_client)
     if bot.compose_service:

@@ -6,7 +6,8 @@ import pytest
 
 from tests.conftest import wait_for
 
-from botwatch.core.liveness import ComposeProbe, DockerProbe, PidfileProbe, ProcessNameProbe, SystemdProbe
+from botwatch.core.liveness import (ComposeProbe, DockerProbe, PidfileProbe, ProcessNameProbe, ProcessTable,
+                                    SystemdProbe)
 
 
 @pytest.fixture
@@ -50,6 +51,39 @@ def test_process_name_matches_comm(sleeper):
         comm = f.read().strip()
     result = ProcessNameProbe(comm)()
     assert result.up
+
+
+def test_probes_of_one_round_share_one_scan_of_proc(sleeper):
+    table = ProcessTable(rounds=True)
+    probes = [ProcessNameProbe(name, table=table) for name in ["doge_long_bot"] + [f"absent-{i}" for i in range(50)]]
+    table.new_round()
+    results = [probe() for probe in probes]
+    assert results[0].up and results[0].pid == sleeper.pid and not any(r.up for r in results[1:])
+    assert table.scans == 1
+    sleeper.kill()
+    sleeper.wait()
+    assert not probes[0]().up, "a pid from the round's scan is confirmed alive at lookup"
+    assert table.scans == 1
+    started = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "absent-7"])
+    try:
+        wait_for(lambda: b"absent-7" in open(f"/proc/{started.pid}/cmdline", "rb").read(), what="exec")
+        assert not probes[8]().up, "within a round the table is not rescanned"
+        table.new_round()
+        assert probes[8]().up and table.scans == 2, "the next round sees the new process"
+    finally:
+        started.kill()
+        started.wait()
+
+
+def test_a_probe_on_its_own_scans_at_every_call(sleeper):
+    probe = ProcessNameProbe("late_bot")
+    assert not probe().up
+    late = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "late_bot"])
+    try:
+        wait_for(lambda: probe().up, what="the new process seen by the next call")
+    finally:
+        late.kill()
+        late.wait()
 
 
 def test_docker_daemon_away_is_an_error_not_a_crash(monkeypatch):
