@@ -9,7 +9,9 @@ gains minus every fee paid.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Iterable, NamedTuple
+
+import numpy as np
 
 # A position smaller than this fraction of the fill that left it is float dust from a full close.
 _DUST = 1e-9
@@ -43,6 +45,29 @@ class BookSummary:
     trades: int
 
 
+def fold_fills(qty: float, avg_entry: float, buys: Iterable[bool], prices: Iterable[float],
+               qtys: Iterable[float], gains: list[float]) -> tuple[float, float]:
+    """One symbol's position and average entry after its fills, in order; each fill's closed gain
+    (0.0 for a fill that adds) is appended to `gains`. The one place the average-cost rules are computed."""
+    for buy, price, fill_qty in zip(buys, prices, qtys):
+        signed = fill_qty if buy else -fill_qty
+        if qty == 0 or (qty > 0) == (signed > 0):
+            total = abs(qty) + fill_qty
+            avg_entry = (avg_entry * abs(qty) + price * fill_qty) / total
+            qty += signed
+            gains.append(0.0)
+            continue
+        closed = min(fill_qty, abs(qty))
+        direction = 1.0 if qty > 0 else -1.0
+        gains.append((price - avg_entry) * closed * direction)
+        qty += signed
+        if abs(qty) <= _DUST * fill_qty:
+            qty, avg_entry = 0.0, 0.0
+        elif (qty > 0) != (direction > 0):
+            avg_entry = price  # flipped: the rest opens the other side at the fill price
+    return qty, avg_entry
+
+
 class TradeBook:
     """Running average-cost P&L over a stream of fills; O(symbols) state."""
 
@@ -60,23 +85,37 @@ class TradeBook:
         pos = self.positions.get(trade.symbol)
         if pos is None:
             pos = self.positions[trade.symbol] = Position()
-        signed = trade.qty if trade.side == "buy" else -trade.qty
-        self.fees += trade.fee
-        self.trades += 1
+        gains: list[float] = []
+        pos.qty, pos.avg_entry = fold_fills(pos.qty, pos.avg_entry, (trade.side == "buy",), (trade.price,),
+                                            (trade.qty,), gains)
         pos.last_price = trade.price
-        if pos.qty == 0 or (pos.qty > 0) == (signed > 0):
-            total = abs(pos.qty) + trade.qty
-            pos.avg_entry = (pos.avg_entry * abs(pos.qty) + trade.price * trade.qty) / total
-            pos.qty += signed
+        self.fees += trade.fee
+        self.closed_gains += gains[0]
+        self.trades += 1
+
+    def add_columns(self, names: list[str], codes: np.ndarray, buys: np.ndarray, prices: np.ndarray,
+                    qtys: np.ndarray, fees: np.ndarray) -> None:
+        """Add many fills at once, in row order (row i's symbol is names[codes[i]]): the same numbers, to
+        the last bit, as `add` one fill at a time."""
+        if not len(codes):
             return
-        closed = min(trade.qty, abs(pos.qty))
-        direction = 1.0 if pos.qty > 0 else -1.0
-        self.closed_gains += (trade.price - pos.avg_entry) * closed * direction
-        pos.qty += signed
-        if abs(pos.qty) <= _DUST * trade.qty:
-            pos.qty, pos.avg_entry = 0.0, 0.0
-        elif (pos.qty > 0) != (direction > 0):
-            pos.avg_entry = trade.price  # flipped: the rest opens the other side at the fill price
+        gains = np.zeros(len(codes))
+        present, first = np.unique(codes, return_index=True)
+        for code in present[np.argsort(first)].tolist():       # in order of first appearance, as `add` makes them
+            symbol = names[code]
+            rows = np.flatnonzero(codes == code)
+            pos = self.positions.get(symbol)
+            if pos is None:
+                pos = self.positions[symbol] = Position()
+            symbol_gains: list[float] = []
+            pos.qty, pos.avg_entry = fold_fills(pos.qty, pos.avg_entry, buys[rows].tolist(), prices[rows].tolist(),
+                                                qtys[rows].tolist(), symbol_gains)
+            pos.last_price = float(prices[rows[-1]])
+            gains[rows] = symbol_gains
+        # running sums in row order (cumsum adds one at a time, as `add` does; np.sum would not)
+        self.fees = float(np.cumsum(np.concatenate(([self.fees], fees)))[-1])
+        self.closed_gains = float(np.cumsum(np.concatenate(([self.closed_gains], gains)))[-1])
+        self.trades += len(codes)
 
     @property
     def realized(self) -> float:

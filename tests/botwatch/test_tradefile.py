@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from botwatch.core import tradefile
 from botwatch.core.book import TradeBook
 from botwatch.core.config import DataFormat
 from botwatch.core.tradefile import CHECKS, DataFileCheck, validate_file
@@ -40,7 +39,7 @@ def only_problem(status) -> str:
     return next(iter(found))
 
 
-@pytest.mark.parametrize("bad_line, check_name", [
+CORRUPTIONS = [   # one bad row each (appended after good_file's rows t0..t4), and the check that names it
     ("2026-06-01T01:00:00Z,x1,BTC/USDT,buy,100,1\n", "field_count"),
     ("2026-06-01T01:00:00Z,x1,BTC/USDT,buy,100,1,0.1,extra\n", "field_count"),
     ("2026-06-01T01:00:00Z,x1,BTC/U2026-06-01T01:00:01Z,x2,BTC/USDT,buy,100,1,0.1\n", "field_count"),
@@ -58,7 +57,10 @@ def only_problem(status) -> str:
     (b"2026-06-01T01:00:00Z,x1,BTC/USDT,buy,1\x00\x00\x00,1,0.1\n", "nul_bytes"),
     (b"\x00\x00\x00\x00\x00\x00\x00\x00\n", "nul_bytes"),
     (b"2026-06-01T01:00:00Z,x1,BTC/USDT,buy,100\xff\xfe,1,0.1\n", "invalid_utf8"),
-])
+]
+
+
+@pytest.mark.parametrize("bad_line, check_name", CORRUPTIONS)
 def test_each_appended_corruption_is_caught_by_its_check(tmp_path, bad_line, check_name):
     path = good_file(tmp_path / "t.csv")
     c = check(path)
@@ -227,16 +229,15 @@ def test_a_duplicate_fill_is_not_counted_twice(tmp_path):
     assert status.rows == 4 and status.trades == 3 and book.trades == 3
 
 
-def test_duplicate_detection_is_bounded_to_the_window(tmp_path, monkeypatch):
-    monkeypatch.setattr(tradefile, "DEDUP_WINDOW", 100)
-    path = good_file(tmp_path / "t.csv", rows=150)
-    c = check(path)
+def test_duplicate_detection_is_bounded_to_the_window(tmp_path):
+    path = good_file(tmp_path / "t.csv", rows=3000)
+    c = check(path, data_format=DataFormat(dedup_window=1000))
     c.collect()
-    append(path, row(200, trade_id="t10"))           # older than the window: not remembered
+    append(path, row(5000, trade_id="t100"))         # 2,900 rows back, past the window: not remembered
     assert c.collect().valid
-    append(path, row(201, trade_id="t140"))          # inside the window: caught
+    append(path, row(5001, trade_id="t2002"))        # exactly 1,000 rows back: caught
     assert c.collect().problems["duplicate_trade_id"] == 1
-    assert len(c._ids) <= 100
+    assert 1000 <= len(c._window) < 1000 + 2 * (1000 // 32 + 1)   # the window and at most two generations
 
 
 def test_custom_columns_and_epoch_timestamps(tmp_path):
