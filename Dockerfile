@@ -11,7 +11,7 @@ COPY paperbot ./paperbot
 COPY prometheus ./prometheus
 COPY alertmanager ./alertmanager
 RUN pip install . && useradd --system --uid 10001 --home-dir /var/lib/botwatch botwatch \
-    && mkdir -p /var/lib/botwatch && chown botwatch /var/lib/botwatch
+    && mkdir -p /var/lib/botwatch/exporter && chown -R botwatch /var/lib/botwatch
 
 USER botwatch
 ENV BOTWATCH_DATA_DIR=/var/lib/botwatch

@@ -42,12 +42,18 @@ def check_config(args) -> int:
 
 
 def exporter(args) -> int:
-    from botwatch.core.serve import setup_logging
+    import os
+
+    from botwatch.core.serve import setup_logging, writable_dir
     from exporter.app import run
     setup_logging(args.log_level)
     config = _load(args.config)
     host, port = _listen(args.listen, EXPORTER_PORT)
-    run(config, host, port)
+    state_dir = None
+    if not args.no_checkpoints:
+        state_dir = writable_dir(args.state_dir or os.path.join(os.environ.get("BOTWATCH_DATA_DIR", "var"), "exporter"),
+                                 "--state-dir")
+    run(config, host, port, state_dir)
     return 0
 
 
@@ -154,6 +160,9 @@ def _services(sub) -> None:
     e = _command(sub, "exporter", exporter, "serve the bots' metrics for Prometheus")
     e.add_argument("--config", required=True)
     e.add_argument("--listen", default=f"127.0.0.1:{EXPORTER_PORT}", help="HOST:PORT (default %(default)s)")
+    e.add_argument("--state-dir", help="where the trade-file checkpoints go (default $BOTWATCH_DATA_DIR/exporter, "
+                                       "BOTWATCH_DATA_DIR defaulting to ./var)")
+    e.add_argument("--no-checkpoints", action="store_true", help="read every trade file from its first byte at start")
 
     m = _command(sub, "remediator", remediator, "the Alertmanager webhook receiver that runs playbooks; `reset BOT`")
     m.add_argument("action", nargs="?", choices=("serve", "reset"), default="serve")

@@ -233,7 +233,8 @@ def start_services(stack: Stack, files: dict, ports: dict[str, int], urls: dict[
     """The exporter, the remediator, Alertmanager and Prometheus, each waited for until it answers."""
     state, config = stack.state, str(files["config"])
     stack.service("exporter", botwatch_argv() + ["exporter", "--config", config,
-                                                 "--listen", f"127.0.0.1:{ports['exporter']}"],
+                                                 "--listen", f"127.0.0.1:{ports['exporter']}",
+                                                 "--state-dir", str(state / "exporter")],
                   urls["exporter"] + "/metrics")
     stack.service("remediator", botwatch_argv() + ["remediator", "--config", config, "--listen",
                                                    f"127.0.0.1:{ports['remediator']}", "--token-file", str(files["token"])],

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import html
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from botwatch import __version__
 from botwatch.core.config import Config
+from exporter.checkpoints import Checkpoints
 from exporter.collector import BotCollector
 from exporter.monitor import Monitor
 
@@ -53,15 +55,15 @@ def landing_page(config: Config, monitor: Monitor) -> str:
             f"{''.join(rows)}</table></body></html>")
 
 
-def run(config: Config, host: str, port: int) -> None:
-    """Check every bot once, then serve until SIGTERM/SIGINT."""
+def run(config: Config, host: str, port: int, state_dir: Path | None = None) -> None:
+    """Check every bot once (resuming from the checkpoints in `state_dir`), then serve until SIGTERM/SIGINT."""
     import logging
     import time
 
     from botwatch.core.serve import bind, serve
 
     log = logging.getLogger("exporter")
-    monitor = Monitor(config)
+    monitor = Monitor(config, checkpoints=Checkpoints(state_dir) if state_dir else None)
     server = bind(create_app(monitor), host, port, "botwatch exporter")   # a port in use fails before the checks
     started = time.monotonic()
     monitor.run_once()

@@ -16,6 +16,7 @@ from typing import Callable
 from botwatch.core.checks import BotCheck, BotStatus
 from botwatch.core.config import Config
 from botwatch.core.liveness import ProcessTable
+from exporter.checkpoints import Checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +25,17 @@ MAX_WORKERS = 16
 
 class Monitor:
     def __init__(self, config: Config, check_factory: Callable | None = None,
-                 monotonic: Callable[[], float] = time.monotonic):
+                 monotonic: Callable[[], float] = time.monotonic, checkpoints: Checkpoints | None = None):
         self.config = config
         self.monotonic = monotonic
         self.processes = ProcessTable(rounds=True)       # one /proc scan per round, for every process-name probe
         check_factory = check_factory or (lambda bot: BotCheck(bot, processes=self.processes))
         self.checks = {bot.name: check_factory(bot) for bot in config.bots}
+        self.checkpoints = checkpoints
+        if checkpoints:
+            for check in self.checks.values():
+                if hasattr(check.store, "checkpoint"):
+                    checkpoints.load(check.bot, check.store)
         self.results: dict[str, BotStatus] = {}
         self.failures: dict[str, int] = dict.fromkeys(self.checks, 0)   # rounds that raised (bugs)
         self._due = dict.fromkeys(self.checks, 0.0)
@@ -81,6 +87,14 @@ class Monitor:
             self._wake.wait(min(timeout, 1.0))
             self._wake.clear()
 
+    def _checkpoint(self, check: BotCheck) -> None:
+        if not self.checkpoints or not hasattr(check.store, "checkpoint"):
+            return
+        try:
+            self.checkpoints.save(check.bot, check.store)
+        except OSError as err:   # a full disk costs the next start a re-read, never a check
+            log.warning("%s: can't write its checkpoint: %s", check.bot.name, err)
+
     def _check(self, name: str) -> None:
         check = self.checks[name]
         started = self.monotonic()
@@ -93,6 +107,7 @@ class Monitor:
         else:
             with self._lock:
                 self.results[name] = status
+            self._checkpoint(check)
         finally:
             with self._lock:
                 self._due[name] = started + check.bot.check_interval

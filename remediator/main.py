@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from botwatch.core.config import Config
@@ -15,15 +14,8 @@ log = logging.getLogger("remediator")
 
 def data_dir() -> Path:
     """$BOTWATCH_DATA_DIR (default ./var), created if missing; StartupError when it can't be written."""
-    from botwatch.core.serve import StartupError
-    path = Path(os.environ.get("BOTWATCH_DATA_DIR", "var")).resolve()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as err:
-        raise StartupError(f"BOTWATCH_DATA_DIR {path} is not a writable folder: {err.strerror}") from None
-    return path
+    from botwatch.core.serve import writable_dir
+    return writable_dir(os.environ.get("BOTWATCH_DATA_DIR", "var"), "BOTWATCH_DATA_DIR")
 
 
 def read_token(path: str) -> str:

@@ -132,15 +132,17 @@ def exporter_process(tmp_path):
     """start(config_path) runs `botwatch exporter` on a free port; returns its /metrics URL."""
     processes = []
 
-    def start(config: Path) -> str:
+    def start(config: Path, *args: str) -> str:
         port = free_port()
-        process = subprocess.Popen(BOTWATCH + ["exporter", "--config", str(config), "--listen", f"127.0.0.1:{port}"],
-                                   cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "exporter.log", "wb"))
+        process = subprocess.Popen(BOTWATCH + ["exporter", "--config", str(config), "--listen", f"127.0.0.1:{port}",
+                                               "--state-dir", str(tmp_path / "exporter-state"), *args],
+                                   cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "exporter.log", "ab"))
         processes.append(process)
         url = f"http://127.0.0.1:{port}/metrics"
         wait_for(lambda: http_get(url), what="exporter /metrics")
         return url
 
+    start.processes = processes
     yield start
     for process in processes:
         if process.poll() is None:

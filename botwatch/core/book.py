@@ -8,6 +8,7 @@ gains minus every fee paid.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterable, NamedTuple
 
@@ -116,6 +117,29 @@ class TradeBook:
         self.fees = float(np.cumsum(np.concatenate(([self.fees], fees)))[-1])
         self.closed_gains = float(np.cumsum(np.concatenate(([self.closed_gains], gains)))[-1])
         self.trades += len(codes)
+
+    def state(self) -> dict:
+        """The book as JSON-able values (floats round-trip exactly through JSON)."""
+        return {"positions": [[symbol, p.qty, p.avg_entry, p.last_price] for symbol, p in self.positions.items()],
+                "closed_gains": self.closed_gains, "fees": self.fees, "trades": self.trades}
+
+    def restore(self, state: dict) -> None:
+        """The book `state()` described; raises ValueError/TypeError/KeyError on anything else."""
+        def finite(value) -> float:
+            if type(value) not in (int, float) or not math.isfinite(value):
+                raise ValueError(f"{value!r} is not a finite number")
+            return float(value)
+
+        positions = {}
+        for symbol, qty, avg_entry, last_price in state["positions"]:
+            if not isinstance(symbol, str):
+                raise ValueError(f"{symbol!r} is not a symbol")
+            positions[symbol] = Position(finite(qty), finite(avg_entry), finite(last_price))
+        closed_gains, fees = finite(state["closed_gains"]), finite(state["fees"])
+        if type(state["trades"]) is not int or state["trades"] < 0:
+            raise ValueError("trades is not a count")
+        self.positions = positions
+        self.closed_gains, self.fees, self.trades = closed_gains, fees, state["trades"]
 
     @property
     def realized(self) -> float:

@@ -7,6 +7,8 @@ import logging
 import signal
 import socket
 import sys
+import tempfile
+from pathlib import Path
 from typing import Callable
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,18 @@ def parse_listen(value: str, default_port: int) -> tuple[str, int]:
 
 class StartupError(Exception):
     """A mistake a user can make at start-up (a port in use, a folder not writable): one line, exit 2."""
+
+
+def writable_dir(path: Path | str, what: str) -> Path:
+    """`path` resolved and created if missing; StartupError naming `what` when it can't be written."""
+    path = Path(path).resolve()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise StartupError(f"{what} {path} is not a writable folder: {err.strerror}") from None
+    return path
 
 
 class _Stop(Exception):

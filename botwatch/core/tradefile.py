@@ -338,6 +338,87 @@ class DataFileCheck:
         self._first_problem = self._first_problem or f"{check}: {detail}"
         return False
 
+    # -- checkpoints ----------------------------------------------------------------------------
+
+    def checkpoint(self) -> dict | None:
+        """What `resume` needs to carry on without re-reading the validated bytes (JSON-able, the id window's
+        arrays aside: `window` holds them); None before the file has been opened."""
+        if self._ident is None:
+            return None
+        fp = self._fingerprint
+        return {
+            "file": list(self._ident), "offset": self._offset, "line_no": self._line_no,
+            "columns": self._columns, "width": self._width, "last_ts": self._last_ts,
+            "pending": list(self._pending) if self._pending else None, "torn_at": self._torn_at,
+            "fingerprint": {"validated": fp.validated, "head": fp.head.hex(), "tail": fp.tail.hex(),
+                            "blocks": {str(i): d.hex() for i, d in fp.blocks.items()}, "seen_blocks": fp.seen_blocks},
+            "counts": self._counts, "first_problem": self._first_problem, "logged": self._logged,
+            "rows": self._rows, "trades": self._trades, "corrupt": self._corrupt,
+        }
+
+    @property
+    def window(self) -> IdWindow:
+        return self._window
+
+    def resume(self, state: dict, window: IdWindow) -> bool:
+        """Carry on from a checkpoint when the file is provably the one it describes, extended: same inode, at
+        least as long, the fingerprint of the validated bytes unchanged. The sink must already hold the
+        checkpoint's fills. False (nothing changed) when the file or the checkpoint does not fit."""
+        try:
+            resumed = self._resumed(state, window)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+            log.warning("%s: the checkpoint does not fit (%s); reading %s from its first byte", self.name, err, self.path)
+            return False
+        if not resumed:
+            return False
+        self.__dict__.update(resumed)
+        return True
+
+    def _resumed(self, state: dict, window: IdWindow) -> dict | None:
+        fp = state["fingerprint"]
+        fingerprint = Fingerprint(validated=_int(fp["validated"]), head=bytes.fromhex(fp["head"]),
+                                  tail=bytes.fromhex(fp["tail"]), seen_blocks=_int(fp["seen_blocks"]),
+                                  blocks={_int(int(i)): bytes.fromhex(d) for i, d in fp["blocks"].items()})
+        fingerprint.rng.seed(fingerprint.seen_blocks)
+        offset = _int(state["offset"])
+        counts = {check: _int(state["counts"][check]) for check in CHECKS}
+        columns = state["columns"]
+        if columns is not None:
+            columns = {column: _int(columns[column]) for column in COLUMNS}
+        width = _int(state["width"])
+        if columns is not None and not all(0 <= i < width for i in columns.values()):
+            raise ValueError("columns outside the row")
+        if fingerprint.validated != offset or window.size != self.format.dedup_window:
+            raise ValueError("the parts disagree")
+        pending = state["pending"]
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            st = os.fstat(fd)
+            if [st.st_dev, st.st_ino] != state["file"] or st.st_size < offset or \
+                    (offset and not fingerprint.matches(fd)):
+                log.info("%s: %s is not the file its checkpoint describes; reading it from its first byte",
+                         self.name, self.path)
+                return None
+        finally:
+            os.close(fd)
+        resumed = {
+            "_ident": (st.st_dev, st.st_ino), "_offset": offset, "_line_no": _int(state["line_no"]),
+            "_last_ts": None if state["last_ts"] is None else float(state["last_ts"]),
+            "_pending": None if pending is None else (_int(pending[0]), _int(pending[1])),
+            "_torn_at": None if state["torn_at"] is None else _int(state["torn_at"]),
+            "_fingerprint": fingerprint, "_counts": counts, "_first_problem": _text(state["first_problem"]),
+            "_logged": _int(state["logged"]), "_rows": _int(state["rows"]), "_trades": _int(state["trades"]),
+            "_corrupt": bool(state["corrupt"]), "_window": window,
+        }
+        if columns is not None:
+            self._use_columns(columns, width)
+        else:
+            resumed["_columns"] = None
+        return resumed
+
     # -- what it reports --------------------------------------------------------------------------
 
     def status(self) -> DataFileStatus:
@@ -350,6 +431,18 @@ class DataFileCheck:
             last_trade_ts=self._last_ts,
             first_problem=self._first_problem,
         )
+
+
+def _int(value) -> int:
+    if type(value) is not int or value < 0:
+        raise ValueError(f"{value!r} is not a count")
+    return value
+
+
+def _text(value) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{value!r} is not text")
+    return value
 
 
 def validate_file(path: Path | str, data_format: DataFormat | None = None, sink: TradeSink | None = None,

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Callable
 
 from botwatch.core.book import BookSummary, TradeBook
 from botwatch.core.config import Bot
+from botwatch.core.idwindow import IdWindow
 from botwatch.core.tradefile import DataFileCheck, DataFileStatus
+
+log = logging.getLogger(__name__)
 
 
 class CsvStore:
@@ -27,3 +31,23 @@ class CsvStore:
 
     def symbols(self) -> list[str]:
         return list(self.book.positions)
+
+    # -- checkpoints (the exporter's, so a restart does not re-read every file) ---------------------
+
+    def checkpoint(self) -> dict | None:
+        state = self.check.checkpoint()
+        return None if state is None else {"check": state, "book": self.book.state()}
+
+    def resume(self, state: dict, window: IdWindow) -> bool:
+        """Carry on from `checkpoint()`'s state when the file is the one it describes; False: nothing changed."""
+        book = TradeBook(self.book.starting_balance)
+        try:
+            book.restore(state["book"])
+        except (KeyError, TypeError, ValueError) as err:
+            log.warning("%s: the checkpoint's book does not fit (%s); reading the file from its first byte",
+                        self.check.name, err)
+            return False
+        if not self.check.resume(state["check"], window):
+            return False
+        self.book.restore(state["book"])
+        return True
