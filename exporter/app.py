@@ -5,13 +5,15 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client import CollectorRegistry
 
 from botwatch import __version__
+from botwatch.core import memory
 from botwatch.core.config import Config
 from exporter.checkpoints import Checkpoints
 from exporter.collector import BotCollector
 from exporter.monitor import Monitor
+from exporter.page import MetricsPage
 
 
 def create_registry(monitor: Monitor) -> CollectorRegistry:
@@ -20,9 +22,9 @@ def create_registry(monitor: Monitor) -> CollectorRegistry:
     return registry
 
 
-def create_app(monitor: Monitor, registry: CollectorRegistry | None = None):
+def create_app(monitor: Monitor):
     """A WSGI app serving the monitor's results."""
-    metrics = make_wsgi_app(registry or create_registry(monitor))
+    metrics = MetricsPage(monitor).wsgi
 
     def app(environ, start_response):
         path = environ.get("PATH_INFO", "/")
@@ -63,6 +65,7 @@ def run(config: Config, host: str, port: int, state_dir: Path | None = None) -> 
     from botwatch.core.serve import bind, serve
 
     log = logging.getLogger("exporter")
+    memory.tune()      # before the check threads start
     monitor = Monitor(config, checkpoints=Checkpoints(state_dir) if state_dir else None)
     server = bind(create_app(monitor), host, port, "botwatch exporter")   # a port in use fails before the checks
     started = time.monotonic()

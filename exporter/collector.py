@@ -34,23 +34,38 @@ class BotCollector(Collector):
         results = self.monitor.snapshot()
         f = _Families()
         for bot in self.monitor.config.bots:
-            status = results.get(bot.name)
-            f.static(bot, status)
-            if status is not None:
-                f.dynamic(status)
+            f.add(bot, results.get(bot.name))
         yield from f.all()
-        failures = CounterMetricFamily("botwatch_exporter_check_failures",
-                                       "Check rounds that raised an unexpected error (a bug: see the log).",
-                                       labels=["bot"])
-        for name, count in self.monitor.failures.items():
-            failures.add_metric([name], count)
-        yield failures
-        build = GaugeMetricFamily("botwatch_exporter_build_info", "botwatch version; always 1.", labels=["version"])
-        build.add_metric([__version__], 1)
-        yield build
-        yield GaugeMetricFamily("botwatch_exporter_scrape_duration_seconds",
-                                "Time this scrape spent building the bot metrics.",
-                                value=time.monotonic() - started)
+        yield from exporter_families(self.monitor, started)
+
+
+def bot_families(bot, status) -> list:
+    """One bot's families (those with samples)."""
+    f = _Families()
+    f.add(bot, status)
+    return f.all()
+
+
+def family_order() -> dict[str, int]:
+    """Each bot family's place on the page, by the names its HELP line may carry (counters: with _total)."""
+    families = list(vars(_Families()).values())
+    return {name: i for i, family in enumerate(families) for name in (family.name, family.name + "_total")}
+
+
+def exporter_families(monitor: Monitor, started: float):
+    """The exporter's own families, which follow the bots' on the page."""
+    failures = CounterMetricFamily("botwatch_exporter_check_failures",
+                                   "Check rounds that raised an unexpected error (a bug: see the log).",
+                                   labels=["bot"])
+    for name, count in monitor.failures.items():
+        failures.add_metric([name], count)
+    yield failures
+    build = GaugeMetricFamily("botwatch_exporter_build_info", "botwatch version; always 1.", labels=["version"])
+    build.add_metric([__version__], 1)
+    yield build
+    yield GaugeMetricFamily("botwatch_exporter_scrape_duration_seconds",
+                            "Time this scrape spent building the bot metrics.",
+                            value=time.monotonic() - started)
 
 
 class _Families:
@@ -100,6 +115,11 @@ class _Families:
         self.check_errors = _gauge("botwatch_exporter_check_unknown",
                                    "1 when the last check could not ask the bot's runtime (docker, systemd).",
                                    ("bot", "check"))
+
+    def add(self, bot, status) -> None:
+        self.static(bot, status)
+        if status is not None:
+            self.dynamic(status)
 
     def static(self, bot, status=None):
         name = bot.name

@@ -32,6 +32,7 @@ class Monitor:
         check_factory = check_factory or (lambda bot: BotCheck(bot, processes=self.processes))
         self.checks = {bot.name: check_factory(bot) for bot in config.bots}
         self.checkpoints = checkpoints
+        self.on_result: list[Callable[[str, BotStatus], None]] = []     # called in the check thread
         if checkpoints:
             for check in self.checks.values():
                 if hasattr(check.store, "checkpoint"):
@@ -107,6 +108,11 @@ class Monitor:
         else:
             with self._lock:
                 self.results[name] = status
+            for hook in self.on_result:
+                try:
+                    hook(name, status)
+                except Exception:  # a page that can't be pre-rendered is rendered by the scrape
+                    log.exception("%s: rendering its metrics failed", name)
             self._checkpoint(check)
         finally:
             with self._lock:

@@ -20,12 +20,13 @@ from __future__ import annotations
 import logging
 import operator
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
-from botwatch.core import tradefile_fast
+from botwatch.core import memory, tradefile_fast
 from botwatch.core.book import Trade
 from botwatch.core.config import COLUMNS, DataFormat
 from botwatch.core.fingerprint import Fingerprint
@@ -59,6 +60,9 @@ READ_CHUNK = 4 * 1024 * 1024   # bytes read at a time, so a huge append costs bo
 MAX_ROW = 1024 * 1024          # longer than any real row: bytes without a newline past this are corruption
 MAX_LOGGED_PROBLEMS = 20       # problems logged with their line per file generation
 FAST_MIN_BYTES = 64 * 1024     # reads at least this big try the vectorized path first
+# Large reads run a few at a time, whatever the number of check threads: their buffers are what the
+# exporter's memory peaks on, and more of them at once would only queue for the same cores and the GIL.
+LARGE_READS = threading.BoundedSemaphore(max(1, min(2, os.cpu_count() or 1)))
 
 
 class TradeSink(Protocol):
@@ -105,6 +109,7 @@ class DataFileCheck:
         self._ident: tuple[int, int] | None = None
         self.bytes_read = 0   # appended bytes read, all generations: what "incremental" is measured by
         self.fast_rows = 0    # rows the vectorized path took, all generations
+        self._large_read = False
         self._start_generation()
 
     def _start_generation(self) -> None:
@@ -200,6 +205,9 @@ class DataFileCheck:
             carry = data[end + 1:]
         self._fingerprint.extend(fd, self._offset)
         self._check_unterminated(size)
+        if self._large_read:     # its buffers are free now: hand them back rather than sit on them
+            self._large_read = False
+            memory.give_back()
 
     def _oversized(self, data: bytes) -> None:
         """Consume a run of bytes with no newline that is longer than any row, so it is read only once."""
@@ -233,8 +241,11 @@ class DataFileCheck:
             end = data.find(b"\n") + 1
             self._row_by_row(data[:end])
             data = data[end:]
-        if (self._columns is not None and len(data) >= FAST_MIN_BYTES and hasattr(self.sink, "add_columns")
-                and tradefile_fast.take_clean(self, data)):
+        if self._columns is not None and len(data) >= FAST_MIN_BYTES and hasattr(self.sink, "add_columns"):
+            with LARGE_READS:
+                if not tradefile_fast.take_clean(self, data):
+                    self._row_by_row(data)
+            self._large_read = True
             return
         self._row_by_row(data)
 

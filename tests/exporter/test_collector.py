@@ -16,6 +16,7 @@ from botwatch.core.checks import BotCheck
 from botwatch.core.config import config_from_mapping
 from exporter.app import create_registry
 from exporter.monitor import Monitor
+from exporter.page import MetricsPage
 from tests.conftest import require_tool
 
 HERE = Path(__file__).parent
@@ -54,7 +55,23 @@ def fleet(tmp_path):
 
 
 def render(monitor) -> str:
-    return VOLATILE.sub(r"\1 0.0", generate_latest(create_registry(monitor)).decode())
+    """The page /metrics serves, joined from per-bot pieces: byte for byte one render of every bot."""
+    page = MetricsPage(monitor)
+    served = VOLATILE.sub(r"\1 0.0", page.page(None)[0].decode())
+    assert served == VOLATILE.sub(r"\1 0.0", generate_latest(create_registry(monitor)).decode())
+    return served
+
+
+def test_the_openmetrics_page_is_one_render_too(fleet):
+    from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
+    page = MetricsPage(fleet)
+    for name, status in fleet.snapshot().items():
+        page.update(name, status)        # what the monitor does after each check
+    served, content_type = page.page("application/openmetrics-text; version=1.0.0")
+    assert content_type.startswith("application/openmetrics-text")
+    assert VOLATILE.sub(r"\1 0.0", served.decode()) == \
+        VOLATILE.sub(r"\1 0.0", openmetrics_latest(create_registry(fleet)).decode())
+    assert served.endswith(b"# EOF\n") and served.count(b"# EOF") == 1
 
 
 def test_metrics_page_matches_the_golden_file(fleet):
