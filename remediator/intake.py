@@ -34,8 +34,9 @@ class Intake:
         """Record the alerts and schedule what they ask for; returns how many of each kind."""
         counts = dict.fromkeys(COUNTS, 0)
         now = self.clock()
-        for alert in alerts:
-            counts[self._take(alert, now)] += 1
+        with self.ledger.transaction():     # one delivery, one commit: all of it recorded, or none
+            for alert in alerts:
+                counts[self._take(alert, now)] += 1
         if counts["scheduled"]:
             self.on_scheduled()
         return counts

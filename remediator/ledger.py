@@ -8,6 +8,7 @@ start-up and runs it again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -102,6 +103,21 @@ class Ledger:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """Everything written inside commits together, once (one fsync), or not at all."""
+        with self._lock:
+            if self._db.in_transaction:          # nested: the outer one commits
+                yield
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def _write(self, sql: str, args=()) -> sqlite3.Cursor:
         with self._lock:

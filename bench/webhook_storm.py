@@ -1,0 +1,180 @@
+"""The remediator's webhook under an alert storm: 500 deliveries a second for healthy bots.
+
+Runs the real `botwatch remediator` (waitress, SQLite ledger) with BENCH_BOTS (50) bots whose process is
+alive, and an open-loop load generator (keep-alive connections, requests sent on a fixed schedule and
+timed from that schedule, so a stall is counted, not hidden). The payloads are what Alertmanager sends:
+TradingBotDown groups of 1-3 alerts, new incidents and re-sends of known ones. The same generator then
+drives a bare waitress app (answers 200 at once) on the same machine: the floor.
+
+Prints one JSON line: ack p50/p99 and achieved throughput for both, the answers by status, and the
+restarts the storm caused (every bot was up: target 0).
+"""
+
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RATE = float(os.environ.get("BENCH_RATE", 500))
+SECONDS = float(os.environ.get("BENCH_SECONDS", 10))
+BOTS = int(os.environ.get("BENCH_BOTS", 50))
+CONNECTIONS = 16
+TOKEN = "storm-token"
+
+
+def payload(rng: random.Random, n: int) -> bytes:
+    alerts = []
+    for _ in range(rng.randint(1, 3)):
+        bot = f"bot{rng.randrange(BOTS)}"
+        incident = rng.randrange(20) if rng.random() < 0.5 else n     # half re-sends, half new incidents
+        alerts.append({"status": "firing", "labels": {"alertname": "TradingBotDown", "bot": bot, "severity": "remediate"},
+                       "annotations": {"summary": "down"}, "startsAt": f"2026-11-26T00:{incident // 60 % 60:02d}:"
+                                                                       f"{incident % 60:02d}.{incident:09d}Z",
+                       "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "http://prometheus/graph",
+                       "fingerprint": f"{abs(hash(bot)) % 16**16:016x}"})
+    return json.dumps({"version": "4", "groupKey": "{}:{alertname=\"TradingBotDown\"}", "truncatedAlerts": 0,
+                       "status": "firing", "receiver": "remediator", "groupLabels": {"alertname": "TradingBotDown"},
+                       "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://alertmanager",
+                       "alerts": alerts}).encode()
+
+
+def storm(port: int) -> dict:
+    """Open-loop: request i is due at start + i / RATE; its time is from then to the answer."""
+    rng = random.Random(7)
+    total = int(RATE * SECONDS)
+    bodies = [payload(rng, n) for n in range(total)]
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+    start = time.perf_counter() + 0.2
+    next_index = iter(range(total))
+
+    def worker() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
+        while True:
+            with lock:
+                i = next(next_index, None)
+            if i is None:
+                break
+            due = start + i / RATE
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            try:
+                connection.request("POST", "/alerts", body=bodies[i], headers=headers)
+                response = connection.getresponse()
+                response.read()
+                status = response.status
+            except (OSError, http.client.HTTPException):
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                status = 0
+            elapsed = time.perf_counter() - due
+            with lock:
+                latencies.append(elapsed)
+                statuses[status] = statuses.get(status, 0) + 1
+
+    threads = [threading.Thread(target=worker) for _ in range(CONNECTIONS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    duration = time.perf_counter() - start
+    latencies.sort()
+    return {"p50_ms": round(statistics.median(latencies) * 1000, 2),
+            "p99_ms": round(latencies[int(0.99 * (len(latencies) - 1))] * 1000, 2),
+            "throughput_rps": round(len(latencies) / duration), "statuses": statuses}
+
+
+def wait_http(port: int, path: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", path)
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"nothing answered on {port}{path}")
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+BARE_APP = """
+import sys, waitress
+def app(environ, start_response):
+    environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [b'{"status": "ok"}']
+waitress.serve(app, host="127.0.0.1", port=int(sys.argv[1]), threads=8, _quiet=True)
+"""
+
+
+def main() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-storm-"))
+    try:
+        run(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(tmp: Path) -> None:
+    python = str(ROOT / ".venv/bin/python")
+    keeper = subprocess.Popen(["sleep", "3600"])          # every bot's process: alive all along
+    marker = tmp / "restarts"
+    pidfile = tmp / "bot.pid"
+    pidfile.write_text(str(keeper.pid))
+    bots = [{"name": f"bot{n}", "pidfile": str(pidfile), "check_interval": 60, "data_file": str(tmp / f"bot{n}.csv"),
+             "start_command": [python, "-c", f"open({str(marker)!r}, 'a').write('restart\\n')"]}
+            for n in range(BOTS)]
+    (tmp / "bots.json").write_text(json.dumps({"bots": bots, "remediation": {"verify_after": "2s"}}))
+    (tmp / "token").write_text(TOKEN)
+    port = free_port()
+    remediator = subprocess.Popen(
+        [str(ROOT / ".venv/bin/botwatch"), "remediator", "--config", str(tmp / "bots.json"), "--listen",
+         f"127.0.0.1:{port}", "--token-file", str(tmp / "token")], env={**os.environ, "BOTWATCH_DATA_DIR": str(tmp / "var")},
+        stdout=subprocess.DEVNULL, stderr=open(tmp / "remediator.log", "wb"))
+    try:
+        wait_http(port, "/-/healthy")
+        ours = storm(port)
+        time.sleep(3)                                       # any restart the storm started has run by now
+    finally:
+        remediator.send_signal(signal.SIGTERM)
+        remediator.wait(timeout=30)
+    bare_port = free_port()
+    bare = subprocess.Popen([python, "-c", BARE_APP, str(bare_port)])
+    try:
+        wait_http(bare_port, "/")
+        floor = storm(bare_port)
+    finally:
+        bare.terminate()
+        bare.wait()
+        keeper.terminate()
+    restarts = len(marker.read_text().splitlines()) if marker.exists() else 0
+    print(json.dumps({
+        "bench": "webhook_storm", "target_rps": RATE, "seconds": SECONDS, "bots": BOTS,
+        "ack_p50_ms": ours["p50_ms"], "ack_p99_ms": ours["p99_ms"], "throughput_rps": ours["throughput_rps"],
+        "answers": ours["statuses"], "bare_waitress_p50_ms": floor["p50_ms"], "bare_waitress_p99_ms": floor["p99_ms"],
+        "bare_waitress_rps": floor["throughput_rps"], "target_p99_ms": 50, "restarts_of_healthy_bots": restarts,
+    }))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
