@@ -9,7 +9,8 @@ Runs the real `botwatch exporter` and prints one JSON line:
 - grown_scrape_p50_ms and grown_catch_up_s: scrapes while every file grows by 10%, and the time until
   every bot's figures include the growth.
 
-BENCH_BOTS (200) and BENCH_ROWS (100000) size it.
+BENCH_BOTS (200) and BENCH_ROWS (100000) size it; BENCH_DEDUP_WINDOW sets every bot's
+`data_format.dedup_window` (default: the default, 50,000).
 """
 
 import json
@@ -33,6 +34,9 @@ from bench.datafile import row  # noqa: E402
 
 BOTS = int(os.environ.get("BENCH_BOTS", 200))
 ROWS = int(os.environ.get("BENCH_ROWS", 100_000))
+DEDUP_WINDOW = os.environ.get("BENCH_DEDUP_WINDOW")
+SCRAPES = int(os.environ.get("BENCH_SCRAPES", 150))
+SETTLE = float(os.environ.get("BENCH_SETTLE", 6))      # a check round (5 s) and the checkpoints it writes
 HEADER = "timestamp,trade_id,symbol,side,price,qty,fee\n"
 
 
@@ -131,6 +135,8 @@ def run(tmp: Path) -> None:
         path = data / f"bot{n}.csv"
         shutil.copyfile(template, path)
         bots.append({"name": f"bot{n}", "pidfile": str(pidfile), "check_interval": 5, "data_file": str(path)})
+        if DEDUP_WINDOW:
+            bots[-1]["data_format"] = {"dedup_window": int(DEDUP_WINDOW)}
     config = tmp / "bots.json"
     config.write_text(json.dumps({"bots": bots}))
     wanted = {bot["name"]: ROWS for bot in bots}
@@ -139,7 +145,7 @@ def run(tmp: Path) -> None:
 
     exporter = Exporter(config, state, port, tmp / "exporter.log")
     cold = exporter.until_rows(wanted)
-    time.sleep(6)                                     # a check round, and the checkpoints it writes
+    time.sleep(SETTLE)
     rss, peak = rss_mb(exporter.process.pid)
 
     # the bots trade (a row each every ~second, across the fleet) while scrapes are timed
@@ -159,7 +165,7 @@ def run(tmp: Path) -> None:
     trader = threading.Thread(target=trade, daemon=True)
     trader.start()
     times, text = [], ""
-    for _ in range(150):
+    for _ in range(SCRAPES):
         elapsed, text = exporter.scrape()
         times.append(elapsed)
         time.sleep(0.1)
@@ -183,7 +189,7 @@ def run(tmp: Path) -> None:
         if all(have.get(name, -1) >= count for name, count in written.items()):
             caught_up = time.monotonic() - started
         time.sleep(0.1)
-    time.sleep(6)
+    time.sleep(SETTLE)
     exporter.stop()
 
     exporter = Exporter(config, state, port, tmp / "exporter.log")
@@ -193,12 +199,14 @@ def run(tmp: Path) -> None:
 
     print(json.dumps({
         "bench": "exporter_scale", "bots": BOTS, "rows_per_bot": ROWS,
+        "dedup_window": int(DEDUP_WINDOW or 50_000),
         "cold_start_s": round(cold, 2), "restart_s": round(restart, 2), "bots_resumed": resumed,
-        "rss_mb": round(rss, 1), "peak_rss_mb": round(peak, 1),
+        "rss_mb": round(rss, 1), "peak_rss_mb": round(peak, 1), "target_rss_mb": 150,
+        "target_cold_start_s": 30, "target_restart_s": 5,
         "scrape_p50_ms": round(statistics.median(times) * 1000, 1),
         "scrape_p95_ms": round(percentile(times, 0.95) * 1000, 1),
         "serialize_p50_ms": round(floor * 1000, 1),
-        "scrape_p95_over_floor": round(percentile(times, 0.95) / floor, 2),
+        "scrape_p95_over_floor": round(percentile(times, 0.95) / floor, 2), "target_p95_over_floor": 3,
         "grown_scrape_p50_ms": round(statistics.median(grown_times) * 1000, 1),
         "grown_catch_up_s": round(caught_up, 2),
     }))

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from botwatch.core.stores import freqtrade_db  # noqa: E402
+from botwatch.core.stores import sqlite_check  # noqa: E402
 from botwatch.core.stores.freqtrade_db import TRADE_COLUMNS, FreqtradeStore  # noqa: E402
 
 TRADES = int(os.environ.get("BENCH_TRADES", 100_000))
@@ -91,13 +91,13 @@ def main() -> None:
         store = FreqtradeStore(path, starting_balance=1000)
         first, status = timed(lambda: (store.collect(), store.summary()))
         opened = []
-        real_connect = freqtrade_db.connect_ro
-        freqtrade_db.connect_ro = lambda p: opened.append(p) or real_connect(p)
+        real_connect = sqlite_check.connect_ro
+        sqlite_check.connect_ro = lambda p: opened.append(p) or real_connect(p)
         unchanged, _ = timed(store.collect)
         opens_unchanged = len(opened)
         grow(path, TRADES + 10)
         changed, _ = timed(store.collect)
-        freqtrade_db.connect_ro = real_connect
+        sqlite_check.connect_ro = real_connect
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
             quick_check, _ = timed(lambda: db.execute("PRAGMA quick_check").fetchall())
         worst_commit = writer_latency(path, 5.0)

@@ -8,6 +8,7 @@ round's CPU seconds both ways, scans made, and the target (a round ≤ 1 s of CP
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -29,7 +30,8 @@ def cpu_of(round_) -> float:
 
 def main() -> None:
     names = [f"bench-bot-{i}" for i in range(BOTS)]
-    processes = [subprocess.Popen(["sh", "-c", "sleep 600; :", name]) for name in names]
+    processes = [subprocess.Popen(["sh", "-c", "sleep 600; :", name], start_new_session=True,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name in names]
     try:
         time.sleep(1.0)      # every child has exec'd sh with its name
         table = ProcessTable(rounds=True)
@@ -51,7 +53,7 @@ def main() -> None:
         }))
     finally:
         for process in processes:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)     # sh and its sleep
         for process in processes:
             process.wait()
 

@@ -60,7 +60,7 @@ class DataFormat(Strict):
 
     columns: dict[Literal[COLUMNS], NonEmpty] = Field(default_factory=dict)
     timestamp: Literal["iso", "epoch_s", "epoch_ms"] = "iso"
-    dedup_window: int = Field(default=50_000, ge=1, le=10_000_000)   # rows a trade id must be unique among
+    dedup_window: int = Field(default=20_000, ge=1, le=10_000_000)   # rows a trade id must be unique among
 
     def header_names(self) -> dict[str, str]:
         """The header name of each of the seven fields."""

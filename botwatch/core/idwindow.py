@@ -3,8 +3,8 @@
 A trade id is a duplicate when the same id was seen among (at least) the last `size` rows. Ids are
 kept as 64-bit hashes (8 bytes each, no Python objects): generations of `size // GENERATIONS` hashes,
 sealed and sorted when full, plus the generation being filled. The oldest generation is dropped once
-the others still cover `size` rows, so fewer than `size + 2 * size / 32` hashes are held (< 0.43 MB at the
-default 50,000).
+the others still cover `size` rows, so fewer than `size + 2 * size / 32` hashes are held (< 0.17 MB at the
+default 20,000).
 
 A hash collision can only make a fresh id look like a duplicate (a false "duplicate", which the full
 re-check after a repair clears): a real duplicate always hashes equal, so one is never missed.

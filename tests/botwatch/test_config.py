@@ -189,3 +189,14 @@ def test_hummingbot_preset_fills_its_patterns_and_replay_names_a_ccxt_exchange()
     ok = config_from_mapping({"bots": [bot(replay={**replay, "exchange": "binance"})],
                               "exchanges": {"binance": {"on_rate_limit": ["scripts/slow-down.sh"]}}})
     assert ok.bots[0].exchange_name() == "binance" and [b.name for b in ok.bots_on("binance")] == ["ok"]
+
+
+@pytest.mark.parametrize("window", [0, -5, "many", 10**9])
+def test_a_dedup_window_out_of_range_names_its_path(window):
+    found = problems({"bots": [bot(data_format={"dedup_window": window})]})
+    assert any(p.startswith("bots[0].data_format.dedup_window") for p in found), found
+
+
+def test_the_dedup_window_defaults_to_20000():
+    config = config_from_mapping({"bots": [bot()]})
+    assert config.bots[0].data_format.dedup_window == 20_000

@@ -1,0 +1,45 @@
+"""Every benchmark still runs and prints its one JSON line (at toy sizes: the figures are `make bench`'s)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def run_bench(name: str, **env) -> dict:
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / f"{name}.py")], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300, env={**os.environ, **{k: str(v) for k, v in env.items()}})
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert lines, result.stdout
+    return lines[-1]
+
+
+def test_datafile_bench():
+    figures = run_bench("datafile", BENCH_ROWS=20_000)
+    assert figures["rows"] == 20_000 and figures["pandas_read_csv_s"] > 0 and figures["no_change_bytes_read"] == 0
+
+
+def test_exporter_scale_bench():
+    figures = run_bench("exporter_scale", BENCH_BOTS=3, BENCH_ROWS=2_000, BENCH_SCRAPES=5, BENCH_SETTLE=5.5)
+    assert figures["bots_resumed"] == 3 and figures["serialize_p50_ms"] > 0
+
+
+def test_webhook_storm_bench():
+    figures = run_bench("webhook_storm", BENCH_RATE=50, BENCH_SECONDS=1, BENCH_BOTS=3)
+    assert figures["answers"] == {"200": 50} and figures["restarts_of_healthy_bots"] == 0
+
+
+def test_proc_scan_bench():
+    assert run_bench("proc_scan", BENCH_BOTS=5)["scans_per_round_shared"] == 1
+
+
+def test_freqtrade_db_bench(freqtrade_python):
+    assert run_bench("freqtrade_db", BENCH_TRADES=2_000, BOTWATCH_FREQTRADE_VENV=os.path.dirname(
+        os.path.dirname(freqtrade_python)))["valid"] is True
