@@ -10,13 +10,17 @@ STATE   ?= var/stack
 FT_VENV ?= .venv-freqtrade
 FREQTRADE_VERSION := 2026.9
 
-.PHONY: run test deps system-deps venv freqtrade generate bench clean
+.PHONY: run test fuzz deps system-deps venv freqtrade generate bench clean
 
 run: deps
 	$(BIN)/botwatch up --state-dir $(STATE) --with-freqtrade $(FT_VENV)/bin/freqtrade
 
 test: deps
 	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
+
+# the fuzzers, long and random (`make test` runs them short and fixed); FUZZ_EXAMPLES=N per property (4000)
+fuzz: deps
+	BOTWATCH_FUZZ=long $(BIN)/python -m pytest -q -ra -m fuzz $(PYTEST_ARGS) tests
 
 deps: system-deps venv freqtrade
 

@@ -84,7 +84,7 @@ class Intake:
             return "ignored"
         target = f"exchange:{exchange}"
         if alert.status == "resolved":
-            self.ledger.resolve_incident(alert.fingerprint, alert.starts_at, now)
+            self.ledger.resolve_incident(alert.fingerprint, alert.starts_at, alert.alertname, target, now)
             cancelled = sum(self.ledger.cancel_scheduled(bot.name, playbook, now, f"{alert.alertname} resolved",
                                                          alertname=alert.alertname)
                             for bot in bots for playbook in ("api_rate_limit", "exchange_rate_limit"))
@@ -121,7 +121,7 @@ class Intake:
 
     def _resolved(self, alert: Alert, bot: str, playbook: str | None, now: float) -> str:
         """Close the incident and cancel what it still had pending; returns the delivery's note."""
-        self.ledger.resolve_incident(alert.fingerprint, alert.starts_at, now)
+        self.ledger.resolve_incident(alert.fingerprint, alert.starts_at, alert.alertname, bot, now)
         note = "resolved"
         if playbook:
             cancelled = self.ledger.cancel_scheduled(bot, playbook, now, f"{alert.alertname} resolved")

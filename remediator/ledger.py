@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS incidents (
     resolved_at REAL,
     PRIMARY KEY (fingerprint, starts_at)
 );
+CREATE INDEX IF NOT EXISTS incidents_open ON incidents (fingerprint, alertname, bot) WHERE resolved_at IS NULL;
 CREATE TABLE IF NOT EXISTS actions (
     id INTEGER PRIMARY KEY,
     bot TEXT NOT NULL,
@@ -135,19 +136,38 @@ class Ledger:
                     "VALUES (?, ?, ?, ?, ?, ?, ?)", (now, alertname, bot, status, fingerprint, starts_at, note))
 
     def open_incident(self, fingerprint: str, starts_at: str, alertname: str, bot: str, now: float) -> bool:
-        """True the first time this (fingerprint, startsAt) is seen: the one delivery that acts."""
-        cursor = self._write("INSERT OR IGNORE INTO incidents (fingerprint, starts_at, alertname, bot, opened_at) "
+        """True for the one delivery that acts: the first of an incident. An incident is one alert
+        (bot, alertname, fingerprint) from firing to resolved, whatever `startsAt` each copy carries: an
+        Alertmanager HA pair fed by two Prometheus servers can send the same alert with two startsAt, and
+        resends it when a peer thinks the other failed. Every copy is remembered, so that a stale resend of
+        a resolved incident does not open a new one."""
+        with self.transaction():
+            seen = self._db.execute("SELECT 1 FROM incidents WHERE fingerprint = ? AND starts_at = ?",
+                                    (fingerprint, starts_at)).fetchone()
+            if seen:
+                return False
+            open_already = self._db.execute(
+                "SELECT 1 FROM incidents WHERE fingerprint = ? AND alertname = ? AND bot = ? AND resolved_at IS NULL",
+                (fingerprint, alertname, bot)).fetchone()
+            self._db.execute("INSERT INTO incidents (fingerprint, starts_at, alertname, bot, opened_at) "
                              "VALUES (?, ?, ?, ?, ?)", (fingerprint, starts_at, alertname, bot, now))
-        return cursor.rowcount == 1
+            return not open_already
 
-    def resolve_incident(self, fingerprint: str, starts_at: str, now: float) -> None:
-        self._write("UPDATE incidents SET resolved_at = ? WHERE fingerprint = ? AND starts_at = ? "
-                    "AND resolved_at IS NULL", (now, fingerprint, starts_at))
+    def resolve_incident(self, fingerprint: str, starts_at: str, alertname: str, bot: str, now: float) -> None:
+        """Close the incident, every copy of it; the resolving copy is remembered too (a late firing resend
+        of it is then a duplicate, not a new incident)."""
+        with self.transaction():
+            self._db.execute("UPDATE incidents SET resolved_at = ? WHERE fingerprint = ? AND alertname = ? AND bot = ? "
+                             "AND resolved_at IS NULL", (now, fingerprint, alertname, bot))
+            self._db.execute("INSERT OR IGNORE INTO incidents (fingerprint, starts_at, alertname, bot, opened_at, "
+                             "resolved_at) VALUES (?, ?, ?, ?, ?, ?)", (fingerprint, starts_at, alertname, bot, now, now))
 
     def incident_open(self, fingerprint: str | None, starts_at: str | None) -> bool:
-        rows = self._read("SELECT resolved_at FROM incidents WHERE fingerprint = ? AND starts_at = ?",
-                          (fingerprint, starts_at))
-        return bool(rows) and rows[0]["resolved_at"] is None
+        """Whether the incident this copy belongs to is still open (any copy of it unresolved)."""
+        rows = self._read("SELECT b.resolved_at FROM incidents a JOIN incidents b ON b.fingerprint = a.fingerprint "
+                          "AND b.alertname = a.alertname AND b.bot = a.bot WHERE a.fingerprint = ? AND a.starts_at = ? "
+                          "AND b.resolved_at IS NULL", (fingerprint, starts_at))
+        return bool(rows)
 
     # -- actions -----------------------------------------------------------------------------------------
 

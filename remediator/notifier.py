@@ -9,8 +9,10 @@ from __future__ import annotations
 import html
 import json
 import logging
+import math
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -22,6 +24,7 @@ log = logging.getLogger(__name__)
 
 LIMIT = 4096
 ATTEMPTS = 4
+MAX_WAIT = 60.0       # seconds between two attempts, at most, whatever retry_after says
 
 
 def escape(text) -> str:
@@ -110,20 +113,18 @@ class Notifier:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 response = self.session.post(url, timeout=self.timeout, **kwargs)
-                answer = _json(response)
+                answer = read_answer(response.status_code, response.content)
             except requests.RequestException as err:
                 reason, retry_after = type(err).__name__, None
             else:
-                if response.status_code == 200 and answer.get("ok"):
+                if answer.ok:
                     self._count("sent")
                     return True
-                reason = f"HTTP {response.status_code}: {str(answer.get('description', ''))[:200]}"
-                retry_after = (answer.get("parameters") or {}).get("retry_after")
-                if response.status_code != 429 and response.status_code < 500:
+                reason, retry_after = answer.reason, answer.retry_after
+                if not answer.retryable:
                     break   # a 4xx other than 429 will not get better by asking again
             if attempt < ATTEMPTS:
-                wait = float(retry_after) if isinstance(retry_after, (int, float)) else delay
-                self.sleep(min(wait, 60.0))
+                self.sleep(retry_after if retry_after is not None else min(delay, MAX_WAIT))
                 delay *= 2
         log.error("telegram %s to chat %s failed: %s", method, chat, reason)
         self._count("failed")
@@ -144,9 +145,31 @@ class Notifier:
         self.on_outcome(outcome)
 
 
-def _json(response) -> dict:
+@dataclass(frozen=True)
+class Answer:
+    ok: bool
+    reason: str
+    retry_after: float | None      # seconds, in [0, MAX_WAIT], when the API said how long to wait
+    retryable: bool
+
+
+def read_answer(status: int, body: bytes) -> Answer:
+    """What a Bot API answer says: sent only on HTTP 200 with {"ok": true}; anything else, with why, and
+    whether asking again may help (429 and 5xx). Never raises, whatever the body."""
     try:
-        answer = response.json()
-    except ValueError:
-        return {}
-    return answer if isinstance(answer, dict) else {}
+        answer = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        answer = None
+    if not isinstance(answer, dict):
+        answer = {}
+    if status == 200 and answer.get("ok") is True:
+        return Answer(True, "sent", None, False)
+    description = answer.get("description")
+    reason = f"HTTP {status}: {description[:200] if isinstance(description, str) else ''}"
+    parameters = answer.get("parameters")
+    retry_after = parameters.get("retry_after") if isinstance(parameters, dict) else None
+    if isinstance(retry_after, bool) or not isinstance(retry_after, (int, float)) or not math.isfinite(retry_after):
+        retry_after = None
+    else:
+        retry_after = min(max(float(retry_after), 0.0), MAX_WAIT)
+    return Answer(False, reason, retry_after, status == 429 or status >= 500)

@@ -36,10 +36,15 @@ def parse(body: bytes) -> list[Alert]:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as err:
         raise PayloadError(f"body is not JSON: {err}") from None
+    except RecursionError:      # [[[[…]]]] deeper than the parser goes: no Alertmanager payload nests so
+        raise PayloadError("body is not JSON an alert could be: nested too deeply") from None
     if not isinstance(data, dict):
         raise PayloadError("body must be a JSON object")
     if data.get("version") != "4":
-        raise PayloadError(f"version must be \"4\" (Alertmanager's webhook payload), not {str(data.get('version'))[:20]!r}")
+        version = data.get("version")
+        shown = repr(version)[:20] if isinstance(version, (str, int, float, bool)) or version is None \
+            else type(version).__name__
+        raise PayloadError(f"version must be \"4\" (Alertmanager's webhook payload), not {shown}")
     alerts = data.get("alerts")
     if not isinstance(alerts, list):
         raise PayloadError("alerts must be a list")

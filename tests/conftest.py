@@ -16,8 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.telegram_standin import TelegramStandIn
+
+# Fuzzing profiles: `make test` runs a short, derandomized one (the same examples every run, so a CI
+# failure reproduces); `make fuzz` a long, random one (BOTWATCH_FUZZ=long), keeping what it finds in
+# .hypothesis/ to replay. A failure found is then kept as an explicit @example / regular test.
+_FUZZ_COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                                          HealthCheck.data_too_large])
+settings.register_profile("short", max_examples=40, derandomize=True, database=None, **_FUZZ_COMMON)
+settings.register_profile("long", max_examples=int(os.environ.get("FUZZ_EXAMPLES", 4000)), **_FUZZ_COMMON)
+settings.load_profile(os.environ.get("BOTWATCH_FUZZ", "short"))
 
 ROOT = Path(__file__).resolve().parent.parent
 BOTWATCH = [sys.executable, "-m", "botwatch"]

@@ -145,6 +145,36 @@ def test_a_new_incident_of_the_same_alert_acts_again(fleet):
     assert runtimes["bot-4"].calls.count("restart") == 2
 
 
+def test_one_alert_with_two_startsat_from_two_senders_acts_once(fleet):
+    """An Alertmanager HA pair fed by two Prometheus servers: each peer keeps the startsAt it saw first."""
+    engine, client, runtimes, clock = fleet
+    other = client_for(engine)                     # the second peer: another connection, same receiver
+    assert post(client, payload(alert("bot-5", starts_at="2026-11-25T08:00:00.100Z"))).get_json()["scheduled"] == 1
+    assert post(other, payload(alert("bot-5", starts_at="2026-11-25T08:00:03.900Z"))).get_json()["duplicate"] == 1
+    engine.runner.dispatch_due(inline=True)
+    assert post(other, payload(alert("bot-5", starts_at="2026-11-25T08:00:03.900Z"))).get_json()["duplicate"] == 1
+    assert runtimes["bot-5"].calls.count("restart") == 1
+    # resolved by one peer's copy: every copy is closed, and a stale firing resend of either opens nothing
+    post(other, payload(alert("bot-5", status="resolved", starts_at="2026-11-25T08:00:03.900Z")))
+    runtimes["bot-5"]._up = False
+    for starts_at in ("2026-11-25T08:00:00.100Z", "2026-11-25T08:00:03.900Z"):
+        assert post(client, payload(alert("bot-5", starts_at=starts_at))).get_json()["duplicate"] == 1
+    engine.runner.dispatch_due(inline=True)
+    assert runtimes["bot-5"].calls.count("restart") == 1
+    # the next real incident carries a new startsAt and acts
+    clock.advance(7200)
+    assert post(client, payload(alert("bot-5", starts_at="2026-11-25T10:00:00Z"))).get_json()["scheduled"] == 1
+
+
+def test_a_resolve_from_the_other_peer_stops_the_retries(fleet):
+    engine, client, runtimes, clock = fleet
+    runtimes["bot-6"].comes_up = False                        # every restart fails: retries are scheduled
+    post(client, payload(alert("bot-6", starts_at="2026-11-25T08:00:00Z")))
+    engine.runner.dispatch_due(inline=True)
+    post(client, payload(alert("bot-6", status="resolved", starts_at="2026-11-25T08:00:02Z")))
+    assert not engine.ledger.incident_open("fp-TradingBotDown-bot-6", "2026-11-25T08:00:00Z")
+
+
 def test_a_healthy_bot_is_never_restarted(fleet):
     engine, client, runtimes, _ = fleet
     runtimes["bot-7"]._up = True

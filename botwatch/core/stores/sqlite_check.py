@@ -209,6 +209,8 @@ class SqliteStore:
             connection.execute("COMMIT")
         except sqlite3.Error as err:
             raise classify(err, self.path, state.size) from None
+        except UnicodeDecodeError as err:     # text SQLite hands back that is not UTF-8: damaged bytes
+            raise Corrupt(_damage_kind(self.path, state.size), f"text that is not UTF-8 ({err.reason})") from None
         finally:
             connection.close()
 
