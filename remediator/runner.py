@@ -17,6 +17,7 @@ from botwatch.core.checks import bot_api, check_alive
 from pathlib import Path
 
 from botwatch.core.config import Config
+from remediator import faults
 from remediator.ledger import Action, Ledger
 from remediator.metrics import Metrics
 from remediator.mirror import mirror_path
@@ -79,6 +80,7 @@ class Runner:
         return self.ledger.action(action_id)
 
     def _run(self, action: Action) -> None:
+        faults.reached(f"{action.playbook}-started")
         started = self.clock()
         wall = time.monotonic()
         try:
@@ -114,6 +116,7 @@ class Runner:
     def _finish(self, action: Action, result: Result, started: float, duration: float) -> None:
         now = self.clock()
         self.ledger.finish(action.id, now, result.outcome, result.detail, result.log_excerpt)
+        faults.reached(f"{action.playbook}-finished")
         self.opslog.append(started, action.bot, action.alertname, action.playbook, result.outcome, duration,
                            result.detail, result.log_excerpt)
         self.metrics.remediations.labels(action.bot, action.playbook, result.outcome).inc()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from botwatch.core.units import format_duration
+from remediator import faults
 from remediator.notifier import escape
 from remediator.playbooks.base import Context, Result
 from remediator.runtimes import DockerRuntime, RuntimeFailure
@@ -52,15 +53,21 @@ def restart_playbook(ctx: Context) -> Result:
                       notice=f"🧪 <b>{escape(bot.name)}</b> is down; dry run: would restart it.")
     try:
         steps += _raise_memory_after_oom(ctx, state)
-        ctx.ledger.update_bot(bot.name, attempts=attempt, last_restart_at=now, healthy_since=None)
         ctx.extra["restarted"] = True
+        faults.reached("restart-before")
         ctx.runtime.restart()
     except RuntimeFailure as err:
+        _count_attempt(ctx, attempt, now)
         return Result("failed", "; ".join(steps + [f"restart failed: {err}"]), excerpt, retry=True,
                       notice=f"⚠️ <b>{escape(bot.name)}</b>: restart {attempt}/{rem.max_attempts} failed: "
                              f"{escape(err)}")
+    # counted once the restart has been done: a crash before it leaves no attempt (and no backoff) behind,
+    # a crash after it finds the bot up when the action runs again
+    _count_attempt(ctx, attempt, now)
+    faults.reached("restart-after")
     ctx.sleep(rem.verify_after)
     trouble, alive = ctx.trouble()
+    faults.reached("restart-verified")
     if trouble is None:
         ctx.ledger.update_bot(bot.name, healthy_since=ctx.clock())
         return Result("success", "; ".join(steps + [f"restarted, attempt {attempt}/{rem.max_attempts}; "
@@ -72,6 +79,10 @@ def restart_playbook(ctx: Context) -> Result:
                   excerpt, retry=True,
                   notice=f"⚠️ <b>{escape(bot.name)}</b>: restarted but still down after "
                          f"{format_duration(rem.verify_after)} (attempt {attempt}/{rem.max_attempts}).")
+
+
+def _count_attempt(ctx: Context, attempt: int, now: float) -> None:
+    ctx.ledger.update_bot(ctx.bot.name, attempts=attempt, last_restart_at=now, healthy_since=None)
 
 
 def _raise_memory_after_oom(ctx: Context, state) -> list[str]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from remediator.backup import store_for
+from remediator import faults
+from remediator.backup import check_snapshot, snapshot, store_for
 from remediator.notifier import escape
 from remediator.playbooks.base import Context, Result
 from remediator.restore import RestoreFailed, restore
@@ -15,11 +16,40 @@ from remediator.restore_sqlite import restore_database
 from remediator.runtimes import RuntimeFailure
 
 
+def _reached(ctx: Context, progress: str, step: str) -> None:
+    """Remember how far this action's restore got, so that a run cut short by a crash is finished, not
+    done again (a second run would quarantine the file the first one just restored)."""
+    ctx.ledger.put(progress, step)
+    faults.reached(f"restore/{step}")
+
+
+def _finish_interrupted(ctx: Context, excerpt: str) -> Result:
+    """This action's restore had replaced the file when the remediator stopped: start the bot if it is
+    not running, and verify the bot and its file, as the procedure's last steps do."""
+    try:
+        if not ctx.check_alive().up:
+            ctx.runtime.start()
+            ctx.sleep(ctx.config.remediation.verify_after)
+    except RuntimeFailure as err:
+        return Result("failed", f"restore completed, but starting the bot failed: {err}", excerpt, retry=True)
+    alive = ctx.check_alive()
+    check = check_snapshot(snapshot(ctx.bot.data_file, ctx.bot.store), ctx.bot, ctx.clock)
+    if not alive.up or not check.valid:
+        return Result("failed", f"restore completed before an interruption; now the bot is "
+                                f"{'up' if alive.up else 'down'} and its file is {'valid' if check.valid else 'corrupt'}",
+                      excerpt, retry=True)
+    return Result("success", f"restore completed before a remediator restart; verified: bot up, file valid "
+                             f"({check.rows} rows)", excerpt)
+
+
 def restore_playbook(ctx: Context) -> Result:
     if ctx.restore is not None:   # a seam for tests and other procedures
         return ctx.restore(ctx)
     bot = ctx.bot
     excerpt = ctx.runtime.recent_logs()
+    progress = f"restore-step:{ctx.action.id}"
+    if ctx.ledger.get(progress) in ("replaced", "started"):
+        return _finish_interrupted(ctx, excerpt)
     if ctx.dry_run:
         return Result("dry_run", "dry run: would stop the bot, quarantine the file, restore and replay", excerpt)
     try:
@@ -30,7 +60,7 @@ def restore_playbook(ctx: Context) -> Result:
                                       ctx.clock, ctx.sleep, ctx.config.remediation.verify_after)
         else:
             report = restore(bot, store_for(ctx.config.backup), ctx.runtime, ctx.check_alive, ctx.clock, ctx.sleep,
-                             ctx.config.remediation.verify_after)
+                             ctx.config.remediation.verify_after, on_step=lambda step: _reached(ctx, progress, step))
     except (RestoreFailed, RuntimeFailure, OSError, sqlite3.Error) as err:
         return Result("failed", f"restore failed: {err}", excerpt,
                       notice=f"🧨 <b>{escape(bot.name)}</b>: trade file corrupt and the restore failed: "

@@ -130,11 +130,13 @@ def test_backoff_5_15_30_then_the_circuit_opens_and_escalates(tmp_path, engine_f
     assert 'botwatch_circuit_open{bot="sickly"} 1.0' in text
     assert 'botwatch_bot_restarts_total{bot="sickly"} 3.0' in text
     assert any("gave up after 3 restarts" in m["text"] for m in telegram.messages())
-    # nothing more while the circuit is open, even for a new incident
-    post(client, payload(alert("sickly", starts_at="2026-11-25T09:00:00Z")))
+    # nothing more while the circuit is open: the alert re-sent with another startsAt (a restarted
+    # Prometheus, the other HA peer) is the same incident
+    response = post(client, payload(alert("sickly", starts_at="2026-11-25T09:00:00Z")))
+    assert response.get_json()["duplicate"] == 1
     clock.advance(7200)
-    run()
-    assert engine.ledger.actions()[0].outcome == "skipped" and engine.ledger.bot_state("sickly").attempts == 3
+    assert run() == []
+    assert engine.ledger.actions()[0].outcome == "gave_up" and engine.ledger.bot_state("sickly").attempts == 3
     # an operator reset re-arms it
     assert engine.intake.reset("sickly")
     assert not engine.ledger.bot_state("sickly").circuit_open
