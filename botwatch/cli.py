@@ -122,7 +122,7 @@ def render_alertmanager(args) -> int:
 
 def up(args) -> int:
     from botwatch.stack import up as stack_up
-    return stack_up(args.config, args.timings, args.state_dir, args.with_freqtrade)
+    return stack_up(args.config, args.timings, args.state_dir, args.with_freqtrade, args.ha)
 
 
 def _listen(value: str, default_port: int) -> tuple[str, int]:
@@ -179,6 +179,8 @@ def _services(sub) -> None:
     u.add_argument("--with-freqtrade", nargs="?", const="auto", metavar="FREQTRADE",
                    help="add a real Freqtrade in dry-run on a local exchange (its executable; default: "
                         "freqtrade on PATH or in .venv-freqtrade)")
+    u.add_argument("--ha", action="store_true", help="two Alertmanager peers in a cluster and two Prometheus "
+                                                     "servers, as production runs them")
     u.set_defaults(func=up)
 
 

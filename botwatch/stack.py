@@ -47,6 +47,7 @@ TIMINGS = {
                 "group_wait": None, "group_interval": None, "rules": mixin.CONFIG},
 }
 DEFAULT_PORTS = {"exporter": 9817, "remediator": 9818, "prometheus": 9090, "alertmanager": 9093}
+HA_PORTS = {"prometheus-2": 9091, "alertmanager-2": 9095, "cluster-alertmanager": 9094, "cluster-alertmanager-2": 9096}
 OUTBOX_TOKEN = "0:botwatch-local-outbox"
 SETPRIV = shutil.which("setpriv")      # util-linux, on every Debian
 
@@ -79,16 +80,24 @@ def stack_config(raw: dict, state: Path, timings: str, prometheus_url: str, outb
     return config_from_mapping(raw, "botwatch up", base=state)
 
 
-def prometheus_config(ports: dict[str, int], timings: str, rules: Path) -> str:
+def prometheus_config(ports: dict[str, int], timings: str, rules: Path, replica: str | None = None) -> str:
+    """Prometheus' config; with `replica` (HA), its replica label, dropped from the alerts it sends so the
+    two servers' alerts are the same alerts to Alertmanager, and every Alertmanager peer listed."""
     scrape = TIMINGS[timings]["scrape"]
-    jobs = {"botwatch-exporter": ports["exporter"], "botwatch-remediator": ports["remediator"],
-            "alertmanager": ports["alertmanager"], "prometheus": ports["prometheus"]}
+    peers = [name for name in ports if name.startswith("alertmanager")]
+    servers = [name for name in ports if name.startswith("prometheus")]
+    jobs = {"botwatch-exporter": ["exporter"], "botwatch-remediator": ["remediator"],
+            "alertmanager": peers, "prometheus": servers}
+    labels = {"monitor": "botwatch", **({"replica": replica} if replica else {})}
+    alerting = {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{ports[p]}" for p in peers]}]}]}
+    if replica:
+        alerting["alert_relabel_configs"] = [{"action": "labeldrop", "regex": "replica"}]
     doc = {
-        "global": {"scrape_interval": scrape, "evaluation_interval": scrape, "external_labels": {"monitor": "botwatch"}},
+        "global": {"scrape_interval": scrape, "evaluation_interval": scrape, "external_labels": labels},
         "rule_files": [str(rules)],
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{ports['alertmanager']}"]}]}]},
-        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
-                           for job, port in jobs.items()],
+        "alerting": alerting,
+        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{ports[n]}" for n in names]}]}
+                           for job, names in jobs.items()],
     }
     return "# written by `botwatch up`\n" + yaml.safe_dump(doc, sort_keys=False)
 
@@ -224,7 +233,11 @@ def write_files(stack: Stack, config: Config, ports: dict[str, int], urls: dict[
         config.model_dump(mode="json", exclude_none=True, exclude={"path"}), sort_keys=False))
     _secret_file(files["token"], secrets.token_urlsafe(32))
     write_atomic(files["rules"], mixin.render(TIMINGS[timings]["rules"]))
-    write_atomic(files["prometheus"], prometheus_config(ports, timings, files["rules"]))
+    ha = "prometheus-2" in ports
+    write_atomic(files["prometheus"], prometheus_config(ports, timings, files["rules"], "a" if ha else None))
+    if ha:
+        files["prometheus-2"] = state / "prometheus-2" / "prometheus.yml"
+        write_atomic(files["prometheus-2"], prometheus_config(ports, timings, files["rules"], "b"))
     am.write(files["alertmanager"], alertmanager_config(config, urls["remediator"], files["token"], timings))
     return files
 
@@ -239,19 +252,44 @@ def start_services(stack: Stack, files: dict, ports: dict[str, int], urls: dict[
     stack.service("remediator", botwatch_argv() + ["remediator", "--config", config, "--listen",
                                                    f"127.0.0.1:{ports['remediator']}", "--token-file", str(files["token"])],
                   urls["remediator"] + "/-/healthy", env={"BOTWATCH_DATA_DIR": str(state / "remediator")})
-    stack.service("alertmanager", [_binary("prometheus-alertmanager", "alertmanager"),
-                                   f"--config.file={files['alertmanager']}",
-                                   f"--storage.path={state / 'alertmanager' / 'data'}",
-                                   f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
-                                   "--cluster.listen-address="], urls["alertmanager"] + "/-/ready")
-    stack.service("prometheus", [_binary("prometheus"), f"--config.file={files['prometheus']}",
-                                 f"--storage.tsdb.path={state / 'prometheus' / 'data'}",
-                                 f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
-                                 "--web.enable-lifecycle"], urls["prometheus"] + "/-/ready")
+    peers = [name for name in ports if name.startswith("alertmanager")]
+    for name in peers:          # one, or an HA pair gossiping on 127.0.0.1
+        cluster = ["--cluster.listen-address="]
+        if len(peers) > 1:
+            cluster = [f"--cluster.listen-address=127.0.0.1:{ports['cluster-' + name]}",
+                       *[f"--cluster.peer=127.0.0.1:{ports['cluster-' + other]}" for other in peers if other != name]]
+        stack.service(name, [_binary("prometheus-alertmanager", "alertmanager"), f"--config.file={files['alertmanager']}",
+                             f"--storage.path={state / name / 'data'}",
+                             f"--web.listen-address=127.0.0.1:{ports[name]}", *cluster], urls[name] + "/-/ready")
+    if len(peers) > 1:
+        for name in peers:
+            _wait_cluster(urls[name], len(peers))
+    for name in (n for n in ports if n.startswith("prometheus")):
+        stack.service(name, [_binary("prometheus"), f"--config.file={files[name]}",
+                             f"--storage.tsdb.path={state / name / 'data'}",
+                             f"--web.listen-address=127.0.0.1:{ports[name]}",
+                             "--web.enable-lifecycle"], urls[name] + "/-/ready")
 
 
-def up(config_file: str | None, timings: str, state_dir: str, with_freqtrade: str | None = None) -> int:
-    """Run the stack until SIGTERM or Ctrl-C; 2 for a mistake in the config or the state dir."""
+def _wait_cluster(url: str, size: int, timeout: float = 60) -> None:
+    """Until this Alertmanager peer reports its cluster ready with every peer in it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/api/v2/status", timeout=2) as response:
+                cluster = json.load(response).get("cluster") or {}
+            if cluster.get("status") == "ready" and len(cluster.get("peers") or []) >= size:
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the Alertmanager cluster at {url} was not ready with {size} peers within {timeout:g}s")
+
+
+def up(config_file: str | None, timings: str, state_dir: str, with_freqtrade: str | None = None,
+       ha: bool = False) -> int:
+    """Run the stack until SIGTERM or Ctrl-C; 2 for a mistake in the config or the state dir. With `ha`, two
+    Alertmanager peers in a cluster and two Prometheus servers, each sending to both peers."""
     state = Path(state_dir).resolve()
     try:
         state.mkdir(parents=True, exist_ok=True)
@@ -274,8 +312,9 @@ def up(config_file: str | None, timings: str, state_dir: str, with_freqtrade: st
     stack, outbox, config = Stack(state), TelegramOutbox(state / "telegram-outbox.jsonl"), None
     exchange = LocalExchange() if freqtrade else None
     try:
-        ports = {name: free_port(preferred if timings == "default" else None) for name, preferred in DEFAULT_PORTS.items()}
-        urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        wanted = dict(DEFAULT_PORTS, **(HA_PORTS if ha else {}))
+        ports = {name: free_port(preferred if timings == "default" else None) for name, preferred in wanted.items()}
+        urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items() if not name.startswith("cluster-")}
         if exchange is not None:
             raw = dict(raw, bots=list(raw["bots"]) + [freqtrade_bot(state, freqtrade, exchange.url, free_port())])
         config = stack_config(raw, state, timings, urls["prometheus"], outbox)
@@ -299,18 +338,31 @@ def up(config_file: str | None, timings: str, state_dir: str, with_freqtrade: st
 
 def _announce(path: Path, config: Config, urls: dict[str, str], timings: str, outbox: TelegramOutbox) -> None:
     print(f"botwatch is up: {len(config.bots)} bots, {timings} timings, state in {path.parent}")
-    for name in ("prometheus", "alertmanager", "exporter", "remediator"):
-        print(f"  {name:<13} {urls[name]}")
+    for name in ("prometheus", "prometheus-2", "alertmanager", "alertmanager-2", "exporter", "remediator"):
+        if name in urls:
+            print(f"  {name:<14} {urls[name]}")
     print(f"  telegram      {config.telegram.api_url if config.telegram.api_url != outbox.url else outbox.path}")
     print(f"  stack.json    {path}\nCtrl-C stops everything.", flush=True)
 
 
 def _watch(stack: Stack, stop: dict) -> None:
-    """Until a stop is asked for or a service exits (bots may come and go: the remediator restarts them)."""
+    """Until a stop is asked for or a service exits (bots may come and go: the remediator restarts them).
+    In an HA stack one Prometheus or Alertmanager of a pair may die: the other carries on, so only the
+    loss of both stops the stack."""
+    told: set[str] = set()
     while not stop["asked"]:
         time.sleep(0.05)   # notice a stop at once: whoever sent SIGTERM may not wait long
         for name, process in stack.processes.items():
-            if not name.startswith("bot-") and process.poll() is not None:
-                print(f"{name} exited with status {process.returncode}; stopping "
-                      f"(see {stack.state}/logs/{name}.log)", file=sys.stderr)
-                stop["asked"] = True
+            if name.startswith("bot-") or process.poll() is None:
+                continue
+            pair = [other for other in stack.processes if other.split("-")[0] == name.split("-")[0]
+                    and other.split("-")[0] in ("prometheus", "alertmanager")]
+            if len(pair) > 1 and any(stack.processes[other].poll() is None for other in pair):
+                if name not in told:
+                    told.add(name)
+                    print(f"{name} exited with status {process.returncode}; its HA peer carries on "
+                          f"(see {stack.state}/logs/{name}.log)", file=sys.stderr)
+                continue
+            print(f"{name} exited with status {process.returncode}; stopping "
+                  f"(see {stack.state}/logs/{name}.log)", file=sys.stderr)
+            stop["asked"] = True

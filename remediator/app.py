@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import html
 import logging
+import time
 from datetime import datetime, timezone
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
@@ -12,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.exceptions import HTTPException
 
 from botwatch import __version__
-from remediator import payload
+from remediator import faults, payload
 from remediator.engine import Remediator
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,9 @@ def alerts():
     except Exception:  # the ledger could not record it: let Alertmanager retry rather than lose it
         log.exception("could not record a webhook delivery")
         return _answer(503, {"error": "could not record the alerts; retry"})
+    delay = faults.webhook_delay()
+    if delay:
+        time.sleep(delay)
     return _answer(200, {"status": "ok", **counts})
 
 

@@ -61,13 +61,13 @@ class Stack:
 
 
 @contextlib.contextmanager
-def running(tmp_path: Path, config: dict):
-    """`botwatch up --timings fast` on the config, until the block ends; then every bot is stopped."""
+def running(tmp_path: Path, config: dict, *args: str, env: dict | None = None):
+    """`botwatch up --timings fast [args]` on the config, until the block ends; then every bot is stopped."""
     (tmp_path / "bots.json").write_text(json.dumps(config, indent=2))
     state = tmp_path / "stack"
     process = subprocess.Popen(BOTWATCH + ["up", "--config", str(tmp_path / "bots.json"), "--timings", "fast",
-                                           "--state-dir", str(state)], cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT)
+                                           "--state-dir", str(state), *args], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     try:
         s = Stack(state, process)
         s.bots = {b["name"]: b for b in config["bots"]}
