@@ -10,7 +10,7 @@ Runs the real `botwatch exporter` and prints one JSON line:
   every bot's figures include the growth.
 
 BENCH_BOTS (200) and BENCH_ROWS (100000) size it; BENCH_DEDUP_WINDOW sets every bot's
-`data_format.dedup_window` (default: the default, 50,000).
+`data_format.dedup_window` (default: the config's default).
 """
 
 import json
@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.datafile import row  # noqa: E402
+from botwatch.core.config import DataFormat  # noqa: E402
 
 BOTS = int(os.environ.get("BENCH_BOTS", 200))
 ROWS = int(os.environ.get("BENCH_ROWS", 100_000))
@@ -199,7 +200,7 @@ def run(tmp: Path) -> None:
 
     print(json.dumps({
         "bench": "exporter_scale", "bots": BOTS, "rows_per_bot": ROWS,
-        "dedup_window": int(DEDUP_WINDOW or 50_000),
+        "dedup_window": int(DEDUP_WINDOW or DataFormat().dedup_window),
         "cold_start_s": round(cold, 2), "restart_s": round(restart, 2), "bots_resumed": resumed,
         "rss_mb": round(rss, 1), "peak_rss_mb": round(peak, 1), "target_rss_mb": 150,
         "target_cold_start_s": 30, "target_restart_s": 5,

@@ -2,8 +2,10 @@
 
 A large read's buffers are freed at its end, but glibc keeps freed heap for reuse, per arena, and makes
 up to 8 arenas per core for a process with many threads: a fleet-sized exporter then sits on hundreds of
-MB it no longer uses. `tune()` caps the arenas at two; `give_back()` returns free heap pages to the
-system (malloc_trim), cheap enough to call after each large read.
+MB it no longer uses. `tune()` caps the arenas at two and fixes the mmap threshold at 1 MiB (glibc
+otherwise raises it as big blocks are freed, up to 32 MiB, and a large read's arrays then land in the
+heap, where they fragment it); `give_back()` returns free heap pages to the system (malloc_trim), cheap
+enough to call after each large read.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import logging
 log = logging.getLogger(__name__)
 
 _M_ARENA_MAX = -8
+_M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 1 << 20
 
 try:
     _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
@@ -24,9 +28,13 @@ except (OSError, AttributeError):        # not glibc: nothing to tune
 
 
 def tune(arenas: int = 2) -> None:
-    """Cap glibc's malloc arenas; call before the threads start."""
-    if _mallopt is not None and not _mallopt(_M_ARENA_MAX, arenas):
-        log.debug("mallopt(M_ARENA_MAX) refused")
+    """Cap glibc's malloc arenas and fix its mmap threshold; call before the threads start."""
+    if _mallopt is None:
+        return
+    for option, value, name in ((_M_ARENA_MAX, arenas, "M_ARENA_MAX"), (_M_MMAP_THRESHOLD, MMAP_THRESHOLD,
+                                                                         "M_MMAP_THRESHOLD")):
+        if not _mallopt(option, value):
+            log.debug("mallopt(%s) refused", name)
 
 
 def give_back() -> None:
