@@ -115,11 +115,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def main() -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="bench-exporter-"))
-    try:
-        run(tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="bench-exporter-") as tmp:
+        run(Path(tmp))
 
 
 def run(tmp: Path) -> None:

@@ -14,7 +14,6 @@ import http.client
 import json
 import os
 import random
-import shutil
 import signal
 import statistics
 import subprocess
@@ -128,11 +127,8 @@ waitress.serve(app, host="127.0.0.1", port=int(sys.argv[1]), threads=8, _quiet=T
 
 
 def main() -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="bench-storm-"))
-    try:
-        run(tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="bench-storm-") as tmp:
+        run(Path(tmp))
 
 
 def run(tmp: Path) -> None:

@@ -47,6 +47,7 @@ TIMINGS = {
                 "group_wait": None, "group_interval": None, "rules": mixin.CONFIG},
 }
 DEFAULT_PORTS = {"exporter": 9817, "remediator": 9818, "prometheus": 9090, "alertmanager": 9093}
+CRASH_LOOP, CRASH_WINDOW = 5, 60.0    # a service restarted more often than this stops the stack
 HA_PORTS = {"prometheus-2": 9091, "alertmanager-2": 9095, "cluster-alertmanager": 9094, "cluster-alertmanager-2": 9096}
 OUTBOX_TOKEN = "0:botwatch-local-outbox"
 SETPRIV = shutil.which("setpriv")      # util-linux, on every Debian
@@ -126,6 +127,8 @@ class Stack:
     state: Path
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
+    services: dict[str, tuple[list[str], str, dict | None]] = field(default_factory=dict)   # name -> how to (re)start
+    restarts: dict[str, list[float]] = field(default_factory=dict)                          # name -> when
 
     def spawn(self, name: str, argv: list[str], detach: bool = False, env: dict | None = None) -> subprocess.Popen:
         logs = self.state / "logs"
@@ -145,8 +148,20 @@ class Stack:
                 self.spawn(f"bot-{bot.name}", bot.start_command, detach=True)
 
     def service(self, name: str, argv: list[str], ready: str, env: dict | None = None) -> None:
+        self.services[name] = (argv, ready, env)
         process = self.spawn(name, argv, env=env)
         _wait_http(ready, name, process)
+
+    def revive(self, name: str, now: float) -> bool:
+        """Start a service that exited again, as a supervisor would; False when it keeps dying
+        (CRASH_LOOP exits within CRASH_WINDOW seconds): then the stack stops."""
+        recent = [t for t in self.restarts.get(name, []) if now - t < CRASH_WINDOW] + [now]
+        self.restarts[name] = recent
+        if len(recent) > CRASH_LOOP:
+            return False
+        argv, _, env = self.services[name]
+        self.spawn(name, argv, env=env)      # not waited for: a stop asked meanwhile is noticed at once
+        return True
 
     def write_state(self, config: Config, outbox: Path) -> Path:
         bots = {bot.name: {"health": bot.health_endpoint, "pidfile": str(bot.pidfile or ""),
@@ -346,23 +361,17 @@ def _announce(path: Path, config: Config, urls: dict[str, str], timings: str, ou
 
 
 def _watch(stack: Stack, stop: dict) -> None:
-    """Until a stop is asked for or a service exits (bots may come and go: the remediator restarts them).
-    In an HA stack one Prometheus or Alertmanager of a pair may die: the other carries on, so only the
-    loss of both stops the stack."""
-    told: set[str] = set()
+    """Until a stop is asked for. Bots may come and go (the remediator restarts them); a service that exits
+    is started again, as systemd or docker's restart policy would (its log says why it exited), unless it
+    keeps dying. In an HA stack the other of a pair carries on meanwhile."""
     while not stop["asked"]:
         time.sleep(0.05)   # notice a stop at once: whoever sent SIGTERM may not wait long
-        for name, process in stack.processes.items():
-            if name.startswith("bot-") or process.poll() is None:
+        for name, process in list(stack.processes.items()):
+            if name.startswith("bot-") or process.poll() is None or stop["asked"]:
                 continue
-            pair = [other for other in stack.processes if other.split("-")[0] == name.split("-")[0]
-                    and other.split("-")[0] in ("prometheus", "alertmanager")]
-            if len(pair) > 1 and any(stack.processes[other].poll() is None for other in pair):
-                if name not in told:
-                    told.add(name)
-                    print(f"{name} exited with status {process.returncode}; its HA peer carries on "
-                          f"(see {stack.state}/logs/{name}.log)", file=sys.stderr)
-                continue
-            print(f"{name} exited with status {process.returncode}; stopping "
-                  f"(see {stack.state}/logs/{name}.log)", file=sys.stderr)
-            stop["asked"] = True
+            print(f"{name} exited with status {process.returncode}; starting it again "
+                  f"(see {stack.state}/logs/{name}.log)", file=sys.stderr, flush=True)
+            if not stack.revive(name, time.monotonic()):
+                print(f"{name} keeps exiting; stopping", file=sys.stderr, flush=True)
+                stop["asked"] = True
+                return

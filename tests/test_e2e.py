@@ -192,3 +192,36 @@ def test_bots_sharing_an_exchange_are_slowed_down_together(tmp_path):
         assert sorted(ran.read_text().split()) == ["binance", "rl-a", "rl-b", "rl-c"]
         assert not s.firing("ExchangeRateLimited", exchange="kraken")
         assert not s.query('ALERTS{alertname="TradingBotRateLimited"}'), "no bot passed its own threshold"
+
+
+def service_pid(state: Path, name: str) -> int:
+    """The pid of one of the stack's botwatch services, by its --listen address."""
+    port = json.loads((state / "stack.json").read_text())[name].rsplit(":", 1)[1]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                argv = (Path("/proc") / entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if f"127.0.0.1:{port}".encode() in argv and b"-m" in argv and b"setpriv" not in argv[0]:
+                return int(entry)
+    raise AssertionError(f"no process for {name}")
+
+
+def test_a_crashed_service_is_started_again_and_the_loop_still_heals(tmp_path):
+    """The stack supervises its services as systemd or docker would: the remediator and the exporter,
+    killed with SIGKILL, come back on their own, and a bot killed afterwards is still restarted."""
+    bots = tmp_path / "bots"
+    bots.mkdir()
+    victim = paperbot("e2e-phoenix", bots, seed=6)
+    with running(tmp_path, {"bots": [victim]}) as s:
+        wait_for(lambda: s.value('tradingbot_up{bot="e2e-phoenix"}') == 1, timeout=60, what="the bot seen up")
+        for service, ready in (("remediator", "/-/healthy"), ("exporter", "/metrics")):
+            old = service_pid(s.state, service)
+            os.kill(old, signal.SIGKILL)
+            wait_for(lambda: service_pid(s.state, service) != old and http_get(s.info[service] + ready),
+                     timeout=60, what=f"the {service} back")
+        pid = int(Path(victim["pidfile"]).read_text())
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: int(Path(victim["pidfile"]).read_text()) != pid and s.value(
+            'tradingbot_up{bot="e2e-phoenix"}') == 1, timeout=90, what="the bot restarted after the crashes")
