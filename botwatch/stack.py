@@ -47,6 +47,7 @@ TIMINGS = {
                 "group_wait": None, "group_interval": None, "rules": mixin.CONFIG},
 }
 DEFAULT_PORTS = {"exporter": 9817, "remediator": 9818, "prometheus": 9090, "alertmanager": 9093}
+BOT_PIDFILE_GRACE = 2.0     # seconds a bot started just before the stop takes to write its pidfile
 CRASH_LOOP, CRASH_WINDOW = 5, 60.0    # a service restarted more often than this stops the stack
 HA_PORTS = {"prometheus-2": 9091, "alertmanager-2": 9095, "cluster-alertmanager": 9094, "cluster-alertmanager-2": 9096}
 OUTBOX_TOKEN = "0:botwatch-local-outbox"
@@ -185,8 +186,14 @@ class Stack:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        for pid in self._our_bots(config):
-            _kill(pid, signal.SIGKILL)
+        # a bot the remediator started in its last moments writes its pidfile a little later: look again
+        settle = time.monotonic() + BOT_PIDFILE_GRACE
+        while True:
+            for pid in self._our_bots(config):
+                _kill(pid, signal.SIGKILL)
+            if time.monotonic() >= settle:
+                break
+            time.sleep(0.1)
 
     def _our_bots(self, config: Config | None) -> list[int]:
         """Live bots of the config known by a pidfile, or by a process_name inside the state dir (the demo
