@@ -195,15 +195,16 @@ def test_bots_sharing_an_exchange_are_slowed_down_together(tmp_path):
 
 
 def service_pid(state: Path, name: str) -> int:
-    """The pid of one of the stack's botwatch services, by its --listen address."""
-    port = json.loads((state / "stack.json").read_text())[name].rsplit(":", 1)[1]
+    """The pid of one of the stack's services (`botwatch …`, Prometheus, Alertmanager) by its listen address
+    in stack.json: `--listen 127.0.0.1:P` or `--web.listen-address=127.0.0.1:P` (setpriv wrappers aside)."""
+    address = json.loads((state / "stack.json").read_text())[name].removeprefix("http://").encode()
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 argv = (Path("/proc") / entry / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if f"127.0.0.1:{port}".encode() in argv and b"-m" in argv and b"setpriv" not in argv[0]:
+            if b"setpriv" not in argv[0] and any(arg == address or arg.endswith(b"=" + address) for arg in argv):
                 return int(entry)
     raise AssertionError(f"no process for {name}")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_for
-from tests.test_e2e import paperbot, running
+from tests.test_e2e import paperbot, running, service_pid
 
 pytestmark = pytest.mark.slow
 
@@ -39,20 +39,6 @@ def ledger_rows(state: Path, sql: str) -> list[dict]:
         return [dict(row) for row in db.execute(sql)]
 
 
-def peer_pid(state: Path, name: str) -> int:
-    """The pid of one of the stack's services, by the flag only it was started with."""
-    port = json.loads((state / "stack.json").read_text())[name].rsplit(":", 1)[1]
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                argv = (Path("/proc") / entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if f"--web.listen-address=127.0.0.1:{port}".encode() in argv and b"setpriv" not in argv[0]:
-                return int(entry)
-    raise AssertionError(f"no process for {name}")
-
-
 @pytest.mark.parametrize("trouble", ["none", "alertmanager killed", "alertmanager-2 frozen", "slow remediator"])
 def test_one_kill_one_restart_under_ha(tmp_path, trouble):
     bots = tmp_path / "bots"
@@ -73,9 +59,9 @@ def test_one_kill_one_restart_under_ha(tmp_path, trouble):
         os.kill(pid, signal.SIGKILL)
         frozen = None
         if trouble == "alertmanager killed":
-            os.kill(peer_pid(state, "alertmanager"), signal.SIGKILL)
+            os.kill(service_pid(state, "alertmanager"), signal.SIGKILL)
         elif trouble == "alertmanager-2 frozen":
-            frozen = peer_pid(state, "alertmanager-2")
+            frozen = service_pid(state, "alertmanager-2")
             os.kill(frozen, signal.SIGSTOP)
         try:
             wait_for(lambda: (new := live_pid(victim["pidfile"])) and new != pid, timeout=90,
