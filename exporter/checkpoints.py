@@ -40,7 +40,6 @@ class Checkpoints:
         self.every = every
         self.monotonic = monotonic
         self._saved: dict[str, tuple[float, object]] = {}     # bot -> (when, what moved) of the last save
-        self.resumed: set[str] = set()
 
     def _bot_dir(self, bot: Bot) -> Path:
         return self.dir / bot.name
@@ -110,7 +109,6 @@ class Checkpoints:
             return False
         if not store.resume(body["store"], window):
             return False
-        self.resumed.add(bot.name)
         log.info("%s: resumed from the checkpoint at byte %d (%d rows)", bot.name,
                  body["store"]["check"]["offset"], body["store"]["check"]["rows"])
         return True

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import logging
-import threading
 import time
 from typing import Callable
 
@@ -66,7 +65,6 @@ class MetricsPage:
         self.order = family_order()
         self._encoders: dict[str, Callable] = {}                  # content type -> encoder scrapes asked for
         self._pieces: dict[tuple[str, str], tuple[object, list]] = {}   # (bot, content type) -> (status, blocks)
-        self._lock = threading.Lock()
         monitor.on_result.append(self.update)
 
     def update(self, name: str, status) -> None:
