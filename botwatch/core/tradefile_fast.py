@@ -74,6 +74,8 @@ def take_clean(check, data: bytes) -> bool:
     if parsed is None:
         return False
     frame, symbol_names, symbol_codes, buys = parsed
+    if len(frame) != rows:        # pandas split the lines otherwise than we did: not a chunk for this path
+        return False
     prices, qtys, fees = (frame[c].to_numpy(dtype=np.float64) for c in ("price", "qty", "fee"))
     if not (np.isfinite(prices).all() and np.isfinite(qtys).all() and np.isfinite(fees).all()):
         return False
