@@ -128,7 +128,7 @@ class Stack:
     state: Path
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
-    services: dict[str, tuple[list[str], str, dict | None]] = field(default_factory=dict)   # name -> how to (re)start
+    services: dict[str, tuple[list[str], dict | None]] = field(default_factory=dict)   # name -> how to (re)start
     restarts: dict[str, list[float]] = field(default_factory=dict)                          # name -> when
 
     def spawn(self, name: str, argv: list[str], detach: bool = False, env: dict | None = None) -> subprocess.Popen:
@@ -149,7 +149,7 @@ class Stack:
                 self.spawn(f"bot-{bot.name}", bot.start_command, detach=True)
 
     def service(self, name: str, argv: list[str], ready: str, env: dict | None = None) -> None:
-        self.services[name] = (argv, ready, env)
+        self.services[name] = (argv, env)
         process = self.spawn(name, argv, env=env)
         _wait_http(ready, name, process)
 
@@ -160,7 +160,7 @@ class Stack:
         self.restarts[name] = recent
         if len(recent) > CRASH_LOOP:
             return False
-        argv, _, env = self.services[name]
+        argv, env = self.services[name]
         self.spawn(name, argv, env=env)      # not waited for: a stop asked meanwhile is noticed at once
         return True
 

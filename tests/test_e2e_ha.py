@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_for
+from tests.conftest import http_get, wait_for
 from tests.test_e2e import paperbot, running, service_pid
 
 pytestmark = pytest.mark.slow
@@ -52,8 +52,8 @@ def test_one_kill_one_restart_under_ha(tmp_path, trouble):
         wait_for(lambda: stack.value('tradingbot_up{bot="ha-victim"}') == 1, timeout=60, what="Prometheus sees it up")
         for server in ("prometheus", "prometheus-2"):     # both replicas scrape and evaluate
             url = json.loads((state / "stack.json").read_text())[server]
-            wait_for(lambda: json.loads(__import__("urllib.request").request.urlopen(
-                f"{url}/api/v1/query?query=tradingbot_up").read())["data"]["result"], what=f"{server} scraping")
+            wait_for(lambda: json.loads(http_get(f"{url}/api/v1/query?query=tradingbot_up"))["data"]["result"],
+                     what=f"{server} scraping")
         starts.write_text("")                            # the stack's own start of it is not a restart
         pid = live_pid(victim["pidfile"])
         os.kill(pid, signal.SIGKILL)

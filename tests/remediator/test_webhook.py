@@ -171,8 +171,12 @@ def test_a_resolve_from_the_other_peer_stops_the_retries(fleet):
     runtimes["bot-6"].comes_up = False                        # every restart fails: retries are scheduled
     post(client, payload(alert("bot-6", starts_at="2026-11-25T08:00:00Z")))
     engine.runner.dispatch_due(inline=True)
+    assert [a.state for a in actions(engine) if a.playbook == "restart"].count("scheduled") == 1   # a retry waits
     post(client, payload(alert("bot-6", status="resolved", starts_at="2026-11-25T08:00:02Z")))
     assert not engine.ledger.incident_open("fp-TradingBotDown-bot-6", "2026-11-25T08:00:00Z")
+    clock.advance(7200)
+    engine.runner.dispatch_due(inline=True)
+    assert runtimes["bot-6"].calls.count("restart") == 1             # the retry was cancelled, not run
 
 
 def test_a_healthy_bot_is_never_restarted(fleet):
