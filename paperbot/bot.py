@@ -2,7 +2,8 @@
 
 It stands alone like a user's bot: it imports nothing of botwatch. Each fill is written to the journal
 (JSONL, flushed and fsynced) and then appended to the trade CSV; `GET /health` answers JSON. It resumes
-its position and trade numbering from the journal when restarted, and misbehaves on cue.
+its position and trade numbering from the journal when restarted, finishing a CSV write a kill cut off
+between the two writes, and misbehaves on cue.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-HEADER = "timestamp,trade_id,symbol,side,price,qty,fee"
+COLUMNS = ("timestamp", "trade_id", "symbol", "side", "price", "qty", "fee")
+HEADER = ",".join(COLUMNS)
 FEE_RATE = 0.001
 START_PRICES = {"BTC": 60000.0, "ETH": 3000.0, "DOGE": 0.15, "SOL": 150.0}
 
@@ -125,6 +127,43 @@ class PaperBot:
         if self.position == 0:
             self.avg_entry = 0.0
 
+    def _catch_up_csv(self) -> None:
+        """A kill between the journal write and the CSV row leaves the journal a fill ahead: append the fills
+        the CSV misses, if its last row is one the journal has. Anything else (a torn or damaged last row,
+        a header-only or missing file) is left for the monitor to judge."""
+        journal, csv_path = Path(self.args.journal), Path(self.args.data_file)
+        try:
+            with csv_path.open("rb") as data:
+                data.seek(max(0, data.seek(0, os.SEEK_END) - 4096))
+                tail = data.read()
+            lines = journal.read_text(encoding="utf-8").splitlines() if journal.exists() else []
+        except OSError:
+            return
+        if not tail.endswith(b"\n") or not lines:
+            return
+        last = tail.rstrip(b"\n").rsplit(b"\n", 1)[-1].decode("utf-8", "replace").split(",")
+        if len(last) != 7 or last[0] == "timestamp":
+            return
+        for back, line in enumerate(reversed(lines)):
+            try:
+                fill = json.loads(line)
+            except ValueError:
+                return
+            if fill.get("trade_id") == last[1]:
+                break
+        else:
+            return
+        try:
+            missing = [json.loads(line) for line in lines[len(lines) - back:]]
+            rows = [",".join(fill[k] for k in COLUMNS) + "\n" for fill in missing]
+        except (ValueError, KeyError, TypeError):
+            return
+        if missing:
+            with csv_path.open("a", encoding="utf-8") as data:
+                data.writelines(rows)
+            log.warning("the journal was %d fill(s) ahead of the data file: appended %s", len(missing),
+                        ", ".join(fill["trade_id"] for fill in missing))
+
     def _write_fill(self, fill: dict) -> None:
         journal_line = json.dumps(fill, separators=(",", ":")) + "\n"
         with open(self.args.journal, "a", encoding="utf-8") as journal:
@@ -132,7 +171,7 @@ class PaperBot:
             journal.flush()
             os.fsync(journal.fileno())
         csv_path = Path(self.args.data_file)
-        row = ",".join(fill[k] for k in ("timestamp", "trade_id", "symbol", "side", "price", "qty", "fee"))
+        row = ",".join(fill[k] for k in COLUMNS)
         new = not csv_path.exists() or csv_path.stat().st_size == 0
         with csv_path.open("a", encoding="utf-8") as data:
             data.write((HEADER + "\n" if new else "") + row + "\n")
@@ -165,6 +204,7 @@ class PaperBot:
         args = self.args
         if not Path(args.data_file).exists():
             Path(args.data_file).write_text(HEADER + "\n", encoding="utf-8")
+        self._catch_up_csv()
         while self._pause(args.trade_interval):
             done = self.trades
             if args.exit_after is not None and done >= args.exit_after:

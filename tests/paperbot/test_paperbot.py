@@ -70,6 +70,27 @@ def test_resumes_position_and_numbering_from_the_journal(paperbots):
     assert abs(again.health()["position"] - book.positions[after[0]["symbol"]].qty) < 1e-9
 
 
+def test_a_fill_a_kill_kept_out_of_the_csv_is_appended_at_the_next_start(paperbots):
+    """Killed between the journal write and the CSV row: the journal is ahead; the next start appends the
+    missing rows (only when the CSV's last row is one the journal has; a torn row is left to the monitor)."""
+    bot = paperbots("torn", trade_interval=0.05)
+    wait_for(lambda: len(fills(bot.journal)) >= 10, what="10 fills")
+    bot.kill(signal.SIGTERM)
+    rows = bot.csv.read_text().splitlines(keepends=True)
+    bot.csv.write_text("".join(rows[:-3]))                         # as if the last 3 CSV writes never happened
+    again = paperbots("torn", trade_interval=0.05, hang_after=len(fills(bot.journal)))
+    wait_for(lambda: again.health()["state"] == "hung", what="started, no new fill")
+    assert bot.csv.read_text().splitlines(keepends=True) == rows
+    assert validate_file(bot.csv).valid
+    again.kill(signal.SIGTERM)
+
+    bot.csv.write_text("".join(rows[:-1]) + rows[-1][:20])        # a torn last row: not the bot's to mend
+    torn = bot.csv.read_bytes()
+    third = paperbots("torn", trade_interval=0.05, hang_after=len(fills(bot.journal)))
+    wait_for(lambda: third.health()["state"] == "hung", what="started again")
+    assert bot.csv.read_bytes() == torn
+
+
 def test_exit_after_n_fills(paperbots):
     bot = paperbots("quitter", exit_after=5)
     assert bot.process.wait(timeout=20) == 1
