@@ -121,7 +121,8 @@ class Intake:
 
     def _resolved(self, alert: Alert, bot: str, playbook: str | None, now: float) -> str:
         """Close the incident and cancel what it still had pending; returns the delivery's note."""
-        self.ledger.resolve_incident(alert.fingerprint, alert.starts_at, alert.alertname, bot, now)
+        if not self.ledger.resolve_incident(alert.fingerprint, alert.starts_at, alert.alertname, bot, now):
+            return "resolved: an earlier incident, already superseded"
         note = "resolved"
         if playbook:
             cancelled = self.ledger.cancel_scheduled(bot, playbook, now, f"{alert.alertname} resolved")

@@ -1,6 +1,7 @@
 """The remediator's durable memory: a SQLite file in the data dir.
 
-It holds every delivery, every incident (an alert's fingerprint + startsAt: the unit of idempotency),
+It holds every delivery, every incident (one alert from firing to resolved, each copy of it by its
+fingerprint + startsAt: the unit of idempotency),
 every action a playbook took or will take, and each bot's restart bookkeeping (attempts, backoff,
 circuit). A remediator killed in the middle of a playbook finds the action still `running` at
 start-up and runs it again.
@@ -13,6 +14,7 @@ import json
 import sqlite3
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 SCHEMA = """
@@ -140,27 +142,67 @@ class Ledger:
         (bot, alertname, fingerprint) from firing to resolved, whatever `startsAt` each copy carries: an
         Alertmanager HA pair fed by two Prometheus servers can send the same alert with two startsAt, and
         resends it when a peer thinks the other failed. Every copy is remembered, so that a stale resend of
-        a resolved incident does not open a new one."""
+        a resolved incident does not open a new one.
+
+        The resolve can also never arrive: Alertmanager tells a group's current state, so an alert that
+        resolved and fired again within one group_interval reaches us only as a firing copy with a later
+        startsAt. A copy that started after every action of the open incident had finished is that: a new
+        incident (the one before is closed, and its copies stay with it: see `_superseded`)."""
+        key = (fingerprint, alertname, bot)
         with self.transaction():
             seen = self._db.execute("SELECT 1 FROM incidents WHERE fingerprint = ? AND starts_at = ?",
                                     (fingerprint, starts_at)).fetchone()
             if seen:
                 return False
-            open_already = self._db.execute(
-                "SELECT 1 FROM incidents WHERE fingerprint = ? AND alertname = ? AND bot = ? AND resolved_at IS NULL",
-                (fingerprint, alertname, bot)).fetchone()
+            if self._superseded(key, starts_at):           # a late copy of an incident already closed
+                self._db.execute("INSERT INTO incidents (fingerprint, starts_at, alertname, bot, opened_at, resolved_at) "
+                                 "VALUES (?, ?, ?, ?, ?, ?)", (fingerprint, starts_at, alertname, bot, now, now))
+                return False
+            copies = [row[0] for row in self._db.execute(
+                "SELECT starts_at FROM incidents WHERE fingerprint = ? AND alertname = ? AND bot = ? "
+                "AND resolved_at IS NULL", key)]
+            acts = not copies
+            if copies:
+                finished = self._settled(key, copies)
+                if finished is not None and _epoch(starts_at) > finished:
+                    self._db.execute("UPDATE incidents SET resolved_at = ? WHERE fingerprint = ? AND alertname = ? "
+                                     "AND bot = ? AND resolved_at IS NULL", (now, *key))
+                    self._db.execute("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
+                                     "value = excluded.value", (_boundary_key(key), json.dumps(finished)))
+                    acts = True
             self._db.execute("INSERT INTO incidents (fingerprint, starts_at, alertname, bot, opened_at) "
                              "VALUES (?, ?, ?, ?, ?)", (fingerprint, starts_at, alertname, bot, now))
-            return not open_already
+            return acts
 
-    def resolve_incident(self, fingerprint: str, starts_at: str, alertname: str, bot: str, now: float) -> None:
+    def _settled(self, key: tuple[str, str, str], copies: list[str]) -> float | None:
+        """When the last action of an incident (its copies' startsAt) finished; None while one is pending
+        or running, or when it has none (nothing tells its end then)."""
+        marks = ",".join("?" * len(copies))
+        row = self._db.execute(
+            f"SELECT COUNT(*), SUM(state != 'done'), MAX(finished_at) FROM actions WHERE fingerprint = ? "
+            f"AND alertname = ? AND bot = ? AND starts_at IN ({marks})", (key[0], key[1], key[2], *copies)).fetchone()
+        count, pending, finished = row
+        return finished if count and not pending else None
+
+    def _superseded(self, key: tuple[str, str, str], starts_at: str) -> bool:
+        """Whether a copy belongs to an incident closed because a later one opened (it started before
+        that one's actions had finished)."""
+        row = self._db.execute("SELECT value FROM kv WHERE key = ?", (_boundary_key(key),)).fetchone()
+        return row is not None and _epoch(starts_at) <= json.loads(row[0])
+
+    def resolve_incident(self, fingerprint: str, starts_at: str, alertname: str, bot: str, now: float) -> bool:
         """Close the incident, every copy of it; the resolving copy is remembered too (a late firing resend
-        of it is then a duplicate, not a new incident)."""
+        of it is then a duplicate, not a new incident). False when the copy belongs to an incident a later
+        one already superseded: the open one stays open."""
+        key = (fingerprint, alertname, bot)
         with self.transaction():
-            self._db.execute("UPDATE incidents SET resolved_at = ? WHERE fingerprint = ? AND alertname = ? AND bot = ? "
-                             "AND resolved_at IS NULL", (now, fingerprint, alertname, bot))
+            superseded = self._superseded(key, starts_at)
+            if not superseded:
+                self._db.execute("UPDATE incidents SET resolved_at = ? WHERE fingerprint = ? AND alertname = ? "
+                                 "AND bot = ? AND resolved_at IS NULL", (now, *key))
             self._db.execute("INSERT OR IGNORE INTO incidents (fingerprint, starts_at, alertname, bot, opened_at, "
                              "resolved_at) VALUES (?, ?, ?, ?, ?, ?)", (fingerprint, starts_at, alertname, bot, now, now))
+            return not superseded
 
     def incident_open(self, fingerprint: str | None, starts_at: str | None) -> bool:
         """Whether the incident this copy belongs to is still open (any copy of it unresolved)."""
@@ -266,3 +308,12 @@ class Ledger:
     def put(self, key: str, value) -> None:
         self._write("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                     (key, json.dumps(value)))
+
+
+def _boundary_key(key: tuple[str, str, str]) -> str:
+    return "incident-boundary:" + json.dumps(list(key))
+
+
+def _epoch(starts_at: str) -> float:
+    """An alert's startsAt (RFC 3339, checked by the payload parser) in seconds."""
+    return datetime.fromisoformat(starts_at).timestamp()

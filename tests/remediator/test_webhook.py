@@ -1,5 +1,6 @@
 """POST /alerts: who may call it, what it accepts, and that one incident acts once."""
 
+from datetime import datetime, timezone
 
 import pytest
 
@@ -164,6 +165,38 @@ def test_one_alert_with_two_startsat_from_two_senders_acts_once(fleet):
     # the next real incident carries a new startsAt and acts
     clock.advance(7200)
     assert post(client, payload(alert("bot-5", starts_at="2026-11-25T10:00:00Z"))).get_json()["scheduled"] == 1
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def test_a_refire_whose_resolve_never_came_is_a_new_incident(fleet):
+    """Alertmanager tells a group's current state: an alert that resolved and fired again within one
+    group_interval arrives only as a firing copy with a later startsAt. One that started after the open
+    incident's actions had finished is a new incident; copies of the first stay duplicates, and the first's
+    late resolve leaves the new one open."""
+    engine, client, runtimes, clock = fleet
+    fp = "fp-TradingBotDown-bot-8"
+    first = iso(clock.now - 10)
+    assert post(client, payload(alert("bot-8", starts_at=first))).get_json()["scheduled"] == 1
+    replica = iso(clock.now + 1)           # the other Prometheus' copy, while the restart is still pending
+    assert post(client, payload(alert("bot-8", starts_at=replica))).get_json()["duplicate"] == 1
+    engine.runner.dispatch_due(inline=True)                       # restarted and verified
+    assert runtimes["bot-8"].calls.count("restart") == 1
+    clock.advance(30)
+    runtimes["bot-8"]._up = False                                 # down again; the resolve never came
+    again = iso(clock.now - 2)
+    assert post(client, payload(alert("bot-8", starts_at=again))).get_json()["scheduled"] == 1
+    assert post(client, payload(alert("bot-8", starts_at=iso(clock.now - 25)))).get_json()["duplicate"] == 1
+    assert post(client, payload(alert("bot-8", status="resolved", starts_at=replica))).get_json()["resolved"] == 1
+    assert engine.ledger.incident_open(fp, again), "the first incident's late resolve closed the second"
+    clock.advance(3600)                                           # past the backoff of a second restart
+    engine.runner.dispatch_due(inline=True)
+    engine.runner.dispatch_due(inline=True)
+    assert runtimes["bot-8"].calls.count("restart") == 2
+    assert post(client, payload(alert("bot-8", status="resolved", starts_at=again))).get_json()["resolved"] == 1
+    assert not engine.ledger.incident_open(fp, again)
 
 
 def test_a_resolve_from_the_other_peer_stops_the_retries(fleet):
