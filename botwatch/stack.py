@@ -207,6 +207,22 @@ class Stack:
         return [pid for pid in pids if pid]
 
 
+def service_pid(stack_json: Path, name: str) -> int | None:
+    """The pid of a running stack's service (`botwatch …`, Prometheus, Alertmanager) found by its listen
+    address in stack.json (`--listen 127.0.0.1:P` or `--web.listen-address=127.0.0.1:P`, setpriv wrappers
+    aside): for tests and the chaos soak, which kill services on purpose."""
+    address = json.loads(Path(stack_json).read_text())[name].removeprefix("http://").encode()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                argv = (Path("/proc") / entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"setpriv" not in argv[0] and any(arg == address or arg.endswith(b"=" + address) for arg in argv):
+                return int(entry)
+    return None
+
+
 def _kill(pid: int, signum: int) -> None:
     try:
         os.kill(pid, signum)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from botwatch.stack import service_pid as find_service
 from tests.conftest import BOTWATCH, ROOT, free_port, http_get, kill_pidfile, wait_for
 
 pytestmark = pytest.mark.slow
@@ -195,18 +196,9 @@ def test_bots_sharing_an_exchange_are_slowed_down_together(tmp_path):
 
 
 def service_pid(state: Path, name: str) -> int:
-    """The pid of one of the stack's services (`botwatch …`, Prometheus, Alertmanager) by its listen address
-    in stack.json: `--listen 127.0.0.1:P` or `--web.listen-address=127.0.0.1:P` (setpriv wrappers aside)."""
-    address = json.loads((state / "stack.json").read_text())[name].removeprefix("http://").encode()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                argv = (Path("/proc") / entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"setpriv" not in argv[0] and any(arg == address or arg.endswith(b"=" + address) for arg in argv):
-                return int(entry)
-    raise AssertionError(f"no process for {name}")
+    pid = find_service(state / "stack.json", name)
+    assert pid, f"no process for {name}"
+    return pid
 
 
 def test_a_crashed_service_is_started_again_and_the_loop_still_heals(tmp_path):
