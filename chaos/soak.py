@@ -1,0 +1,681 @@
+"""`make chaos`: the fast-timings stack under a seeded random schedule of faults, scored in one JSON line.
+
+`botwatch up --timings fast --ha` (two Alertmanager peers, two Prometheus servers; `--single` for one of
+each) runs BOTS paperbots for DURATION while faults are injected at random moments (mean gap `--gap`),
+each kind in turn from a shuffled deck, one at a time per bot and per service:
+
+  bot-kill            SIGKILL of a bot                         healed: a new pid answering /health   1 start
+  bot-stop            SIGSTOP of a bot (alive, silent)         healed: a new pid answering /health   1 start
+  store               one corruption of the bot's trade CSV    healed: restored since, valid, the    1 start
+                      (every check the exporter makes, in      journal's trades exactly, answering
+                      turn, that a live file can get)
+  auth-errors         API-key error lines in the bot's log     healed: its on_auth_error ran         0 starts
+  rate-limit          rate-limit lines in the bot's log        healed: its on_rate_limit ran         0 starts
+  remediator-kill     a bot killed, then SIGKILL of the        healed: as bot-kill, the remediator   1 start
+                      remediator once its restart is running   answering again
+  exporter-kill       SIGKILL of the exporter                  healed: /metrics answers again        0 starts
+  alertmanager-kill   SIGKILL of one Alertmanager peer         healed: ready, the cluster whole      0 starts
+  prometheus-restart  SIGTERM of one Prometheus server         healed: ready again                   0 starts
+
+The stack starts an exited service again, as systemd would; the remediator must do the rest. A bot gets a
+fault that needs a restart only once its restart count has been reset (healthy for healthy_reset_after):
+a second one sooner waits out the restart backoff, which is policy, not recovery.
+
+Scored: faults injected and healed; recovery time per kind (p50/p95/max, from the fault to healed);
+trades lost and duplicated — each restored file against the bot's journal when it is healed, and every
+bot's file against its journal once the stack has stopped; bot starts (each start command run is
+logged) per fault, duplicates (more than the fault needs) and spurious ones (outside any fault); 5xx
+answers of the webhook; per bot the time it did not answer /health, against the floor its faults make
+unavoidable (the detection and restart times of the timings). `ok` is true when nothing was lost,
+duplicated or started needlessly, no 5xx, and every fault healed.
+
+    python chaos/soak.py --duration 30m --seed 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from botwatch.core.serve import free_port  # noqa: E402
+from botwatch.core.tradefile import validate_file  # noqa: E402
+from botwatch.core.units import parse_duration  # noqa: E402
+from botwatch.stack import TIMINGS, service_pid  # noqa: E402
+
+BOTWATCH = [sys.executable, "-m", "botwatch"]
+T = TIMINGS["fast"]
+CHECK = float(T["check_interval"])
+SCRAPE = parse_duration(T["scrape"])
+HEALTH_TIMEOUT, STOP_TIMEOUT = 1.0, 2.0          # the soak's bots' health_timeout and stop_timeout
+RESET_AFTER = parse_duration(T["healthy_reset_after"]) + parse_duration(T["verify_after"]) + 5
+LOG_WINDOW = 60 + 15                              # the fast rules' auth/rate-limit window, and a margin
+SERVICE_GAP = 15.0                                # seconds between two faults of one service
+HEAL_TIMEOUT = 180.0
+PROBE_EVERY = 0.25
+
+BOT_KINDS = ("bot-kill", "bot-stop", "store", "auth-errors", "rate-limit", "remediator-kill")
+SERVICE_KINDS = ("exporter-kill", "alertmanager-kill", "prometheus-restart")
+RESTARTING = ("bot-kill", "bot-stop", "remediator-kill")
+STARTS = {"bot-kill": 1, "bot-stop": 1, "store": 1, "remediator-kill": 1, "auth-errors": 0, "rate-limit": 0}
+
+
+# -- the trade file's corruptions, as a live file gets them ------------------------------------------------
+
+def _now_iso(delta: float = 0.0) -> str:
+    return (datetime.now(timezone.utc) + timedelta(seconds=delta)).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
+def _append(path: Path, data: bytes) -> None:
+    with open(path, "ab") as f:
+        f.write(data)
+
+
+def _row(n: int, ts: str | None = None, side: str = "buy", price: str = "100", qty: str = "1",
+         fee: str = "0.1", symbol: str = "ETH/USDT") -> bytes:
+    return f"{ts or _now_iso()},chaos-{n},{symbol},{side},{price},{qty},{fee}\n".encode()
+
+
+def _rows(path: Path) -> list[bytes]:
+    return path.read_bytes().split(b"\n")[1:-1]
+
+
+def _shrink(path: Path, rng: random.Random) -> str:
+    data = path.read_bytes()
+    cut = data.index(b"\n", len(data) // 2) + 1
+    os.truncate(path, cut)
+    return f"cut at byte {cut} of {len(data)}"
+
+
+def _rewrite(path: Path, rng: random.Random) -> str:
+    """One digit of a row the exporter validated seconds ago, inside the last 4 KiB (README: a rewrite of the
+    tail or the header is always caught; elsewhere in a large file only when it touches a sampled block)."""
+    data = path.read_bytes()
+    end = data.rstrip(b"\n").rfind(b"\n")
+    for _ in range(12):                                      # 12 rows back: at 0.5 s a fill, ~6 s ago
+        end = data.rfind(b"\n", 0, end)
+    start = data.rfind(b"\n", 0, end) + 1 if end > 0 else 0
+    if end <= 0 or start < max(len(data) - 4096, data.index(b"\n") + 1):
+        raise ValueError("too few rows yet")
+    price = data.rfind(b",", start, data.rfind(b",", start, data.rfind(b",", start, end)))   # ,price,qty,fee
+    at = price + 1
+    digit = data[at:at + 1]
+    if not digit.isdigit():
+        raise ValueError("no digit to change")
+    new = str((int(digit) + rng.randrange(1, 10)) % 10).encode()
+    with open(path, "r+b") as f:
+        f.seek(at)
+        f.write(new)
+    return f"byte {at}: {digit.decode()} -> {new.decode()}"
+
+
+def _duplicate(path: Path, rng: random.Random) -> str:
+    last = _rows(path)[-1].decode()
+    fields = last.split(",")
+    _append(path, (",".join([_now_iso()] + fields[1:]) + "\n").encode())
+    return f"trade {fields[1]} again"
+
+
+CORRUPTIONS = {
+    "field_count": lambda p, n, rng: _append(p, f"{_now_iso()},chaos-{n},ETH/USDT,buy,100\n".encode()),
+    "bad_number": lambda p, n, rng: _append(p, _row(n, price="abc")),
+    "non_positive": lambda p, n, rng: _append(p, _row(n, qty="-1")),
+    "negative_fee": lambda p, n, rng: _append(p, _row(n, fee="-0.5")),
+    "bad_side": lambda p, n, rng: _append(p, _row(n, side="hold")),
+    "bad_timestamp": lambda p, n, rng: _append(p, _row(n, ts="yesterday")),
+    "timestamp_backwards": lambda p, n, rng: _append(p, _row(n, ts="2020-01-01T00:00:00Z")),
+    "timestamp_future": lambda p, n, rng: _append(p, _row(n, ts=_now_iso(86400))),
+    "duplicate_trade_id": lambda p, n, rng: _duplicate(p, rng),
+    "nul_bytes": lambda p, n, rng: _append(p, b"\0" * 256),                     # the tail a crash leaves
+    "invalid_utf8": lambda p, n, rng: _append(p, _row(n).replace(b"ETH/USDT", b"ETH/\xff\xfe")),
+    "torn_row": lambda p, n, rng: _append(p, f"{_now_iso()},chaos-{n},ETH/US".encode()),  # the bot's next row merges
+    "header": lambda p, n, rng: _overwrite(p, 0, b"TIMESTAMP"),
+    "shrunk": lambda p, n, rng: _shrink(p, rng),
+    "rewritten": lambda p, n, rng: _rewrite(p, rng),
+}
+# `missing` is left out: a live bot writes a new file at once (a new inode, valid from its first byte);
+# `unreadable` needs another user than root.
+
+
+def _overwrite(path: Path, offset: int, data: bytes) -> None:
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(data)
+
+
+# -- the stack and its bots --------------------------------------------------------------------------------
+
+def live_pid(pidfile: str | Path) -> int | None:
+    try:
+        pid = int(Path(pidfile).read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def http_ok(url: str, timeout: float = 1.0) -> bytes | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.read() if response.status == 200 else None
+    except (OSError, ValueError):
+        return None
+
+
+def paperbot(name: str, folder: Path, seed: int) -> dict:
+    port = free_port()
+    files = {key: str(folder / f"{name}.{ext}")
+             for key, ext in (("data_file", "csv"), ("journal", "jsonl"), ("pidfile", "pid"), ("log_file", "log"))}
+    argv = BOTWATCH + ["paperbot", "--name", name, "--seed", str(seed), "--trade-interval", "0.5",
+                       "--health-port", str(port), "--data-file", files["data_file"], "--journal", files["journal"],
+                       "--pidfile", files["pidfile"], "--log-file", files["log_file"]]
+    marks = {kind: str(folder / f"{name}.{kind}") for kind in ("starts", "auth", "ratelimit")}
+    stamp = 'date +%s.%N >> "$0"'
+    return {"name": name, "type": "spot", "check_interval": CHECK, "health_endpoint": f"http://127.0.0.1:{port}/health",
+            "health_timeout": HEALTH_TIMEOUT, "stop_timeout": STOP_TIMEOUT, "starting_balance": 1000,
+            "stale_after": "30s", **files,
+            "start_command": ["sh", "-c", f'{stamp}; shift; exec "$@"', marks["starts"], "--", *argv],
+            "on_auth_error": ["sh", "-c", stamp, marks["auth"]],
+            "on_rate_limit": ["sh", "-c", stamp, marks["ratelimit"]]}
+
+
+def stamps(path: str) -> list[float]:
+    try:
+        return [float(line) for line in Path(path).read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def csv_ids(path: str) -> list[str]:
+    return [line.split(",")[1] for line in Path(path).read_text(errors="replace").splitlines()[1:] if "," in line]
+
+
+def journal_ids(path: str) -> list[str]:
+    return [json.loads(line)["trade_id"] for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def restart_time(folder: Path) -> float:
+    """Median seconds from a paperbot's start command to a live pid in its pidfile (the floor's last part)."""
+    bot = paperbot("chaos-timing", folder, 0)
+    argv = bot["start_command"]
+    times = []
+    for _ in range(3):
+        Path(bot["pidfile"]).unlink(missing_ok=True)
+        started = time.monotonic()
+        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        while live_pid(bot["pidfile"]) is None and time.monotonic() - started < 30:
+            time.sleep(0.01)
+        times.append(time.monotonic() - started)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+    for path in folder.glob("chaos-timing.*"):
+        path.unlink()
+    return statistics.median(times)
+
+
+@dataclass
+class Fault:
+    kind: str
+    target: str                     # a bot's name or a service's
+    injected: float                 # time.time()
+    detail: str = ""
+    old_pid: int | None = None
+    healed: float | None = None
+    expected_starts: int = 0
+    starts: int = 0
+    mid_playbook: bool | None = None
+    extra: dict = field(default_factory=dict)
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "target": self.target, "detail": self.detail,
+                "at": round(self.injected, 3), "healed_after": None if self.healed is None
+                else round(self.healed - self.injected, 2)}
+
+
+class Soak:
+    def __init__(self, workdir: Path, seed: int, duration: float, bots: int, gap: float, ha: bool):
+        self.dir, self.seed, self.duration, self.gap, self.ha = workdir, seed, duration, gap, ha
+        self.rng = random.Random(seed)
+        self.folder = workdir / "bots"
+        self.folder.mkdir(parents=True)
+        self.bots = {f"chaos-{n}": paperbot(f"chaos-{n}", self.folder, seed * 100 + n) for n in range(bots)}
+        self.state = workdir / "stack"
+        self.faults: list[Fault] = []
+        self.open: dict[str, Fault] = {}                  # target -> its fault in progress
+        self.last: dict[tuple[str, str], float] = {}      # (target, group) -> when its last fault healed
+        self.samples = {name: [] for name in self.bots}   # (time, answered) from the /health probes
+        self.http_5xx = 0
+        self.restores_checked, self.lost_at_restore, self.duplicated_at_restore = 0, 0, 0
+        self.baseline: dict[str, int] = {}
+        self.stopping = threading.Event()
+        self.deck: list[str] = []
+        self.corruptions: list[str] = []
+        self.numbering = 0
+
+    # -- running the stack ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.restart_s = restart_time(self.folder)
+        config = self.dir / "bots.json"
+        config.write_text(json.dumps({"bots": list(self.bots.values())}, indent=2))
+        argv = BOTWATCH + ["up", "--config", str(config), "--timings", "fast", "--state-dir", str(self.state)]
+        self.process = subprocess.Popen(argv + (["--ha"] if self.ha else []), cwd=ROOT, stdout=open(
+            self.dir / "stack.log", "wb"), stderr=subprocess.STDOUT)
+        self._wait(lambda: (self.state / "stack.json").exists(), 180, "the stack up")
+        self.info = json.loads((self.state / "stack.json").read_text())
+        self.prometheis = [self.info[n] for n in ("prometheus", "prometheus-2") if n in self.info]
+        self._wait(lambda: all(self._value(url, f'tradingbot_up{{bot="{b}"}}') == 1 for url in self.prometheis
+                               for b in self.bots), 120, "every bot up in Prometheus")
+        self._wait(lambda: all(self._value(self.prometheis[0], f'botwatch_last_backup_timestamp_seconds{{bot="{b}"}}')
+                               for b in self.bots), 120, "the remediator's start-up backups")
+        self.baseline = {name: len(stamps(self._mark(name, "starts"))) for name in self.bots}
+        for name in self.bots:
+            threading.Thread(target=self._probe, args=(name,), daemon=True).start()
+        threading.Thread(target=self._count_5xx, daemon=True).start()
+
+    def stop(self) -> int | None:
+        self.stopping.set()
+        for fault in self.faults:                         # nothing stays frozen past the soak
+            if fault.kind == "bot-stop" and fault.old_pid:
+                _signal(fault.old_pid, signal.SIGCONT)
+        alive = self.process.poll() is None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        for bot in self.bots.values():
+            pid = live_pid(bot["pidfile"])
+            if pid:
+                _signal(pid, signal.SIGKILL)
+        return self.process.returncode if alive else None
+
+    def _wait(self, predicate, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if self.process.poll() is not None:
+                raise SystemExit(f"botwatch up exited ({self.process.returncode}) while waiting for {what}: "
+                                 f"see {self.dir / 'stack.log'}")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"no {what} within {timeout:g}s: see {self.dir / 'stack.log'}")
+            time.sleep(0.2)
+
+    def _value(self, prometheus: str, expr: str) -> float | None:
+        body = http_ok(f"{prometheus}/api/v1/query?query={urllib.parse.quote(expr)}", timeout=2)
+        if body is None:
+            return None
+        result = json.loads(body)["data"]["result"]
+        return float(result[0]["value"][1]) if result else None
+
+    def _alerts_quiet(self, bot: str) -> bool:
+        """No alert pending or firing for the bot in any Prometheus (unknown counts as not quiet)."""
+        query = urllib.parse.quote(f'ALERTS{{bot="{bot}"}}')
+        for url in self.prometheis:
+            body = http_ok(f"{url}/api/v1/query?query={query}", timeout=2)
+            if body is None or json.loads(body)["data"]["result"]:
+                return False
+        return True
+
+    def _probe(self, name: str) -> None:
+        url = self.bots[name]["health_endpoint"]
+        while not self.stopping.is_set():
+            began = time.monotonic()
+            self.samples[name].append((time.time(), http_ok(url, timeout=0.5) is not None))
+            time.sleep(max(0.0, PROBE_EVERY - (time.monotonic() - began)))
+
+    def _count_5xx(self) -> None:
+        """The webhook's 5xx answers, from the remediator's counter (a restart resets it: summed across)."""
+        seen: dict[str, float] = {}
+        while not self.stopping.is_set():
+            body = http_ok(self.info["remediator"] + "/metrics", timeout=1)
+            for line in (body or b"").decode().splitlines():
+                if line.startswith('botwatch_webhook_requests_total{code="5'):
+                    code, value = line.split('"')[1], float(line.rsplit(" ", 1)[1])
+                    before = seen.get(code, 0.0)
+                    self.http_5xx += int(value - before if value >= before else value)
+                    seen[code] = value
+            time.sleep(0.5)
+
+    def _mark(self, bot: str, kind: str) -> str:
+        return str(self.folder / f"{bot}.{kind}")
+
+    # -- faults --------------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        began = time.monotonic()
+        next_at = began + self.rng.uniform(1, self.gap)
+        while time.monotonic() - began < self.duration:
+            self._check_open()
+            if time.monotonic() >= next_at:
+                injected = self._inject_next()
+                next_at = time.monotonic() + (self.rng.expovariate(1 / self.gap) if injected else 1.0)
+            if self.process.poll() is not None:
+                raise SystemExit(f"botwatch up exited ({self.process.returncode}) during the soak: "
+                                 f"see {self.dir / 'stack.log'}")
+            time.sleep(0.1)
+        deadline = time.monotonic() + HEAL_TIMEOUT            # the last faults get their time to heal
+        while self.open and time.monotonic() < deadline:
+            self._check_open()
+            time.sleep(0.1)
+        time.sleep(10)                                      # a late duplicate restart would show now
+
+    def _inject_next(self) -> bool:
+        """The first kind in the deck that has a free target now; a new shuffled deck when it is empty, or
+        when nothing in it can go now (bots waiting out their restart-count reset) and it is short."""
+        kinds = BOT_KINDS + SERVICE_KINDS
+        if not self.deck:
+            self.deck = self.rng.sample(kinds, len(kinds))
+        if self._inject_from_deck():
+            return True
+        if len(self.deck) < 2 * len(kinds):
+            self.deck += self.rng.sample(kinds, len(kinds))
+        return False
+
+    def _inject_from_deck(self) -> bool:
+        for index, kind in enumerate(self.deck):
+            fault = self._try(kind)
+            if fault is not None:
+                del self.deck[index]
+                self.faults.append(fault)
+                self.open[fault.target] = fault
+                print(f"[{time.strftime('%H:%M:%S')}] {kind} {fault.target} {fault.detail}", file=sys.stderr,
+                      flush=True)
+                return True
+        return False
+
+    def _free_bot(self, kind: str) -> str | None:
+        now = time.time()
+        group = "restart" if kind in RESTARTING else kind
+        wait = RESET_AFTER if kind in RESTARTING else LOG_WINDOW if kind in ("auth-errors", "rate-limit") else 10
+        names = [name for name in self.bots if name not in self.open
+                 and now - self.last.get((name, group), 0) >= wait and now - self.last.get((name, "any"), 0) >= 10]
+        self.rng.shuffle(names)
+        for name in names:
+            if self._alerts_quiet(name) and live_pid(self.bots[name]["pidfile"]):
+                return name
+        return None
+
+    def _try(self, kind: str) -> Fault | None:
+        if kind in SERVICE_KINDS:
+            return self._service_fault(kind)
+        if kind == "remediator-kill" and time.time() - self.last.get(("remediator", "any"), 0) < SERVICE_GAP:
+            return None
+        name = self._free_bot(kind)
+        if name is None:
+            return None
+        bot = self.bots[name]
+        pid = live_pid(bot["pidfile"])
+        fault = Fault(kind, name, time.time(), old_pid=pid, expected_starts=STARTS[kind])
+        if kind in ("bot-kill", "remediator-kill"):
+            _signal(pid, signal.SIGKILL)
+            if kind == "remediator-kill":
+                fault.mid_playbook = self._kill_remediator_mid_restart(name, fault.injected)
+                fault.detail = "killed mid-playbook" if fault.mid_playbook else "killed before the playbook started"
+        elif kind == "bot-stop":
+            _signal(pid, signal.SIGSTOP)
+        elif kind == "store":
+            if not self.corruptions:
+                self.corruptions = sorted(CORRUPTIONS)
+                self.rng.shuffle(self.corruptions)
+            check = self.corruptions.pop()
+            self.numbering += 1
+            try:
+                detail = CORRUPTIONS[check](Path(bot["data_file"]), self.numbering, self.rng)
+            except ValueError:                  # the file is too young for this one: another time
+                self.corruptions.insert(0, check)
+                return None
+            fault.detail = check + (f" ({detail})" if detail else "")
+            fault.extra["check"] = check
+        elif kind in ("auth-errors", "rate-limit"):
+            fault.extra["marks"] = len(stamps(self._mark(name, "auth" if kind == "auth-errors" else "ratelimit")))
+            line = ('binance {"code":-2015,"msg":"Invalid API-key, IP, or permissions for action."}'
+                    if kind == "auth-errors" else "binance 429 Too Many Requests: rate limit exceeded, retrying")
+            level = "ERROR" if kind == "auth-errors" else "WARNING"
+            count = 3 if kind == "auth-errors" else 8
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S,000")
+            lines = "".join(f"{stamp} {level} paperbot[{pid}] {line}\n" for _ in range(count))
+            _append(Path(bot["log_file"]), lines.encode())
+            fault.detail = f"{count} lines"
+        return fault
+
+    def _kill_remediator_mid_restart(self, bot: str, since: float) -> bool:
+        """SIGKILL of the remediator as soon as the bot's restart action is running (within 20 s)."""
+        ledger = self.state / "remediator" / "ledger.sqlite3"
+        deadline = time.monotonic() + 20
+        running = False
+        while time.monotonic() < deadline and not running:
+            try:
+                with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=1) as db:
+                    running = bool(db.execute("SELECT 1 FROM actions WHERE bot = ? AND playbook = 'restart' AND "
+                                              "state = 'running' AND started_at >= ?", (bot, since)).fetchone())
+            except sqlite3.Error:
+                pass
+            time.sleep(0.05)
+        pid = service_pid(self.state / "stack.json", "remediator")
+        if pid:
+            _signal(pid, signal.SIGKILL)
+        self.last[("remediator", "any")] = time.time()
+        return running
+
+    def _service_fault(self, kind: str) -> Fault | None:
+        names = {"exporter-kill": ["exporter"], "prometheus-restart": ["prometheus", "prometheus-2"],
+                 "alertmanager-kill": ["alertmanager", "alertmanager-2"]}[kind]
+        names = [n for n in names if n in self.info]
+        name = self.rng.choice(names)
+        if name in self.open or time.time() - self.last.get((name, "any"), 0) < SERVICE_GAP:
+            return None
+        pid = service_pid(self.state / "stack.json", name)
+        if not pid:
+            return None
+        _signal(pid, signal.SIGTERM if kind == "prometheus-restart" else signal.SIGKILL)
+        return Fault(kind, name, time.time(), old_pid=pid)
+
+    def _check_open(self) -> None:
+        for target, fault in list(self.open.items()):
+            if self._healed(fault):
+                fault.healed = time.time()
+                del self.open[target]
+                self.last[(target, "any")] = fault.healed
+                self.last[(target, "restart" if fault.kind in RESTARTING else fault.kind)] = fault.healed
+            elif time.time() - fault.injected > HEAL_TIMEOUT and not fault.extra.get("late"):
+                fault.extra["late"] = True
+                print(f"[{time.strftime('%H:%M:%S')}] NOT HEALED in {HEAL_TIMEOUT:g}s: {fault.describe()}",
+                      file=sys.stderr, flush=True)
+
+    def _healed(self, fault: Fault) -> bool:
+        if fault.kind in SERVICE_KINDS:
+            return self._service_back(fault)
+        bot = self.bots[fault.target]
+        if fault.kind in ("auth-errors", "rate-limit"):
+            marks = stamps(self._mark(fault.target, "auth" if fault.kind == "auth-errors" else "ratelimit"))
+            return len(marks) > fault.extra["marks"]
+        pid = live_pid(bot["pidfile"])
+        answering = pid is not None and http_ok(bot["health_endpoint"], timeout=0.5) is not None
+        if fault.kind in ("bot-kill", "bot-stop"):
+            return answering and pid != fault.old_pid
+        if fault.kind == "remediator-kill":
+            return answering and pid != fault.old_pid and http_ok(self.info["remediator"] + "/-/healthy") is not None
+        # store: restored since the fault, valid, answering; then its trades against the journal
+        if not answering or not self._restored_since(fault.target, fault.injected):
+            return False
+        if not validate_file(bot["data_file"]).valid:
+            return False
+        self._check_trades(bot)
+        return True
+
+    def _restored_since(self, bot: str, since: float) -> bool:
+        try:
+            with sqlite3.connect(f"file:{self.state / 'remediator' / 'ledger.sqlite3'}?mode=ro", uri=True,
+                                 timeout=1) as db:
+                return bool(db.execute("SELECT 1 FROM actions WHERE bot = ? AND playbook = 'restore' AND "
+                                       "outcome = 'success' AND finished_at >= ?", (bot, since)).fetchone())
+        except sqlite3.Error:
+            return False
+
+    def _check_trades(self, bot: dict) -> None:
+        """A restored file against the journal: every journal fill once (the newest may be in flight)."""
+        journal = journal_ids(bot["journal"])
+        ids = csv_ids(bot["data_file"])
+        self.restores_checked += 1
+        self.duplicated_at_restore += len(ids) - len(set(ids))
+        self.lost_at_restore += len(set(journal[:-1]) - set(ids))
+
+    def _service_back(self, fault: Fault) -> bool:
+        url = self.info[fault.target]
+        pid = service_pid(self.state / "stack.json", fault.target)
+        if not pid or pid == fault.old_pid:
+            return False
+        if fault.target == "exporter":
+            return http_ok(url + "/metrics", timeout=2) is not None
+        if http_ok(url + "/-/ready") is None:
+            return False
+        if fault.kind == "alertmanager-kill" and self.ha:
+            status = http_ok(url + "/api/v2/status")
+            cluster = json.loads(status).get("cluster") or {} if status else {}
+            return cluster.get("status") == "ready" and len(cluster.get("peers") or []) >= 2
+        return True
+
+    # -- the score -----------------------------------------------------------------------------------------
+
+    def score(self, exit_code: int | None) -> dict:
+        restarts = self._attribute_starts()
+        lost_end = duplicated_end = 0
+        invalid = []
+        for name, bot in self.bots.items():
+            journal, ids = journal_ids(bot["journal"]), csv_ids(bot["data_file"])
+            duplicated_end += len(ids) - len(set(ids))
+            lost_end += len(set(journal) - set(ids))
+            if not validate_file(bot["data_file"]).valid:
+                invalid.append(name)
+        recovery = {}
+        for kind in BOT_KINDS + SERVICE_KINDS:
+            times = sorted(f.healed - f.injected for f in self.faults if f.kind == kind and f.healed)
+            if times:
+                recovery[kind] = {"n": len(times), "p50": round(_quantile(times, 0.5), 2),
+                                  "p95": round(_quantile(times, 0.95), 2), "max": round(times[-1], 2)}
+        unhealed = [f.describe() for f in self.faults if f.healed is None]
+        trades = {"restores_checked": self.restores_checked, "lost": self.lost_at_restore + lost_end,
+                  "duplicated": self.duplicated_at_restore + duplicated_end,
+                  "at_restore": {"lost": self.lost_at_restore, "duplicated": self.duplicated_at_restore},
+                  "at_end": {"lost": lost_end, "duplicated": duplicated_end, "invalid_files": invalid}}
+        ok = (not unhealed and trades["lost"] == 0 and trades["duplicated"] == 0 and not invalid
+              and restarts["duplicate"] == 0 and restarts["spurious"] == 0 and self.http_5xx == 0 and exit_code == 0)
+        by_kind = {kind: sum(f.kind == kind for f in self.faults) for kind in BOT_KINDS + SERVICE_KINDS}
+        return {"chaos": "soak", "seed": self.seed, "duration_s": self.duration, "ha": self.ha, "bots": len(self.bots),
+                "ok": ok, "faults": {"injected": len(self.faults), "healed": len(self.faults) - len(unhealed),
+                                     "by_kind": by_kind, "store_checks": sorted(
+                                         f.extra["check"] for f in self.faults if f.kind == "store"),
+                                     "remediator_killed_mid_playbook": sum(bool(f.mid_playbook) for f in self.faults),
+                                     "unhealed": unhealed},
+                "recovery_s": recovery, "trades": trades, "restarts": restarts, "http_5xx": self.http_5xx,
+                "uptime": self._uptime(), "stack_exit": exit_code, "restart_s": round(self.restart_s, 2)}
+
+    def _attribute_starts(self) -> dict:
+        """Each bot start (its start command run) to the fault of that bot it followed, if any."""
+        total = duplicate = spurious = expected = 0
+        details = []
+        for name, bot in self.bots.items():
+            starts = stamps(self._mark(name, "starts"))[self.baseline[name]:]
+            total += len(starts)
+            faults = sorted((f for f in self.faults if f.target == name), key=lambda f: f.injected)
+            for start in starts:
+                owner = None
+                for fault in faults:
+                    end = fault.healed if fault.healed is not None else float("inf")
+                    if fault.injected <= start <= end + 1:
+                        owner = fault
+                if owner is None:
+                    spurious += 1
+                    details.append({"bot": name, "at": round(start, 3), "fault": None})
+                else:
+                    owner.starts += 1
+            for fault in faults:
+                expected += fault.expected_starts
+                if fault.starts > fault.expected_starts:
+                    duplicate += fault.starts - fault.expected_starts
+                    details.append({"bot": name, "fault": fault.describe(), "starts": fault.starts})
+        return {"total": total, "expected": expected, "duplicate": duplicate, "spurious": spurious,
+                "odd": details[:20]}
+
+    def _uptime(self) -> dict:
+        out = {}
+        for name in self.bots:
+            samples = self.samples[name]
+            if len(samples) < 2:
+                continue
+            down = sum(b[0] - a[0] for a, b in zip(samples, samples[1:]) if not a[1])
+            span = samples[-1][0] - samples[0][0]
+            floor = sum(_floor(f.kind, self.restart_s) for f in self.faults if f.target == name)
+            out[name] = {"uptime": round(1 - down / span, 4), "down_s": round(down, 1), "floor_s": round(floor, 1)}
+        return out
+
+
+def _floor(kind: str, restart: float) -> float:
+    """The downtime a fault makes unavoidable at these timings: the check that sees it (half an interval on
+    average) and the one that confirms it, half a scrape and half an evaluation, then the restart itself;
+    a frozen bot's checks each wait out the health timeout, and its stop waits stop_timeout for SIGTERM."""
+    detect = 1.5 * CHECK + SCRAPE
+    return {"bot-kill": detect + restart, "remediator-kill": detect + restart,
+            "bot-stop": 0.5 * CHECK + 2 * HEALTH_TIMEOUT + SCRAPE + STOP_TIMEOUT + restart,
+            "store": restart}.get(kind, 0.0)
+
+
+def _quantile(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, max(0, round(q * (len(values) - 1))))]
+
+
+def _signal(pid: int | None, signum: int) -> None:
+    if pid:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="chaos/soak.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--duration", default="10m", help="how long faults are injected (then they get time to heal)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--bots", type=int, default=6)
+    p.add_argument("--gap", type=float, default=6.0, help="mean seconds between two faults")
+    p.add_argument("--single", action="store_true", help="one Alertmanager and one Prometheus (default: HA pairs)")
+    p.add_argument("--keep", action="store_true", help="keep the work dir (logs, ledger, files) afterwards")
+    args = p.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="botwatch-chaos-"))
+    soak = Soak(workdir, args.seed, parse_duration(args.duration), args.bots, args.gap, not args.single)
+    exit_code = None
+    try:
+        soak.start()
+        soak.run()
+    finally:
+        exit_code = soak.stop()
+    result = soak.score(exit_code)
+    result["workdir"] = str(workdir) if args.keep or not result["ok"] else None
+    print(json.dumps(result), flush=True)
+    if result["ok"] and not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
