@@ -204,9 +204,13 @@ def quarantine(path: Path, now: float) -> Path | None:
     return target
 
 
+def temp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.restore-tmp")
+
+
 def write_temp(path: Path, data: bytes) -> Path:
     """The new content beside the data file, fsynced; a leftover from an interrupted run is overwritten."""
-    tmp = path.with_name(f".{path.name}.restore-tmp")
+    tmp = temp_path(path)
     with open(tmp, "wb") as f:
         write_chunks(f, data, f"restore {path.name}")
         f.flush()

@@ -6,6 +6,9 @@ The -wal and -shm go with the database: a write-ahead log left beside a restored
 into it. As for CSV files, nothing is touched without a good backup, nothing is ever deleted or
 overwritten, and the restored file must pass `PRAGMA integrity_check` and the exporter's own check before
 it replaces anything.
+
+`on_step` is told each step done (SQLITE_STEPS), as the CSV procedure's is: the playbook records it, so that
+a remediator killed after the file was replaced finishes the run instead of doing it again.
 """
 
 from __future__ import annotations
@@ -17,16 +20,18 @@ from typing import Callable
 
 from botwatch.core.config import Bot
 from remediator.backup import BackupStore, Manifest
-from remediator.restore import RestoreFailed, RestoreReport, move_into_place, newest_backup, quarantine, write_temp
+from remediator.restore import (RestoreFailed, RestoreReport, move_into_place, newest_backup, quarantine, temp_path,
+                                write_temp)
 from remediator.sqlite_backup import check_database_file
 
 # fill_in(restored copy, report, the backup's manifest): adds the fills the backup lacks, says how many
 FillIn = Callable[[Path, RestoreReport, Manifest], None]
+SQLITE_STEPS = ("planned", "stopped", "quarantined", "written", "built", "replaced", "started")
 
 
 def restore_database(bot: Bot, store: BackupStore | None, runtime, check_alive: Callable, fill_in: FillIn,
                      clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
-                     verify_after: float = 5.0) -> RestoreReport:
+                     verify_after: float = 5.0, on_step: Callable[[str], None] = lambda step: None) -> RestoreReport:
     """The whole procedure; raises RestoreFailed (after touching nothing, where it says so)."""
     report = RestoreReport(bot.name)
     good = newest_backup(bot, store, clock, report)
@@ -34,14 +39,20 @@ def restore_database(bot: Bot, store: BackupStore | None, runtime, check_alive: 
         raise RestoreFailed(f"no good backup of the database: nothing touched ({report.detail or 'no backups'})")
     report.backup = good[0].name
     report.say(f"restoring from backup {good[0].name}")
+    on_step("planned")
 
     runtime.stop()
     report.say("bot stopped")
+    on_step("stopped")
     moved = [quarantine(Path(f"{bot.data_file}{suffix}"), clock()) for suffix in ("", "-wal", "-shm")]
     report.quarantine = moved[0]
     report.say("kept aside: " + (", ".join(m.name for m in moved if m) or "nothing (already moved)"))
+    on_step("quarantined")
 
+    for suffix in ("-journal", "-wal", "-shm"):   # an interrupted run's: SQLite would roll them into the new copy
+        Path(f"{temp_path(bot.data_file)}{suffix}").unlink(missing_ok=True)
     tmp = write_temp(bot.data_file, good[1])
+    on_step("written")
     try:
         fill_in(tmp, report, good[0])
     except sqlite3.Error as err:
@@ -52,11 +63,14 @@ def restore_database(bot: Bot, store: BackupStore | None, runtime, check_alive: 
         raise RestoreFailed(f"the restored database does not validate ({problem}); data file moved aside, bot stopped")
     report.rows = rows
     report.say(f"{rows} rows validate")
+    on_step("built")
     move_into_place(tmp, bot.data_file)
     report.say(f"{bot.data_file.name} replaced")
+    on_step("replaced")
 
     runtime.start()
     report.say("bot started")
+    on_step("started")
     sleep(verify_after)
     alive = check_alive()
     if not alive.up:

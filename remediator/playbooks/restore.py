@@ -57,7 +57,8 @@ def restore_playbook(ctx: Context) -> Result:
             fill_in = hummingbot_fill_in(bot, ctx.mirror, ctx.clock, ctx.sleep) if bot.store == "hummingbot" \
                 else freqtrade_fill_in(ctx.mirror)
             report = restore_database(bot, store_for(ctx.config.backup), ctx.runtime, ctx.check_alive, fill_in,
-                                      ctx.clock, ctx.sleep, ctx.config.remediation.verify_after)
+                                      ctx.clock, ctx.sleep, ctx.config.remediation.verify_after,
+                                      on_step=lambda step: _reached(ctx, progress, step))
         else:
             report = restore(bot, store_for(ctx.config.backup), ctx.runtime, ctx.check_alive, ctx.clock, ctx.sleep,
                              ctx.config.remediation.verify_after, on_step=lambda step: _reached(ctx, progress, step))

@@ -1,5 +1,6 @@
-"""The remediator killed (SIGKILL) at each step of the restart and restore playbooks, then started again:
-no action lost, none done twice, the bot ends up running with a valid file and every trade of its journal.
+"""The remediator killed (SIGKILL) at each step of the restart and restore playbooks (the CSV procedure and
+the SQLite one), then started again: no action lost, none done twice, the bot ends up running with a valid
+file and every trade of its journal (or mirror).
 
 The real `botwatch remediator` and a real paperbot; BOTWATCH_CRASH_AT names the step (remediator/faults.py).
 Every start of the bot goes through a wrapper that counts it.
@@ -9,14 +10,18 @@ import json
 import os
 import sqlite3
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from botwatch.core.stores import open_sqlite_store
 from botwatch.core.tradefile import validate_file
 from remediator.restore import STEPS
+from remediator.restore_sqlite import SQLITE_STEPS
 from tests.conftest import BOTWATCH, ROOT, free_port, kill_pidfile, wait_for
+from tests.fixtures.hummingbot_db import Fill, HummingbotFiles
 from tests.remediator.conftest import TOKEN, alert, payload
 
 pytestmark = pytest.mark.slow
@@ -142,3 +147,63 @@ def test_a_crash_at_each_step_of_a_restore(setup, step):
     kill_pidfile(setup.files["pidfile"])
     assert validate_file(csv).valid
     assert csv_ids(csv) == journal_ids(setup.files["journal"]), "every fill of the journal, once, in order"
+
+
+class DatabaseSetup(Setup):
+    """A Hummingbot-shaped bot: its database and log built to Hummingbot's schema, a stand-in process known by
+    its pidfile (Hummingbot does not install here). Its fill events reach the remediator's mirror by the log."""
+
+    def __init__(self, tmp_path: Path):
+        self.tmp = tmp_path
+        self.hb = HummingbotFiles(tmp_path / "hb")
+        self.files = {"data_file": self.hb.db, "log_file": self.hb.log, "pidfile": tmp_path / "hb" / "hb.pid"}
+        self.starts = tmp_path / "starts"
+        self.start_command = ["sh", "-c", f'echo start >> {self.starts}; echo $$ > {self.files["pidfile"]}; '
+                                          'exec sleep 100000']
+        bot = {"name": "crashy", "preset": "hummingbot", "check_interval": 1, "start_command": self.start_command,
+               **{k: str(v) for k, v in self.files.items()}}
+        self.config = tmp_path / "bots.json"
+        self.config.write_text(json.dumps({"bots": [bot], "remediation": {"verify_after": "1s"},
+                                           "report": {"enabled": False}, "backup": {"dir": str(tmp_path / "backups")}}))
+        (tmp_path / "token").write_text(TOKEN)
+        self.port = free_port()
+        self.process = None
+
+    def fill_keys(self) -> set[tuple[str, str]]:
+        with sqlite3.connect(f"file:{self.hb.db}?mode=ro", uri=True) as db:
+            return set(db.execute('SELECT order_id, exchange_trade_id FROM "TradeFill"').fetchall())
+
+
+def fills(start: int, count: int) -> list[Fill]:
+    now = time.time() - 600
+    return [Fill(now + n, f"o{n}", f"t{n}", "BTC-USDT", "BUY" if n % 2 else "SELL", "90000", "0.001", "0.09")
+            for n in range(start, start + count)]
+
+
+@pytest.mark.parametrize("step", [f"restore/{s}" for s in SQLITE_STEPS])
+def test_a_crash_at_each_step_of_a_database_restore(tmp_path, step):
+    s = DatabaseSetup(tmp_path)
+    try:
+        s.hb.add(*fills(0, 10))
+        subprocess.Popen(s.start_command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_for(s.bot_alive, what="the bot running")
+        s.remediator()                          # backs the database up at start; mirrors the log's fill events
+        wait_for(lambda: list((tmp_path / "backups").rglob("*.sqlite*")), what="a backup of the database")
+        s.hb.add(*fills(10, 10))                # after the backup: in the log (the mirror), not in the backup
+        mirror = tmp_path / "var" / "mirror" / "crashy.jsonl"
+        wait_for(lambda: mirror.exists() and len(mirror.read_text().splitlines()) == 20, what="20 fills mirrored")
+        s.process.terminate()
+        s.process.wait(timeout=30)
+        with open(s.hb.db, "r+b") as f:          # the header zeroed: not a database any more
+            f.write(b"\0" * 16)
+        s.crash_then_recover(step, payload(alert("crashy", alertname="TradingBotDataCorrupted")))
+        [action] = s.actions("restore")
+        assert action["outcome"] == "success", action
+        wait_for(s.bot_alive, what="the bot running")
+        assert s.start_count() == 2, "started once by the test, once by the restore"
+        assert len(list(s.hb.db.parent.glob("*.sqlite.corrupt-*"))) == 1, "the damaged database quarantined once"
+        assert not list(s.hb.db.parent.glob(".*restore-tmp*")), "no temporary copy left behind"
+        assert open_sqlite_store("hummingbot", s.hb.db).collect().valid
+        assert s.fill_keys() == {(f.order_id, f.exchange_trade_id) for f in fills(0, 20)}, "every fill, once"
+    finally:
+        s.stop()
