@@ -10,7 +10,7 @@ STATE   ?= var/stack
 FT_VENV ?= .venv-freqtrade
 FREQTRADE_VERSION := 2026.9
 
-.PHONY: run test fuzz deps system-deps venv freqtrade generate bench clean
+.PHONY: run test fuzz chaos deps system-deps venv freqtrade generate bench clean
 
 run: deps
 	$(BIN)/botwatch up --state-dir $(STATE) --with-freqtrade $(FT_VENV)/bin/freqtrade
@@ -21,6 +21,13 @@ test: deps
 # the fuzzers, long and random (`make test` runs them short and fixed); FUZZ_EXAMPLES=N per property (4000)
 fuzz: deps
 	BOTWATCH_FUZZ=long $(BIN)/python -m pytest -q -ra -m fuzz $(PYTEST_ARGS) tests
+
+# the chaos soak: DURATION of seeded faults against the fast-timings HA stack, scored in one JSON line
+# (`make test` runs 2 minutes of it); CHAOS_ARGS="--single --bots 10 --gap 4 --keep" and so on
+DURATION ?= 10m
+SEED    ?= 1
+chaos: deps
+	$(BIN)/python chaos/soak.py --duration $(DURATION) --seed $(SEED) $(CHAOS_ARGS)
 
 deps: system-deps venv freqtrade
 

@@ -57,10 +57,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from botwatch.core.liveness import ProcessNameProbe  # noqa: E402
 from botwatch.core.serve import free_port  # noqa: E402
+from botwatch.core.stores import open_sqlite_store  # noqa: E402
 from botwatch.core.tradefile import validate_file  # noqa: E402
+from botwatch.demo import find_freqtrade, freqtrade_bot  # noqa: E402
+from botwatch.localexchange import LocalExchange  # noqa: E402
 from botwatch.core.units import parse_duration  # noqa: E402
 from botwatch.stack import TIMINGS, service_pid  # noqa: E402
+from remediator.playbooks import BY_ALERT  # noqa: E402
 
 BOTWATCH = [sys.executable, "-m", "botwatch"]
 T = TIMINGS["fast"]
@@ -157,6 +162,30 @@ CORRUPTIONS = {
 # `unreadable` needs another user than root.
 
 
+def _checkpointed(path: Path) -> int:
+    """Every page of a live WAL database in its main file (as a copy or a crash would find it); its size."""
+    with sqlite3.connect(path, timeout=10) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path.stat().st_size
+
+
+def _zero_page(path: Path, rng: random.Random) -> str:
+    pages = _checkpointed(path) // 4096
+    page = rng.randrange(max(1, pages // 4), max(2, pages))
+    _overwrite(path, page * 4096, b"\0" * 4096)
+    return f"page {page} of {pages}"
+
+
+def _zero_header(path: Path, rng: random.Random) -> str:
+    _checkpointed(path)
+    _overwrite(path, 0, b"\0" * 16)
+    return "the first 16 bytes"
+
+
+# A Freqtrade's database, damaged under it as a disk or a careless copy does it
+SQLITE_DAMAGE = {"page_zeroed": _zero_page, "header_zeroed": _zero_header}
+
+
 def _overwrite(path: Path, offset: int, data: bytes) -> None:
     with open(path, "r+b") as f:
         f.seek(offset)
@@ -189,14 +218,20 @@ def paperbot(name: str, folder: Path, seed: int) -> dict:
     argv = BOTWATCH + ["paperbot", "--name", name, "--seed", str(seed), "--trade-interval", "0.5",
                        "--health-port", str(port), "--data-file", files["data_file"], "--journal", files["journal"],
                        "--pidfile", files["pidfile"], "--log-file", files["log_file"]]
-    marks = {kind: str(folder / f"{name}.{kind}") for kind in ("starts", "auth", "ratelimit")}
+    return marked({"name": name, "type": "spot", "check_interval": CHECK,
+                   "health_endpoint": f"http://127.0.0.1:{port}/health", "health_timeout": HEALTH_TIMEOUT,
+                   "stop_timeout": STOP_TIMEOUT, "starting_balance": 1000, "stale_after": "30s", **files,
+                   "start_command": argv}, folder)
+
+
+def marked(bot: dict, folder: Path) -> dict:
+    """The bot with each run of its start command, its on_auth_error and its on_rate_limit time-stamped in a
+    file of its own (FOLDER/NAME.starts, .auth, .ratelimit)."""
+    marks = {kind: str(folder / f"{bot['name']}.{kind}") for kind in ("starts", "auth", "ratelimit")}
     stamp = 'date +%s.%N >> "$0"'
-    return {"name": name, "type": "spot", "check_interval": CHECK, "health_endpoint": f"http://127.0.0.1:{port}/health",
-            "health_timeout": HEALTH_TIMEOUT, "stop_timeout": STOP_TIMEOUT, "starting_balance": 1000,
-            "stale_after": "30s", **files,
-            "start_command": ["sh", "-c", f'{stamp}; shift; exec "$@"', marks["starts"], "--", *argv],
-            "on_auth_error": ["sh", "-c", stamp, marks["auth"]],
-            "on_rate_limit": ["sh", "-c", stamp, marks["ratelimit"]]}
+    return {**bot, "start_command": ["sh", "-c", f'{stamp}; shift; exec "$@"', marks["starts"], "--",
+                                     *bot["start_command"]],
+            "on_auth_error": ["sh", "-c", stamp, marks["auth"]], "on_rate_limit": ["sh", "-c", stamp, marks["ratelimit"]]}
 
 
 def stamps(path: str) -> list[float]:
@@ -207,30 +242,46 @@ def stamps(path: str) -> list[float]:
 
 
 def csv_ids(path: str) -> list[str]:
-    return [line.split(",")[1] for line in Path(path).read_text(errors="replace").splitlines()[1:] if "," in line]
+    text = Path(path).read_text(errors="replace") if Path(path).exists() else ""
+    return [line.split(",")[1] for line in text.splitlines()[1:] if "," in line]
 
 
 def journal_ids(path: str) -> list[str]:
-    return [json.loads(line)["trade_id"] for line in Path(path).read_text().splitlines() if line.strip()]
+    text = Path(path).read_text() if Path(path).exists() else ""
+    return [json.loads(line)["trade_id"] for line in text.splitlines() if line.strip()]
 
 
-def restart_time(folder: Path) -> float:
-    """Median seconds from a paperbot's start command to a live pid in its pidfile (the floor's last part)."""
-    bot = paperbot("chaos-timing", folder, 0)
-    argv = bot["start_command"]
+def start_time(argv: list[str], up, runs: int = 3, env: dict | None = None) -> float:
+    """Median seconds from a start command to `up()` (the floor's last part), the bot stopped after each."""
     times = []
-    for _ in range(3):
-        Path(bot["pidfile"]).unlink(missing_ok=True)
+    for _ in range(runs):
         started = time.monotonic()
-        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        while live_pid(bot["pidfile"]) is None and time.monotonic() - started < 30:
+        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                                   env=env)
+        while not up() and time.monotonic() - started < 120:
             time.sleep(0.01)
         times.append(time.monotonic() - started)
         process.send_signal(signal.SIGTERM)
-        process.wait(timeout=10)
-    for path in folder.glob("chaos-timing.*"):
-        path.unlink()
+        process.wait(timeout=30)
     return statistics.median(times)
+
+
+def closed_trades(db: str) -> dict[int, float] | None:
+    """A Freqtrade database's closed trades (id -> profit), read only; None when it can't be read."""
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            return dict(conn.execute("SELECT id, close_profit_abs FROM trades WHERE is_open = 0").fetchall())
+    except sqlite3.Error:
+        return None
+
+
+def twice(db: str) -> int:
+    """Trades a Freqtrade database holds more than once (the same pair opened at the same moment)."""
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute("SELECT COUNT(*) - COUNT(DISTINCT pair || '@' || open_date) FROM trades").fetchone()[0]
+    except sqlite3.Error:
+        return 0
 
 
 @dataclass
@@ -253,8 +304,10 @@ class Fault:
 
 
 class Soak:
-    def __init__(self, workdir: Path, seed: int, duration: float, bots: int, gap: float, ha: bool):
+    def __init__(self, workdir: Path, seed: int, duration: float, bots: int, gap: float, ha: bool,
+                 freqtrade: str | None = None):
         self.dir, self.seed, self.duration, self.gap, self.ha = workdir, seed, duration, gap, ha
+        self.freqtrade, self.exchange, self.ft = freqtrade, None, None
         self.rng = random.Random(seed)
         self.folder = workdir / "bots"
         self.folder.mkdir(parents=True)
@@ -271,16 +324,32 @@ class Soak:
         self.deck: list[str] = []
         self.corruptions: list[str] = []
         self.numbering = 0
+        self.env = {k: v for k, v in os.environ.items() if k != "PYTEST_VERSION"}  # Freqtrade logs to its file
+        self.restart_s: dict[str, float] = {}           # bot -> how long its start command takes to bring it up
 
     # -- running the stack ---------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.restart_s = restart_time(self.folder)
+        timing = paperbot("chaos-timing", self.folder, 0)
+        paper = start_time(timing["start_command"], lambda: live_pid(timing["pidfile"]))
+        for path in self.folder.glob("chaos-timing.*"):
+            path.unlink()
+        self.restart_s = dict.fromkeys(self.bots, paper)
+        if self.freqtrade:
+            self.exchange = LocalExchange()
+            bot = freqtrade_bot(self.dir, self.freqtrade, self.exchange.url, free_port())
+            self.ft = bot["name"]
+            self.bots[self.ft] = marked(bot, self.folder)
+            self.samples[self.ft] = []
+            self.restart_s[self.ft] = start_time(bot["start_command"], lambda: http_ok(self._health(self.ft)), 1,
+                                                 self.env)
+            for suffix in ("", "-wal", "-shm"):               # it starts with an empty database in the stack
+                Path(bot["data_file"] + suffix).unlink(missing_ok=True)
         config = self.dir / "bots.json"
         config.write_text(json.dumps({"bots": list(self.bots.values())}, indent=2))
         argv = BOTWATCH + ["up", "--config", str(config), "--timings", "fast", "--state-dir", str(self.state)]
         self.process = subprocess.Popen(argv + (["--ha"] if self.ha else []), cwd=ROOT, stdout=open(
-            self.dir / "stack.log", "wb"), stderr=subprocess.STDOUT)
+            self.dir / "stack.log", "wb"), stderr=subprocess.STDOUT, env=self.env)
         self._wait(lambda: (self.state / "stack.json").exists(), 180, "the stack up")
         self.info = json.loads((self.state / "stack.json").read_text())
         self.prometheis = [self.info[n] for n in ("prometheus", "prometheus-2") if n in self.info]
@@ -304,11 +373,19 @@ class Soak:
             self.process.wait(timeout=90)
         except subprocess.TimeoutExpired:
             self.process.kill()
-        for bot in self.bots.values():
-            pid = live_pid(bot["pidfile"])
-            if pid:
-                _signal(pid, signal.SIGKILL)
+        for name in self.bots:
+            _signal(self._pid(name), signal.SIGKILL)
+        if self.exchange:
+            self.exchange.close()
         return self.process.returncode if alive else None
+
+    def _pid(self, name: str) -> int | None:
+        bot = self.bots[name]
+        return ProcessNameProbe(bot["process_name"])().pid if name == self.ft else live_pid(bot["pidfile"])
+
+    def _health(self, name: str) -> str:
+        bot = self.bots[name]
+        return bot["api_url"] + "/api/v1/ping" if name == self.ft else bot["health_endpoint"]
 
     def _wait(self, predicate, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
@@ -328,8 +405,11 @@ class Soak:
         return float(result[0]["value"][1]) if result else None
 
     def _alerts_quiet(self, bot: str) -> bool:
-        """No alert pending or firing for the bot in any Prometheus (unknown counts as not quiet)."""
-        query = urllib.parse.quote(f'ALERTS{{bot="{bot}"}}')
+        """No alert a playbook acts on pending or firing for the bot in any Prometheus (unknown counts as not
+        quiet): a fault starts a fresh incident. Others (the uptime budget's burn, which the soak sets off
+        on purpose) do not hold the next fault back."""
+        acted_on = "|".join(sorted(BY_ALERT))
+        query = urllib.parse.quote(f'ALERTS{{bot="{bot}",alertname=~"{acted_on}"}}')
         for url in self.prometheis:
             body = http_ok(f"{url}/api/v1/query?query={query}", timeout=2)
             if body is None or json.loads(body)["data"]["result"]:
@@ -337,7 +417,7 @@ class Soak:
         return True
 
     def _probe(self, name: str) -> None:
-        url = self.bots[name]["health_endpoint"]
+        url = self._health(name)
         while not self.stopping.is_set():
             began = time.monotonic()
             self.samples[name].append((time.time(), http_ok(url, timeout=0.5) is not None))
@@ -411,7 +491,7 @@ class Soak:
                  and now - self.last.get((name, group), 0) >= wait and now - self.last.get((name, "any"), 0) >= 10]
         self.rng.shuffle(names)
         for name in names:
-            if self._alerts_quiet(name) and live_pid(self.bots[name]["pidfile"]):
+            if self._alerts_quiet(name) and self._pid(name):
                 return name
         return None
 
@@ -424,7 +504,7 @@ class Soak:
         if name is None:
             return None
         bot = self.bots[name]
-        pid = live_pid(bot["pidfile"])
+        pid = self._pid(name)
         fault = Fault(kind, name, time.time(), old_pid=pid, expected_starts=STARTS[kind])
         if kind in ("bot-kill", "remediator-kill"):
             _signal(pid, signal.SIGKILL)
@@ -433,6 +513,10 @@ class Soak:
                 fault.detail = "killed mid-playbook" if fault.mid_playbook else "killed before the playbook started"
         elif kind == "bot-stop":
             _signal(pid, signal.SIGSTOP)
+        elif kind == "store" and name == self.ft:
+            check = self.rng.choice(sorted(SQLITE_DAMAGE))
+            fault.extra.update(check=check, closed=closed_trades(bot["data_file"]))
+            fault.detail = f"{check} ({SQLITE_DAMAGE[check](Path(bot['data_file']), self.rng)})"
         elif kind == "store":
             if not self.corruptions:
                 self.corruptions = sorted(CORRUPTIONS)
@@ -509,8 +593,8 @@ class Soak:
         if fault.kind in ("auth-errors", "rate-limit"):
             marks = stamps(self._mark(fault.target, "auth" if fault.kind == "auth-errors" else "ratelimit"))
             return len(marks) > fault.extra["marks"]
-        pid = live_pid(bot["pidfile"])
-        answering = pid is not None and http_ok(bot["health_endpoint"], timeout=0.5) is not None
+        pid = self._pid(fault.target)
+        answering = pid is not None and http_ok(self._health(fault.target), timeout=0.5) is not None
         if fault.kind in ("bot-kill", "bot-stop"):
             return answering and pid != fault.old_pid
         if fault.kind == "remediator-kill":
@@ -518,9 +602,14 @@ class Soak:
         # store: restored since the fault, valid, answering; then its trades against the journal
         if not answering or not self._restored_since(fault.target, fault.injected):
             return False
-        if not validate_file(bot["data_file"]).valid:
+        if fault.target == self.ft:
+            if not open_sqlite_store("freqtrade", bot["data_file"]).collect().valid:
+                return False
+            self._check_freqtrade(bot, fault.extra["closed"] or {})
+        elif validate_file(bot["data_file"]).valid:
+            self._check_trades(bot)
+        else:
             return False
-        self._check_trades(bot)
         return True
 
     def _restored_since(self, bot: str, since: float) -> bool:
@@ -539,6 +628,15 @@ class Soak:
         self.restores_checked += 1
         self.duplicated_at_restore += len(ids) - len(set(ids))
         self.lost_at_restore += len(set(journal[:-1]) - set(ids))
+
+    def _check_freqtrade(self, bot: dict, before: dict[int, float]) -> None:
+        """A restored Freqtrade database against what it held before the damage: every closed trade, with its
+        profit, and none twice."""
+        after = closed_trades(bot["data_file"]) or {}
+        self.restores_checked += 1
+        self.lost_at_restore += sum(1 for trade, profit in before.items()
+                                    if trade not in after or abs(after[trade] - profit) > 1e-8)
+        self.duplicated_at_restore += twice(bot["data_file"])
 
     def _service_back(self, fault: Fault) -> bool:
         url = self.info[fault.target]
@@ -562,10 +660,19 @@ class Soak:
         lost_end = duplicated_end = 0
         invalid = []
         for name, bot in self.bots.items():
-            journal, ids = journal_ids(bot["journal"]), csv_ids(bot["data_file"])
-            duplicated_end += len(ids) - len(set(ids))
-            lost_end += len(set(journal) - set(ids))
-            if not validate_file(bot["data_file"]).valid:
+            if name == self.ft:      # every trade botwatch mirrored is in the database, once
+                mirror = self.state / "remediator" / "mirror" / f"{name}.jsonl"
+                mirrored = {json.loads(line)["trade_id"] for line in
+                            (mirror.read_text().splitlines() if mirror.exists() else []) if line.strip()}
+                lost_end += len(mirrored - set(closed_trades(bot["data_file"]) or {}))
+                duplicated_end += twice(bot["data_file"])
+                valid = open_sqlite_store("freqtrade", bot["data_file"]).collect().valid
+            else:
+                journal, ids = journal_ids(bot["journal"]), csv_ids(bot["data_file"])
+                duplicated_end += len(ids) - len(set(ids))
+                lost_end += len(set(journal) - set(ids))
+                valid = validate_file(bot["data_file"]).valid
+            if not valid:
                 invalid.append(name)
         recovery = {}
         for kind in BOT_KINDS + SERVICE_KINDS:
@@ -588,7 +695,9 @@ class Soak:
                                      "remediator_killed_mid_playbook": sum(bool(f.mid_playbook) for f in self.faults),
                                      "unhealed": unhealed},
                 "recovery_s": recovery, "trades": trades, "restarts": restarts, "http_5xx": self.http_5xx,
-                "uptime": self._uptime(), "stack_exit": exit_code, "restart_s": round(self.restart_s, 2)}
+                "uptime": self._uptime(), "stack_exit": exit_code,
+                "start_s": {"paperbot": round(self.restart_s["chaos-0"], 2),
+                            **({"freqtrade": round(self.restart_s[self.ft], 2)} if self.ft else {})}}
 
     def _attribute_starts(self) -> dict:
         """Each bot start (its start command run) to the fault of that bot it followed, if any."""
@@ -625,18 +734,21 @@ class Soak:
                 continue
             down = sum(b[0] - a[0] for a, b in zip(samples, samples[1:]) if not a[1])
             span = samples[-1][0] - samples[0][0]
-            floor = sum(_floor(f.kind, self.restart_s) for f in self.faults if f.target == name)
+            floor = sum(_floor(f.kind, self.restart_s[name], self.bots[name]) for f in self.faults if f.target == name)
             out[name] = {"uptime": round(1 - down / span, 4), "down_s": round(down, 1), "floor_s": round(floor, 1)}
         return out
 
 
-def _floor(kind: str, restart: float) -> float:
+def _floor(kind: str, restart: float, bot: dict) -> float:
     """The downtime a fault makes unavoidable at these timings: the check that sees it (half an interval on
     average) and the one that confirms it, half a scrape and half an evaluation, then the restart itself;
     a frozen bot's checks each wait out the health timeout, and its stop waits stop_timeout for SIGTERM."""
-    detect = 1.5 * CHECK + SCRAPE
+    check = float(bot["check_interval"])
+    health_timeout, stop_timeout = (parse_duration(str(bot.get(key, default))) for key, default in
+                                    (("health_timeout", "5s"), ("stop_timeout", "10s")))
+    detect = 1.5 * check + SCRAPE
     return {"bot-kill": detect + restart, "remediator-kill": detect + restart,
-            "bot-stop": 0.5 * CHECK + 2 * HEALTH_TIMEOUT + SCRAPE + STOP_TIMEOUT + restart,
+            "bot-stop": 0.5 * check + 2 * health_timeout + SCRAPE + stop_timeout + restart,
             "store": restart}.get(kind, 0.0)
 
 
@@ -659,10 +771,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bots", type=int, default=6)
     p.add_argument("--gap", type=float, default=6.0, help="mean seconds between two faults")
     p.add_argument("--single", action="store_true", help="one Alertmanager and one Prometheus (default: HA pairs)")
+    p.add_argument("--with-freqtrade", metavar="PATH", help="a real Freqtrade among the bots (`auto`: on PATH or in "
+                   "./.venv-freqtrade), dry-run on the local exchange")
     p.add_argument("--keep", action="store_true", help="keep the work dir (logs, ledger, files) afterwards")
     args = p.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="botwatch-chaos-"))
-    soak = Soak(workdir, args.seed, parse_duration(args.duration), args.bots, args.gap, not args.single)
+    freqtrade = find_freqtrade(args.with_freqtrade) if args.with_freqtrade else None
+    soak = Soak(workdir, args.seed, parse_duration(args.duration), args.bots, args.gap, not args.single, freqtrade)
     exit_code = None
     try:
         soak.start()

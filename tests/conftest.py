@@ -28,6 +28,20 @@ _FUZZ_COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.function_s
 settings.register_profile("short", max_examples=40, derandomize=True, database=None, **_FUZZ_COMMON)
 settings.register_profile("long", max_examples=int(os.environ.get("FUZZ_EXAMPLES", 4000)), **_FUZZ_COMMON)
 settings.load_profile(os.environ.get("BOTWATCH_FUZZ", "short"))
+_SESSION_STARTED = time.monotonic()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """`make fuzz` ends with one JSON line: how many properties ran, with how many examples each, and how
+    many failed (each failure's minimal example is in the report above and in .hypothesis/)."""
+    if os.environ.get("BOTWATCH_FUZZ") != "long":
+        return
+    stats = terminalreporter.stats
+    failed = [report.nodeid for key in ("failed", "error") for report in stats.get(key, [])]
+    passed = len(stats.get("passed", []))
+    terminalreporter.write_line(json.dumps({
+        "fuzz": "long", "properties": passed + len(failed), "examples_per_property": settings().max_examples,
+        "passed": passed, "failed": failed, "seconds": round(time.monotonic() - _SESSION_STARTED, 1)}))
 
 ROOT = Path(__file__).resolve().parent.parent
 BOTWATCH = [sys.executable, "-m", "botwatch"]

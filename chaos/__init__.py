@@ -1,0 +1,1 @@
+"""The chaos soak (`make chaos`, `chaos/soak.py`)."""
