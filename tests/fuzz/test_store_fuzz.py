@@ -131,12 +131,9 @@ def hummingbot_db(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def freqtrade_db_file(tmp_path_factory):
-    python = ROOT / ".venv-freqtrade" / "bin" / "python"
-    if not python.exists():
-        pytest.fail("no Freqtrade venv: `make test` installs it")
+def freqtrade_db_file(tmp_path_factory, freqtrade_python):
     path = tmp_path_factory.mktemp("ft") / "tradesv3.sqlite"
-    subprocess.run([str(python), str(ROOT / "tests" / "fixtures" / "freqtrade_writer.py"), str(path),
+    subprocess.run([freqtrade_python, str(ROOT / "tests" / "fixtures" / "freqtrade_writer.py"), str(path),
                     "--closed", "40", "--open", "2"], check=True, capture_output=True, timeout=300)
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
