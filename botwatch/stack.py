@@ -41,10 +41,10 @@ log = logging.getLogger("botwatch.up")
 TIMINGS = {
     "fast": {"check_interval": 1, "trade_interval": 1.0, "stale_after": "30s", "scrape": "1s",
              "verify_after": "2s", "backoff": ["10s", "30s", "60s"], "healthy_reset_after": "2m",
-             "group_wait": "1s", "group_interval": "5s", "rules": mixin.FAST},
+             "group_wait": "1s", "group_interval": "5s", "remediator_repeat": "10s", "rules": mixin.FAST},
     "default": {"check_interval": 15, "trade_interval": 5.0, "stale_after": "5m", "scrape": "15s",
                 "verify_after": "30s", "backoff": ["5m", "15m", "30m"], "healthy_reset_after": "1h",
-                "group_wait": None, "group_interval": None, "rules": mixin.CONFIG},
+                "group_wait": None, "group_interval": None, "remediator_repeat": None, "rules": mixin.CONFIG},
 }
 DEFAULT_PORTS = {"exporter": 9817, "remediator": 9818, "prometheus": 9090, "alertmanager": 9093}
 BOT_PIDFILE_GRACE = 2.0     # seconds a bot started just before the stop takes to write its pidfile
@@ -116,6 +116,8 @@ def alertmanager_config(config: Config, remediator_url: str, token_file: Path, t
             route["group_wait"] = t["group_wait"]
         if "group_interval" in route:
             route["group_interval"] = t["group_interval"]
+        if route.get("receiver") == "remediator" and "repeat_interval" in route:
+            route["repeat_interval"] = t["remediator_repeat"]
         for child in route.get("routes", []):
             faster(child)
 

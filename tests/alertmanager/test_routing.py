@@ -11,6 +11,7 @@ import requests
 
 from botwatch.alertmanager import render
 from botwatch.core.config import config_from_mapping
+from botwatch.stack import alertmanager_config
 from tests.conftest import ROOT, require_tool, wait_for
 
 TEMPLATE = ROOT / "alertmanager" / "alertmanager.yml"
@@ -142,3 +143,31 @@ def test_a_real_alertmanager_delivers_escaped_bounded_telegram_messages_and_bear
     assert all(call["auth"] == "Bearer webhook-secret" and call["body"]["version"] == "4" for call in hook.calls)
     assert {call["body"]["groupLabels"]["bot"] for call in hook.calls} == {"doge-long", "flood"}
     assert all(call["body"]["groupLabels"]["alertname"] == "TradingBotDataCorrupted" for call in hook.calls)
+
+
+def test_an_alert_that_fires_again_within_a_group_interval_still_reaches_the_remediator(tmp_path, alertmanager):
+    """Resolved and firing again before the group's next flush, an alert is the same alert to Alertmanager's
+    notification log (same labels, still firing), so nothing new is sent — until repeat_interval. So the
+    remediator routes repeat soon (the remediator takes a repeat of an incident still open as a duplicate),
+    and the new incident's startsAt arrives. With HA peers a stale firing resend after the resolve leaves
+    the log in the same state (seen in the chaos soak)."""
+    hook = Capture()
+    (tmp_path / "webhook_token").write_text("webhook-secret\n")
+    config = config_from_mapping({"bots": [{"name": "a", "pidfile": "a.pid", "data_file": "a.csv"}]}, base=tmp_path)
+    url = alertmanager(alertmanager_config(config, hook.url, tmp_path / "webhook_token", "fast"))
+    labels = {"alertname": "TradingBotDown", "severity": "remediate", "bot": "a"}
+
+    def send(starts: datetime, ends: datetime | None = None):
+        alert = {"labels": labels, "startsAt": starts.isoformat(), **({"endsAt": ends.isoformat()} if ends else {})}
+        requests.post(f"{url}/api/v2/alerts", json=[alert], timeout=5).raise_for_status()
+
+    def delivered() -> list[tuple[str, str]]:
+        return [(a["status"], a["startsAt"][:19]) for call in hook.calls for a in call["body"]["alerts"]]
+
+    first = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=5)
+    send(first)
+    wait_for(lambda: ("firing", first.isoformat()[:19]) in delivered(), timeout=30, what="the first incident")
+    again = first + timedelta(seconds=8)
+    send(first, ends=datetime.now(timezone.utc))      # resolved ...
+    send(again)                                       # ... and firing again, before the group's next flush
+    wait_for(lambda: ("firing", again.isoformat()[:19]) in delivered(), timeout=45, what="the second incident")
