@@ -262,7 +262,11 @@ def start_time(argv: list[str], up, runs: int = 3, env: dict | None = None) -> f
             time.sleep(0.01)
         times.append(time.monotonic() - started)
         process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
     return statistics.median(times)
 
 
@@ -356,7 +360,7 @@ class Soak:
         self._wait(lambda: all(self._value(url, f'tradingbot_up{{bot="{b}"}}') == 1 for url in self.prometheis
                                for b in self.bots), 120, "every bot up in Prometheus")
         self._wait(lambda: all(self._value(self.prometheis[0], f'botwatch_last_backup_timestamp_seconds{{bot="{b}"}}')
-                               for b in self.bots), 120, "the remediator's start-up backups")
+                               for b in self.bots), 180, "a first backup of every bot")
         self.baseline = {name: len(stamps(self._mark(name, "starts"))) for name in self.bots}
         for name in self.bots:
             threading.Thread(target=self._probe, args=(name,), daemon=True).start()
@@ -367,6 +371,10 @@ class Soak:
         for fault in self.faults:                         # nothing stays frozen past the soak
             if fault.kind == "bot-stop" and fault.old_pid:
                 _signal(fault.old_pid, signal.SIGCONT)
+        if not hasattr(self, "process"):          # it failed before the stack was started
+            if self.exchange:
+                self.exchange.close()
+            return None
         alive = self.process.poll() is None
         self.process.send_signal(signal.SIGTERM)
         try:

@@ -29,6 +29,8 @@ from remediator.opslog import OperationsLog
 log = logging.getLogger(__name__)
 
 MIRROR_INTERVAL = 2.0      # seconds between syncs of the fill mirrors: one small API call per preset bot
+BACKUP_RETRY = 60.0        # a bot not backed up yet (its file missing or invalid at the last round) is tried
+                           # again this often, not an hour later: a database has no journal to rebuild from
 
 
 class PeriodicWork:
@@ -47,6 +49,9 @@ class PeriodicWork:
         self.learned = learned if learned is not None else {}    # bot -> exchange, as its own API said
         self._mirroring = threading.Lock()
         self._mirrored_at = 0.0
+        self._backed_up: set[str] = set()      # bots with a good backup made by this remediator
+        self._waiting: set[str] = set()        # bots skipped at a round that have none yet
+        self._retried_at = 0.0
         self.mirrors = [FillMirror(bot, mirror_path(mirror_dir, bot), api)
                         for bot in config.bots if mirror_dir and (api := bot_api(bot)) is not None]
         self.mirrors += [LogFillMirror(bot, mirror_path(mirror_dir, bot)) for bot in config.bots
@@ -87,13 +92,20 @@ class PeriodicWork:
     # -- backups ---------------------------------------------------------------------------------------
 
     def maybe_backup(self) -> None:
+        if self._backing_up.locked():
+            return
         last = self.ledger.get("last_backup_run", 0.0)
-        if self.clock() - last >= self.config.backup.interval and not self._backing_up.locked():
+        if self.clock() - last >= self.config.backup.interval:
             self.ledger.put("last_backup_run", self.clock())
+            self._retried_at = self.clock()
             self.pool.submit(self.backup)
+        elif self._waiting and self.clock() - self._retried_at >= BACKUP_RETRY:
+            self._retried_at = self.clock()
+            self.pool.submit(self.backup, sorted(self._waiting), True)
 
-    def backup(self, names: list[str] | None = None) -> list[BackupResult]:
-        """Back up each (named) bot's valid trade file, prune old backups; recorded like any action."""
+    def backup(self, names: list[str] | None = None, retry: bool = False) -> list[BackupResult]:
+        """Back up each (named) bot's valid trade file, prune old backups; recorded like any action (a
+        retry of a bot with no backup yet only when it is done or failed, not each time it is skipped)."""
         with self._backing_up:
             try:
                 store, store_error = store_for(self.config.backup), None
@@ -108,8 +120,13 @@ class PeriodicWork:
                     bot, store, self.clock)
                 if result.outcome == "success":
                     self._prune(bot.name, store)
+                    self._backed_up.add(bot.name)
+                    self._waiting.discard(bot.name)
+                elif result.outcome == "skipped" and bot.name not in self._backed_up:
+                    self._waiting.add(bot.name)
                 results.append(result)
-                self._record_backup(result, time.monotonic() - started)
+                if not (retry and result.outcome == "skipped"):
+                    self._record_backup(result, time.monotonic() - started)
             failed = [r for r in results if r.outcome == "failed"]
             if failed:
                 self.notifier.send("💾 backup failed for " + ", ".join(

@@ -1,12 +1,14 @@
 """Backups: only valid files, with a manifest; local folder and S3 (moto's server); retention; tampering."""
 
 import hashlib
+import time
 
 import boto3
 import pytest
 
 from botwatch.core.config import config_from_mapping
 from remediator.backup import LocalStore, Manifest, S3Store, backup_bot, newest_good, retention
+from tests.conftest import wait_for
 from tests.remediator.conftest import make_config
 
 HEADER = "timestamp,trade_id,symbol,side,price,qty,fee\n"
@@ -123,3 +125,33 @@ def test_engine_backup_records_metrics_and_prunes(tmp_path, engine_factory):
     get = engine.metrics.registry.get_sample_value
     assert get("botwatch_backups_total", {"bot": "saver", "outcome": "success"}) == 4
     assert get("botwatch_last_backup_timestamp_seconds", {"bot": "saver"}) > 1_800_000_000
+
+
+def test_a_bot_with_no_backup_yet_is_tried_again_within_a_minute_not_an_hour(tmp_path, engine_factory):
+    """A database that does not exist yet at the first round (a Freqtrade still starting) has nothing to be
+    rebuilt from if it is damaged before the next hourly round: it is tried again every minute until backed up."""
+    (tmp_path / "early.csv").write_text(HEADER + trades(3))
+    config = config_from_mapping({"backup": {"dir": "bk"}, "bots": [
+        {"name": "early", "pidfile": "e.pid", "data_file": "early.csv"},
+        {"name": "late", "pidfile": "l.pid", "data_file": "late.csv"}]}, base=tmp_path)
+    from tests.remediator.conftest import FakeClock
+    clock = FakeClock()
+    engine = engine_factory(config, clock=clock)
+    store = LocalStore(tmp_path / "bk")
+    engine.periodic.maybe_backup()                          # the first round: late.csv is not there
+    wait_for(lambda: store.manifests("early"), what="the first round")
+    (tmp_path / "late.csv").write_text(HEADER + trades(2))
+    clock.advance(30)
+    engine.periodic.maybe_backup()
+    time.sleep(0.5)
+    assert not store.manifests("late"), "too soon"
+    clock.advance(31)
+    engine.periodic.maybe_backup()
+    wait_for(lambda: store.manifests("late"), what="the bot backed up a minute later")
+    assert len(store.manifests("early")) == 1, "a retry is only for the bots still waiting"
+    clock.advance(120)
+    engine.periodic.maybe_backup()
+    time.sleep(0.5)
+    assert len(store.manifests("late")) == 1, "backed up: no more retries until the hourly round"
+    log = (tmp_path / "data" / "memory" / "bot-operations.md").read_text()
+    assert log.count("backup: skipped") == 1, "a skipped retry is not recorded each time"
