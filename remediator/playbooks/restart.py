@@ -57,13 +57,14 @@ def restart_playbook(ctx: Context) -> Result:
         faults.reached("restart-before")
         ctx.runtime.restart()
     except RuntimeFailure as err:
-        _count_attempt(ctx, attempt, now)
+        _count_attempt(ctx, attempt, ctx.clock())
         return Result("failed", "; ".join(steps + [f"restart failed: {err}"]), excerpt, retry=True,
                       notice=f"⚠️ <b>{escape(bot.name)}</b>: restart {attempt}/{rem.max_attempts} failed: "
                              f"{escape(err)}")
     # counted once the restart has been done: a crash before it leaves no attempt (and no backoff) behind,
-    # a crash after it finds the bot up when the action runs again
-    _count_attempt(ctx, attempt, now)
+    # a crash after it finds the bot up when the action runs again. The backoff counts from now: a bot
+    # that ignored SIGTERM took stop_timeout to stop, which must not shorten the wait before the next try
+    _count_attempt(ctx, attempt, ctx.clock())
     faults.reached("restart-after")
     ctx.sleep(rem.verify_after)
     trouble, alive = ctx.trouble()

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from tests.conftest import parse_metrics, sample, wait_for
-from tests.remediator.conftest import FakeClock, alert, client_for, make_config, payload, post
+from tests.remediator.conftest import FakeClock, RecordingRuntime, alert, client_for, make_config, payload, post
 
 
 def pid_of(bot) -> int | None:
@@ -89,6 +89,28 @@ def never_up_bot(tmp_path) -> dict:
     """A process bot whose start_command exits at once: every restart "works" and verification fails."""
     return {"name": "sickly", "pidfile": str(tmp_path / "sickly.pid"), "data_file": str(tmp_path / "sickly.csv"),
             "start_command": ["true"], "log_file": str(tmp_path / "sickly.log")}
+
+
+def test_the_backoff_counts_from_the_restart_not_from_a_slow_stop_before_it(tmp_path, engine_factory):
+    """A bot that ignores SIGTERM (frozen) takes stop_timeout to stop: the wait before the next attempt
+    starts when the restart was done (seen in the chaos soak: a 10 s stop ate the fast timings' 10 s
+    backoff, and a Freqtrade still starting was restarted again)."""
+    clock = FakeClock()
+
+    class SlowStop(RecordingRuntime):
+        def restart(self):
+            clock.advance(10)
+            super().restart()
+
+    config = make_config(tmp_path, [never_up_bot(tmp_path)], backoff=["10s", "30s", "60s"], verify_after="2s")
+    engine = engine_factory(config, clock=clock, runtime_factory=lambda bot: SlowStop(bot, comes_up=False))
+    post(client_for(engine), payload(alert("sickly")))
+    t0 = clock.now
+    engine.runner.dispatch_due(inline=True)                 # stopped in 10 s, started, not up 2 s later
+    assert engine.ledger.bot_state("sickly").last_restart_at == t0 + 10
+    engine.runner.dispatch_due(inline=True)                 # the retry waits out the backoff from there
+    [waiting] = [a for a in engine.ledger.actions() if a.state == "scheduled"]
+    assert waiting.run_at == t0 + 20 and "backoff" in waiting.detail
 
 
 def test_backoff_5_15_30_then_the_circuit_opens_and_escalates(tmp_path, engine_factory, telegram):
