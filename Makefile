@@ -22,12 +22,12 @@ test: deps
 fuzz: deps
 	BOTWATCH_FUZZ=long $(BIN)/python -m pytest -q -ra -m fuzz $(PYTEST_ARGS) tests
 
-# the chaos soak: DURATION of seeded faults against the fast-timings HA stack, scored in one JSON line
-# (`make test` runs 2 minutes of it); CHAOS_ARGS="--single --bots 10 --gap 4 --keep" and so on
+# the chaos soak: DURATION of seeded faults against the fast-timings HA stack (six paperbots and a real
+# Freqtrade), scored in one JSON line (`make test` runs 2 minutes of it); CHAOS_ARGS="--single --bots 10 --keep"
 DURATION ?= 10m
 SEED    ?= 1
 chaos: deps
-	$(BIN)/python chaos/soak.py --duration $(DURATION) --seed $(SEED) $(CHAOS_ARGS)
+	$(BIN)/python chaos/soak.py --duration $(DURATION) --seed $(SEED) --with-freqtrade $(FT_VENV)/bin/freqtrade $(CHAOS_ARGS)
 
 deps: system-deps venv freqtrade
 

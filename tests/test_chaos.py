@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from chaos.soak import BOT_KINDS, SERVICE_KINDS, Fault, Soak
-from tests.conftest import ROOT
+from tests.conftest import FREQTRADE_VENV, ROOT
 
 
 def files(soak: Soak, name: str, journal: list[str], rows: list[str], starts: list[float]) -> None:
@@ -63,8 +63,9 @@ def test_the_score_counts_every_kind_of_failure(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_minutes_of_chaos_heal_everything_and_lose_nothing():
-    run = subprocess.run([sys.executable, "chaos/soak.py", "--duration", "2m", "--seed", "1"], cwd=ROOT,
+def test_two_minutes_of_chaos_heal_everything_and_lose_nothing(freqtrade_python):
+    run = subprocess.run([sys.executable, "chaos/soak.py", "--duration", "2m", "--seed", "1",
+                          "--with-freqtrade", str(FREQTRADE_VENV / "bin" / "freqtrade")], cwd=ROOT,
                          capture_output=True, text=True, timeout=900)
     assert run.stdout.strip(), run.stderr[-3000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
