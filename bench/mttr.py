@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from botwatch.stack import TIMINGS  # noqa: E402
+from botwatch.stack import TIMINGS, running_pid  # noqa: E402
 from botwatch.core.units import parse_duration  # noqa: E402
 
 BOTWATCH = [str(ROOT / ".venv/bin/python"), "-m", "botwatch"]
@@ -42,7 +42,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def live_pid(pidfile: Path) -> int | None:
+def running_pid(pidfile: Path) -> int | None:
     try:
         pid = int(pidfile.read_text().strip())
         os.kill(pid, 0)
@@ -70,7 +70,7 @@ def restart_time(bot: dict) -> float:
         started = time.monotonic()
         process = subprocess.Popen(bot["start_command"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                    start_new_session=True)
-        while live_pid(Path(bot["pidfile"])) is None:
+        while running_pid(Path(bot["pidfile"])) is None:
             time.sleep(0.01)
         times.append(time.monotonic() - started)
         process.send_signal(signal.SIGTERM)
@@ -95,7 +95,7 @@ def measure(timings: str, kills: int, rng: random.Random) -> dict:
     downs = []
     try:
         deadline = time.monotonic() + 180
-        while not (tmp / "stack" / "stack.json").exists() or any(live_pid(Path(b["pidfile"])) is None for b in bots):
+        while not (tmp / "stack" / "stack.json").exists() or any(running_pid(Path(b["pidfile"])) is None for b in bots):
             if time.monotonic() > deadline or stack.poll() is not None:
                 raise SystemExit(f"the {timings} stack did not come up: see {tmp / 'stack.log'}")
             time.sleep(0.2)
@@ -103,11 +103,11 @@ def measure(timings: str, kills: int, rng: random.Random) -> dict:
         for bot in bots:
             pidfile = Path(bot["pidfile"])
             time.sleep(rng.uniform(0, check))             # a random moment of the check cycle
-            pid = live_pid(pidfile)
+            pid = running_pid(pidfile)
             os.kill(pid, signal.SIGKILL)
             killed = time.monotonic()
             while True:
-                now_pid = live_pid(pidfile)
+                now_pid = running_pid(pidfile)
                 if now_pid is not None and now_pid != pid:
                     break
                 if time.monotonic() - killed > 600:

@@ -147,7 +147,7 @@ class Stack:
 
     def start_bots(self, config: Config) -> None:
         for bot in config.bots:
-            if bot.start_command and bot.runtime == "process" and not _pid_alive(bot.pidfile):
+            if bot.start_command and bot.runtime == "process" and not running_pid(bot.pidfile):
                 self.spawn(f"bot-{bot.name}", bot.start_command, detach=True)
 
     def service(self, name: str, argv: list[str], ready: str, env: dict | None = None) -> None:
@@ -203,7 +203,7 @@ class Stack:
         pids = []
         for bot in (config.bots if config else []):
             if bot.pidfile:
-                pids.append(_pid_alive(bot.pidfile))
+                pids.append(running_pid(bot.pidfile))
             elif bot.process_name and bot.process_name.startswith(str(self.state)):
                 pids.append(ProcessNameProbe(bot.process_name)().pid)
         return [pid for pid in pids if pid]
@@ -232,8 +232,8 @@ def _kill(pid: int, signum: int) -> None:
         pass
 
 
-def _pid_alive(pidfile: Path | None) -> int | None:
-    """The pid in a pidfile if that process runs."""
+def running_pid(pidfile: str | Path | None) -> int | None:
+    """The pid in a pidfile if that process runs (a zombie does not)."""
     try:
         pid = int(Path(pidfile).read_text().strip())
     except (TypeError, ValueError, OSError):

@@ -64,7 +64,7 @@ from botwatch.core.tradefile import validate_file  # noqa: E402
 from botwatch.demo import find_freqtrade, freqtrade_bot  # noqa: E402
 from botwatch.localexchange import LocalExchange  # noqa: E402
 from botwatch.core.units import parse_duration  # noqa: E402
-from botwatch.stack import TIMINGS, service_pid  # noqa: E402
+from botwatch.stack import TIMINGS, running_pid, service_pid  # noqa: E402
 from remediator.playbooks import BY_ALERT  # noqa: E402
 
 BOTWATCH = [sys.executable, "-m", "botwatch"]
@@ -193,15 +193,6 @@ def _overwrite(path: Path, offset: int, data: bytes) -> None:
 
 
 # -- the stack and its bots --------------------------------------------------------------------------------
-
-def live_pid(pidfile: str | Path) -> int | None:
-    try:
-        pid = int(Path(pidfile).read_text().strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return None
-    return pid
-
 
 def http_ok(url: str, timeout: float = 1.0) -> bytes | None:
     try:
@@ -335,7 +326,7 @@ class Soak:
 
     def start(self) -> None:
         timing = paperbot("chaos-timing", self.folder, 0)
-        paper = start_time(timing["start_command"], lambda: live_pid(timing["pidfile"]))
+        paper = start_time(timing["start_command"], lambda: running_pid(timing["pidfile"]))
         for path in self.folder.glob("chaos-timing.*"):
             path.unlink()
         self.restart_s = dict.fromkeys(self.bots, paper)
@@ -389,7 +380,7 @@ class Soak:
 
     def _pid(self, name: str) -> int | None:
         bot = self.bots[name]
-        return ProcessNameProbe(bot["process_name"])().pid if name == self.ft else live_pid(bot["pidfile"])
+        return ProcessNameProbe(bot["process_name"])().pid if name == self.ft else running_pid(bot["pidfile"])
 
     def _health(self, name: str) -> str:
         bot = self.bots[name]

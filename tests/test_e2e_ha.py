@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from botwatch.stack import running_pid
 from tests.conftest import http_get, wait_for
 from tests.test_e2e import paperbot, running, service_pid
 
@@ -22,15 +23,6 @@ pytestmark = pytest.mark.slow
 def counted(bot: dict, starts: Path) -> dict:
     """The bot with every start of it counted in `starts`."""
     return {**bot, "start_command": ["sh", "-c", f'echo start >> {starts}; exec "$@"', "sh", *bot["start_command"]]}
-
-
-def live_pid(pidfile: str) -> int | None:
-    try:
-        pid = int(Path(pidfile).read_text().strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return None
-    return pid
 
 
 def ledger_rows(state: Path, sql: str) -> list[dict]:
@@ -48,14 +40,14 @@ def test_one_kill_one_restart_under_ha(tmp_path, trouble):
     env = {"BOTWATCH_WEBHOOK_DELAY": "20"} if trouble == "slow remediator" else {}
     with running(tmp_path, {"bots": [victim]}, "--ha", env=env) as stack:
         state = stack.state
-        wait_for(lambda: live_pid(victim["pidfile"]), timeout=60, what="the victim running")
+        wait_for(lambda: running_pid(victim["pidfile"]), timeout=60, what="the victim running")
         wait_for(lambda: stack.value('tradingbot_up{bot="ha-victim"}') == 1, timeout=60, what="Prometheus sees it up")
         for server in ("prometheus", "prometheus-2"):     # both replicas scrape and evaluate
             url = json.loads((state / "stack.json").read_text())[server]
             wait_for(lambda: json.loads(http_get(f"{url}/api/v1/query?query=tradingbot_up"))["data"]["result"],
                      what=f"{server} scraping")
         starts.write_text("")                            # the stack's own start of it is not a restart
-        pid = live_pid(victim["pidfile"])
+        pid = running_pid(victim["pidfile"])
         os.kill(pid, signal.SIGKILL)
         frozen = None
         if trouble == "alertmanager killed":
@@ -64,7 +56,7 @@ def test_one_kill_one_restart_under_ha(tmp_path, trouble):
             frozen = service_pid(state, "alertmanager-2")
             os.kill(frozen, signal.SIGSTOP)
         try:
-            wait_for(lambda: (new := live_pid(victim["pidfile"])) and new != pid, timeout=90,
+            wait_for(lambda: (new := running_pid(victim["pidfile"])) and new != pid, timeout=90,
                      what="the victim restarted")
             time.sleep(35 if trouble == "slow remediator" else 20)    # any resend has arrived by now
         finally:
