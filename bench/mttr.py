@@ -42,15 +42,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def running_pid(pidfile: Path) -> int | None:
-    try:
-        pid = int(pidfile.read_text().strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return None
-    return pid
-
-
 def paperbot(name: str, folder: Path, check_interval: float) -> dict:
     port = free_port()
     files = {key: str(folder / f"{name}.{ext}")
