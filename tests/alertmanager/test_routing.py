@@ -171,3 +171,22 @@ def test_an_alert_that_fires_again_within_a_group_interval_still_reaches_the_rem
     send(first, ends=datetime.now(timezone.utc))      # resolved ...
     send(again)                                       # ... and firing again, before the group's next flush
     wait_for(lambda: ("firing", again.isoformat()[:19]) in delivered(), timeout=45, what="the second incident")
+
+
+def test_a_critical_alert_mutes_a_bots_warnings_but_not_what_the_remediator_acts_on(tmp_path, alertmanager):
+    url = alertmanager(rendered(tmp_path))
+    post_alerts(url, [
+        {"labels": {"alertname": "TradingBotDownCritical", "severity": "critical", "bot": "x"}},
+        {"labels": {"alertname": "TradingBotAbnormalTradeFrequency", "severity": "warning", "bot": "x"}},
+        {"labels": {"alertname": "TradingBotRateLimited", "severity": "warning", "bot": "x"}},
+        {"labels": {"alertname": "BotwatchRemediatorDown", "severity": "critical"}},
+        {"labels": {"alertname": "ExchangeRateLimited", "severity": "warning", "exchange": "binance"}},
+    ])
+
+    def states():
+        found = requests.get(f"{url}/api/v2/alerts", timeout=5).json()
+        return {a["labels"]["alertname"]: a["status"]["state"] for a in found}
+
+    wait_for(lambda: states().get("TradingBotAbnormalTradeFrequency") == "suppressed", what="the warning muted")
+    s = states()
+    assert s["TradingBotRateLimited"] == "active" and s["ExchangeRateLimited"] == "active", s
