@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from botwatch.core.stores import SQLITE_STORES, open_sqlite_store
 from botwatch.core.units import format_duration
 from remediator import faults
 from remediator.notifier import escape
 from remediator.playbooks.base import Context, Result
 from remediator.runtimes import DockerRuntime, RuntimeFailure
+
+DAMAGE = ("not_a_database", "truncated", "damaged")    # the SQLite checks a bot can't start past
 
 
 def restart_playbook(ctx: Context) -> Result:
@@ -39,6 +42,10 @@ def restart_playbook(ctx: Context) -> Result:
         if now < earliest:
             return Result("deferred", f"backoff: restart {state.attempts + 1} waits {format_duration(wait)} "
                                       f"after the last, until {_hhmm(earliest)}", run_at=earliest)
+    corrupt = _database_corrupt(ctx)
+    if corrupt:
+        return Result("skipped", f"{trouble}; not restarted: {corrupt} — it would fail the same way; the restore "
+                                 "(TradingBotDataCorrupted) puts back a good copy and starts it", ctx.runtime.recent_logs())
     if ctx.runtime.name == "none":
         return Result("escalated", f"{trouble}; known only by its health endpoint: nothing to "
                                    "restart, escalating", ctx.runtime.recent_logs(),
@@ -80,6 +87,19 @@ def restart_playbook(ctx: Context) -> Result:
                   excerpt, retry=True,
                   notice=f"⚠️ <b>{escape(bot.name)}</b>: restarted but still down after "
                          f"{format_duration(rem.verify_after)} (attempt {attempt}/{rem.max_attempts}).")
+
+
+def _database_corrupt(ctx: Context) -> str | None:
+    """Why a bot's SQLite trade database is corrupt, or None: a bot that died of it (Freqtrade exits on
+    "file is not a database") would only die again, and each restart would spend an attempt towards
+    giving up. Only damage counts: a database not there yet, or without its tables yet, is the bot's to
+    create when it starts. A CSV file is not checked: a bot appends to one whatever is in it."""
+    bot = ctx.bot
+    if bot.store not in SQLITE_STORES:
+        return None
+    status = open_sqlite_store(bot.store, bot.data_file, name=bot.name).collect()
+    damage = [check for check in DAMAGE if status.problems.get(check)]
+    return f"its database is corrupt ({', '.join(damage)})" if damage else None
 
 
 def _count_attempt(ctx: Context, attempt: int, now: float) -> None:

@@ -276,3 +276,29 @@ def test_a_bot_known_only_by_its_health_endpoint_is_escalated_not_retried(tmp_pa
     [action] = engine.ledger.actions()
     assert action.outcome == "escalated" and "nothing to restart" in action.detail
     assert engine.ledger.bot_state("remote").attempts == 0
+
+
+def test_a_bot_whose_database_is_damaged_is_left_to_the_restore_not_restarted(tmp_path, engine_factory):
+    """A Freqtrade exits on a database whose header is gone: restarted, it would die the same way, and each
+    restart spends an attempt towards giving up (seen in the chaos soak: the circuit opened). The restore
+    starts it with a good copy. A database not there yet is the bot's to create: that one is restarted."""
+    db = tmp_path / "tradesv3.sqlite"
+    bot = {"name": "ft", "preset": "freqtrade", "pidfile": str(tmp_path / "ft.pid"), "data_file": str(db)}
+    clock = FakeClock()
+    config = make_config(tmp_path, [bot])
+    runtimes = {}
+    engine = engine_factory(config, clock=clock, runtime_factory=lambda b: runtimes.setdefault(
+        b.name, RecordingRuntime(b, comes_up=True)))
+    client = client_for(engine)
+    db.write_bytes(b"\0" * 16 + b"x" * 8176)                 # the header zeroed
+    post(client, payload(alert("ft", starts_at="2026-11-25T08:00:00Z")))
+    engine.runner.dispatch_due(inline=True)
+    [action] = [a for a in engine.ledger.actions() if a.playbook == "restart"]
+    assert action.outcome == "skipped" and "database is corrupt (not_a_database)" in action.detail, action.detail
+    assert runtimes["ft"].calls == [] and engine.ledger.bot_state("ft").attempts == 0
+    db.unlink()                                             # no database at all: start it, it makes one
+    post(client, payload(alert("ft", status="resolved", starts_at="2026-11-25T08:00:00Z")))
+    clock.advance(3600)
+    post(client, payload(alert("ft", starts_at="2026-11-25T09:00:00Z")))
+    engine.runner.dispatch_due(inline=True)
+    assert runtimes["ft"].calls == ["restart"]
