@@ -4,8 +4,9 @@ BOTWATCH_WEBHOOK_DELAY=SECONDS it answers each webhook that much later (after re
 
 The steps: `PLAYBOOK-started` (an action of that playbook is marked running, nothing done yet: e.g.
 `restart-started`), `restart-before` / `restart-after` (around the restart command) and `restart-verified`,
-`restore/STEP` for each step of the restore procedure (CSV: planned, stopped, quarantined, built, written,
-replaced, started; SQLite: planned, stopped, quarantined, written, built, replaced, started), and `PLAYBOOK-finished` (the outcome is in the ledger; the operations log and the
+`restore/STEP` for each step of the restore procedure (CSV: planned, stopped, quarantined, built,
+written, replaced, started; SQLite: planned, stopped, quarantined, written, built, replaced, started),
+and `PLAYBOOK-finished` (the outcome is in the ledger; the operations log and the
 notice are not). Unset, this costs one lookup.
 """
 

@@ -167,8 +167,7 @@ class Ledger:
                 if finished is not None and _epoch(starts_at) > finished:
                     self._db.execute("UPDATE incidents SET resolved_at = ? WHERE fingerprint = ? AND alertname = ? "
                                      "AND bot = ? AND resolved_at IS NULL", (now, *key))
-                    self._db.execute("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
-                                     "value = excluded.value", (_boundary_key(key), json.dumps(finished)))
+                    self.put(_boundary_key(key), finished)          # in this transaction (the lock is reentrant)
                     acts = True
             self._db.execute("INSERT INTO incidents (fingerprint, starts_at, alertname, bot, opened_at) "
                              "VALUES (?, ?, ?, ?, ?)", (fingerprint, starts_at, alertname, bot, now))
@@ -187,8 +186,8 @@ class Ledger:
     def _superseded(self, key: tuple[str, str, str], starts_at: str) -> bool:
         """Whether a copy belongs to an incident closed because a later one opened (it started before
         that one's actions had finished)."""
-        row = self._db.execute("SELECT value FROM kv WHERE key = ?", (_boundary_key(key),)).fetchone()
-        return row is not None and _epoch(starts_at) <= json.loads(row[0])
+        boundary = self.get(_boundary_key(key))
+        return boundary is not None and _epoch(starts_at) <= boundary
 
     def resolve_incident(self, fingerprint: str, starts_at: str, alertname: str, bot: str, now: float) -> bool:
         """Close the incident, every copy of it; the resolving copy is remembered too (a late firing resend

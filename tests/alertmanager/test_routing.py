@@ -71,6 +71,11 @@ def post_alerts(url, alerts):
     requests.post(f"{url}/api/v2/alerts", json=payload, timeout=5).raise_for_status()
 
 
+def alert_states(url, key) -> dict:
+    """What Alertmanager holds: key(labels) -> the alert's status (state, inhibitedBy, ...)."""
+    return {key(a["labels"]): a["status"] for a in requests.get(f"{url}/api/v2/alerts", timeout=5).json()}
+
+
 def test_api_key_errors_inhibit_the_restart_of_that_bot_only(tmp_path, alertmanager):
     url = alertmanager(rendered(tmp_path))
     post_alerts(url, [
@@ -79,10 +84,7 @@ def test_api_key_errors_inhibit_the_restart_of_that_bot_only(tmp_path, alertmana
         {"labels": {"alertname": "TradingBotDown", "severity": "remediate", "bot": "other"}},
     ])
 
-    def states():
-        found = requests.get(f"{url}/api/v2/alerts", timeout=5).json()
-        return {(a["labels"]["alertname"], a["labels"]["bot"]): a["status"] for a in found}
-
+    states = lambda: alert_states(url, lambda labels: (labels["alertname"], labels["bot"]))
     wait_for(lambda: states().get(("TradingBotDown", "badkey"), {}).get("state") == "suppressed",
              what="TradingBotDown for badkey inhibited")
     s = states()
@@ -183,10 +185,8 @@ def test_a_critical_alert_mutes_a_bots_warnings_but_not_what_the_remediator_acts
         {"labels": {"alertname": "ExchangeRateLimited", "severity": "warning", "exchange": "binance"}},
     ])
 
-    def states():
-        found = requests.get(f"{url}/api/v2/alerts", timeout=5).json()
-        return {a["labels"]["alertname"]: a["status"]["state"] for a in found}
-
+    states = lambda: {name: status["state"] for name, status in
+                      alert_states(url, lambda labels: labels["alertname"]).items()}
     wait_for(lambda: states().get("TradingBotAbnormalTradeFrequency") == "suppressed", what="the warning muted")
     s = states()
     assert s["TradingBotRateLimited"] == "active" and s["ExchangeRateLimited"] == "active", s
