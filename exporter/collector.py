@@ -48,7 +48,7 @@ def bot_families(bot, status) -> list:
 
 def family_order() -> dict[str, int]:
     """Each bot family's place on the page, by the names its HELP line may carry (counters: with _total)."""
-    families = list(vars(_Families()).values())
+    families = _Families().families()
     return {name: i for i, family in enumerate(families) for name in (family.name, family.name + "_total")}
 
 
@@ -70,6 +70,7 @@ def exporter_families(monitor: Monitor, started: float):
 
 class _Families:
     def __init__(self):
+        self._hosts: dict[str, str] = {}     # bot -> its host, the label every sample carries
         self.up = _gauge("tradingbot_up", "1 when the bot is alive: its process/container/unit runs and its "
                                           "health endpoint (if any) answers healthy.")
         self.process_up = _gauge("tradingbot_process_up", "1 when the bot's process, container or unit runs.")
@@ -117,6 +118,7 @@ class _Families:
                                    ("bot", "check"))
 
     def add(self, bot, status) -> None:
+        self._hosts[bot.name] = bot.host
         self.static(bot, status)
         if status is not None:
             self.dynamic(status)
@@ -174,6 +176,14 @@ class _Families:
             for state in sorted(set(BOT_STATES) | {loop.state}):
                 self.state.add_metric([bot, state], int(state == loop.state))
 
+    def families(self) -> list:
+        return [value for value in vars(self).values() if not isinstance(value, dict)]
+
     def all(self):
-        """The families that have samples: one a config never fills (no health endpoints) is left out."""
-        return [family for family in vars(self).values() if family.samples]
+        """The families that have samples (one a config never fills, no health endpoints, is left out),
+        each sample labelled with its bot's `host`."""
+        filled = [family for family in self.families() if family.samples]
+        for family in filled:
+            family.samples = [sample._replace(labels={**sample.labels, "host": self._hosts[sample.labels["bot"]]})
+                              for sample in family.samples]
+        return filled

@@ -14,6 +14,7 @@ from remediator.ledger import Ledger
 from remediator.opslog import OperationsLog
 from remediator.payload import Alert
 from remediator.playbooks import BY_ALERT, EXCHANGE_ALERTS
+from remediator.runner import deadline_for
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class Intake:
             self._note(alert, now, "duplicate: already acted on", bot=bot.name)
             return "duplicate"
         self._new_incident(bot.name, playbook, now)
-        self.ledger.schedule(bot.name, playbook, now, alert.alertname, alert.fingerprint, alert.starts_at)
+        self._schedule(bot, playbook, now, alert)
         self._note(alert, now, f"scheduled {playbook}", bot=bot.name)
         log.info("%s: %s firing: %s scheduled", bot.name, alert.alertname, playbook)
         return "scheduled"
@@ -95,15 +96,18 @@ class Intake:
             return "duplicate"
         own = [bot for bot in bots if bot.on_rate_limit]
         for bot in own:
-            self.ledger.schedule(bot.name, "api_rate_limit", now, alert.alertname, alert.fingerprint, alert.starts_at,
-                                 f"{exchange} rate-limits its bots together")
+            self._schedule(bot, "api_rate_limit", now, alert, f"{exchange} rate-limits its bots together")
         settings = self.config.exchanges.get(exchange)
         if (settings and settings.on_rate_limit) or not own:
-            self.ledger.schedule(bots[0].name, "exchange_rate_limit", now, alert.alertname, alert.fingerprint,
-                                 alert.starts_at, f"exchange {exchange}")
+            self._schedule(bots[0], "exchange_rate_limit", now, alert, f"exchange {exchange}")
         self._note(alert, now, f"scheduled on_rate_limit for {len(own)} bot(s) on {exchange}", bot=target)
         log.info("%s: %s firing: %d bot(s) asked to slow down", exchange, alert.alertname, len(own))
         return "scheduled"
+
+    def _schedule(self, bot, playbook: str, now: float, alert: Alert, detail: str | None = None) -> None:
+        """A job for the bot's host: run here for this machine's bots, else by that host's agent."""
+        self.ledger.schedule(bot.name, playbook, now, alert.alertname, alert.fingerprint, alert.starts_at, detail,
+                             host=bot.host, deadline=deadline_for(self.config, bot.host, now))
 
     def _note(self, alert: Alert, now: float, note: str, alertname: str | None = None, bot: str = "") -> None:
         self.ledger.record_delivery(now, alertname or alert.alertname, bot, alert.status, alert.fingerprint,

@@ -1,4 +1,5 @@
-"""The remediator's durable memory: a SQLite file in the data dir.
+"""The remediator's durable memory: a SQLite file in the data dir, or a PostgreSQL database that remediator
+replicas share (`--ledger postgresql://…`).
 
 It holds every delivery, every incident (one alert from firing to resolved, each copy of it by its
 fingerprint + startsAt: the unit of idempotency),
@@ -19,8 +20,8 @@ from pathlib import Path
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
-    id INTEGER PRIMARY KEY,
-    received_at REAL NOT NULL,
+    id {ID},
+    received_at {REAL} NOT NULL,
     alertname TEXT, bot TEXT, status TEXT, fingerprint TEXT, starts_at TEXT,
     note TEXT
 );
@@ -29,23 +30,23 @@ CREATE TABLE IF NOT EXISTS incidents (
     starts_at TEXT NOT NULL,
     alertname TEXT NOT NULL,
     bot TEXT NOT NULL,
-    opened_at REAL NOT NULL,
-    resolved_at REAL,
+    opened_at {REAL} NOT NULL,
+    resolved_at {REAL},
     PRIMARY KEY (fingerprint, starts_at)
 );
 CREATE INDEX IF NOT EXISTS incidents_open ON incidents (fingerprint, alertname, bot) WHERE resolved_at IS NULL;
 CREATE TABLE IF NOT EXISTS actions (
-    id INTEGER PRIMARY KEY,
+    id {ID},
     bot TEXT NOT NULL,
     playbook TEXT NOT NULL,
     alertname TEXT,
     fingerprint TEXT,
     starts_at TEXT,
     state TEXT NOT NULL,            -- scheduled | running | done
-    outcome TEXT,                   -- success | failed | skipped | deferred | dry_run | escalated | gave_up | cancelled
-    run_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
+    outcome TEXT,                   -- success | failed | skipped | deferred | dry_run | escalated | gave_up | cancelled | expired
+    run_at {REAL} NOT NULL,
+    started_at {REAL},
+    finished_at {REAL},
     detail TEXT,
     log_excerpt TEXT
 );
@@ -54,13 +55,30 @@ CREATE INDEX IF NOT EXISTS actions_bot ON actions (bot, finished_at);
 CREATE TABLE IF NOT EXISTS bots (
     bot TEXT PRIMARY KEY,
     attempts INTEGER NOT NULL DEFAULT 0,      -- restarts since the bot was last healthy for healthy_reset_after
-    last_restart_at REAL,
-    healthy_since REAL,
+    last_restart_at {REAL},
+    healthy_since {REAL},
     circuit_open INTEGER NOT NULL DEFAULT 0,
     memory_raised INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS agents (
+    host TEXT PRIMARY KEY,
+    address TEXT NOT NULL,          -- where Prometheus scrapes it, host:port
+    last_seen {REAL} NOT NULL,
+    version TEXT
+);
 """
+# columns added after the first release: a ledger file from before gets them at start-up
+ADDED_COLUMNS = {
+    "actions": (
+        ("host", "TEXT NOT NULL DEFAULT 'local'"),      # where the job runs: 'local' here, else that host's agent
+        ("attempt", "INTEGER NOT NULL DEFAULT 0"),      # claims so far: the fencing token of the current one
+        ("lease_until", "{REAL}"),                      # a running job whose lease passed may be claimed again
+        ("deadline", "{REAL}"),                         # a job not started by then expires (a host's jobs)
+        ("worker", "TEXT"),                             # who holds the current claim
+    ),
+}
+BOT_FIELDS = ("attempts", "last_restart_at", "healthy_since", "circuit_open", "memory_raised")
 
 
 @dataclass(frozen=True)
@@ -78,6 +96,11 @@ class Action:
     finished_at: float | None
     detail: str | None
     log_excerpt: str | None
+    host: str = "local"
+    attempt: int = 0
+    lease_until: float | None = None
+    deadline: float | None = None
+    worker: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,45 +113,188 @@ class BotState:
     memory_raised: bool = False
 
 
-class Ledger:
-    """Thread-safe access to the ledger file; every write is committed before the call returns."""
+@dataclass(frozen=True)
+class Agent:
+    host: str
+    address: str
+    last_seen: float
+    version: str | None
 
-    def __init__(self, path: Path | str):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+class LedgerUnavailable(Exception):
+    """The ledger's database can't be reached (PostgreSQL down): nothing was recorded."""
+
+
+class _Sqlite:
+    """One SQLite file, one connection; BEGIN IMMEDIATE makes a transaction the only writer."""
+
+    dialect = "sqlite"
+    types = {"ID": "INTEGER PRIMARY KEY", "REAL": "REAL"}
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+
+    def execute(self, sql: str, args=()) -> tuple[list[dict], int]:
+        cursor = self.db.execute(sql, args)
+        rows = [dict(row) for row in cursor.fetchall()] if cursor.description else []
+        return rows, cursor.rowcount
+
+    def begin(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def end(self, commit: bool) -> None:
+        self.db.execute("COMMIT" if commit else "ROLLBACK")
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.db.in_transaction
+
+    def columns(self, table: str) -> set[str]:
+        return {row["name"] for row in self.execute(f"PRAGMA table_info({table})")[0]}
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class _Postgres:
+    """A PostgreSQL database shared by remediator replicas. Every transaction takes one advisory lock
+    first, so replicas' read-decide-write steps (is this incident new? which job is free?) run one at a
+    time: the webhook's load is small, and correctness never depends on an isolation level. A lost
+    connection is made again at the next call."""
+
+    dialect = "postgresql"
+    types = {"ID": "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY", "REAL": "DOUBLE PRECISION"}
+    LOCK = 0x626F7477   # "botw": the ledger's one advisory lock
+
+    def __init__(self, url: str):
+        self.url = url
+        self.path = None
+        self.db = None
+        self._connect()
+
+    def _connect(self):
+        import psycopg
+        from psycopg.rows import dict_row
+        try:
+            self.db = psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=5)
+        except psycopg.Error as err:
+            raise LedgerUnavailable(f"PostgreSQL ledger: {_first_line(err)}") from None
+        return self.db
+
+    def _live(self):
+        if self.db is None or self.db.closed or self.db.broken:
+            return self._connect()
+        return self.db
+
+    def execute(self, sql: str, args=()) -> tuple[list[dict], int]:
+        import psycopg
+        try:
+            cursor = self._live().execute(sql.replace("?", "%s"), args)
+            rows = cursor.fetchall() if cursor.description else []
+            return rows, cursor.rowcount
+        except psycopg.OperationalError as err:
+            if self.db is not None and self.db.broken:
+                raise LedgerUnavailable(f"PostgreSQL ledger: {_first_line(err)}") from None
+            raise
+
+    def begin(self) -> None:
+        self.execute("BEGIN")
+        self.execute("SELECT pg_advisory_xact_lock(?)", (self.LOCK,))
+
+    def end(self, commit: bool) -> None:
+        if self.db is None or self.db.broken:
+            return
+        self.execute("COMMIT" if commit else "ROLLBACK")
+
+    @property
+    def in_transaction(self) -> bool:
+        from psycopg import pq
+        return (self.db is not None and not self.db.closed
+                and self.db.info.transaction_status != pq.TransactionStatus.IDLE)
+
+    def columns(self, table: str) -> set[str]:
+        rows, _ = self.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+                               "AND table_schema = current_schema()", (table,))
+        return {row["column_name"] for row in rows}
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def is_url(target: str) -> bool:
+    return str(target).startswith(("postgresql://", "postgres://"))
+
+
+class Ledger:
+    """Thread-safe access to the ledger (a SQLite file, or a PostgreSQL database given by its
+    postgresql:// URL); every write is committed before the call returns."""
+
+    def __init__(self, target: Path | str):
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        self._conn = _Postgres(str(target)) if is_url(target) else _Sqlite(Path(target))
+        self.path = self._conn.path          # the SQLite file; None for PostgreSQL
+        self.dialect = self._conn.dialect
+        with self.transaction():
+            for statement in SCHEMA.format(**self._conn.types).split(";"):
+                if statement.strip():
+                    self._conn.execute(statement)
+            for table, columns in ADDED_COLUMNS.items():
+                have = self._conn.columns(table)
+                for name, kind in columns:
+                    if name not in have:
+                        self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind.format(**self._conn.types)}")
+            self._conn.execute("CREATE INDEX IF NOT EXISTS actions_host ON actions (host, state, run_at)")
+
+    @property
+    def where(self) -> str:
+        """Where the ledger lives, for messages (a URL without its password)."""
+        if self.path is not None:
+            return str(self.path)
+        from urllib.parse import urlsplit
+        parts = urlsplit(self._conn.url)
+        return parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")).geturl()
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            self._conn.close()
 
     @contextlib.contextmanager
     def transaction(self):
-        """Everything written inside commits together, once (one fsync), or not at all."""
+        """Everything written inside commits together, once (one fsync), or not at all; with
+        PostgreSQL, no other replica's transaction runs meanwhile."""
         with self._lock:
-            if self._db.in_transaction:          # nested: the outer one commits
+            if self._conn.in_transaction:          # nested: the outer one commits
                 yield
                 return
-            self._db.execute("BEGIN IMMEDIATE")
+            self._conn.begin()
             try:
                 yield
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._conn.end(commit=False)
                 raise
-            self._db.execute("COMMIT")
+            self._conn.end(commit=True)
 
-    def _write(self, sql: str, args=()) -> sqlite3.Cursor:
+    def _write(self, sql: str, args=()) -> tuple[list[dict], int]:
         with self._lock:
-            return self._db.execute(sql, args)
+            return self._conn.execute(sql, args)
 
-    def _read(self, sql: str, args=()) -> list[sqlite3.Row]:
+    def _read(self, sql: str, args=()) -> list[dict]:
         with self._lock:
-            return self._db.execute(sql, args).fetchall()
+            return self._conn.execute(sql, args)[0]
+
+    def _one(self, sql: str, args=()) -> dict | None:
+        rows = self._read(sql, args)
+        return rows[0] if rows else None
 
     # -- deliveries and incidents ----------------------------------------------------------------------
 
@@ -142,7 +308,8 @@ class Ledger:
         (bot, alertname, fingerprint) from firing to resolved, whatever `startsAt` each copy carries: an
         Alertmanager HA pair fed by two Prometheus servers can send the same alert with two startsAt, and
         resends it when a peer thinks the other failed. Every copy is remembered, so that a stale resend of
-        a resolved incident does not open a new one.
+        a resolved incident does not open a new one. Two remediator replicas on one PostgreSQL ledger
+        decide here one at a time (the transaction's lock), so the copy each receives acts once in all.
 
         The resolve can also never arrive: Alertmanager tells a group's current state, so an alert that
         resolved and fired again within one group_interval reaches us only as a firing copy with a later
@@ -150,38 +317,37 @@ class Ledger:
         incident (the one before is closed, and its copies stay with it: see `_superseded`)."""
         key = (fingerprint, alertname, bot)
         with self.transaction():
-            seen = self._db.execute("SELECT 1 FROM incidents WHERE fingerprint = ? AND starts_at = ?",
-                                    (fingerprint, starts_at)).fetchone()
-            if seen:
+            if self._one("SELECT 1 AS seen FROM incidents WHERE fingerprint = ? AND starts_at = ?",
+                         (fingerprint, starts_at)):
                 return False
             if self._superseded(key, starts_at):           # a late copy of an incident already closed
-                self._db.execute("INSERT INTO incidents (fingerprint, starts_at, alertname, bot, opened_at, resolved_at) "
-                                 "VALUES (?, ?, ?, ?, ?, ?)", (fingerprint, starts_at, alertname, bot, now, now))
+                self._write("INSERT INTO incidents (fingerprint, starts_at, alertname, bot, opened_at, resolved_at) "
+                            "VALUES (?, ?, ?, ?, ?, ?)", (fingerprint, starts_at, alertname, bot, now, now))
                 return False
-            copies = [row[0] for row in self._db.execute(
+            copies = [row["starts_at"] for row in self._read(
                 "SELECT starts_at FROM incidents WHERE fingerprint = ? AND alertname = ? AND bot = ? "
                 "AND resolved_at IS NULL", key)]
             acts = not copies
             if copies:
                 finished = self._settled(key, copies)
                 if finished is not None and _epoch(starts_at) > finished:
-                    self._db.execute("UPDATE incidents SET resolved_at = ? WHERE fingerprint = ? AND alertname = ? "
-                                     "AND bot = ? AND resolved_at IS NULL", (now, *key))
+                    self._write("UPDATE incidents SET resolved_at = ? WHERE fingerprint = ? AND alertname = ? "
+                                "AND bot = ? AND resolved_at IS NULL", (now, *key))
                     self.put(_boundary_key(key), finished)          # in this transaction (the lock is reentrant)
                     acts = True
-            self._db.execute("INSERT INTO incidents (fingerprint, starts_at, alertname, bot, opened_at) "
-                             "VALUES (?, ?, ?, ?, ?)", (fingerprint, starts_at, alertname, bot, now))
+            self._write("INSERT INTO incidents (fingerprint, starts_at, alertname, bot, opened_at) "
+                        "VALUES (?, ?, ?, ?, ?)", (fingerprint, starts_at, alertname, bot, now))
             return acts
 
     def _settled(self, key: tuple[str, str, str], copies: list[str]) -> float | None:
         """When the last action of an incident (its copies' startsAt) finished; None while one is pending
         or running, or when it has none (nothing tells its end then)."""
         marks = ",".join("?" * len(copies))
-        row = self._db.execute(
-            f"SELECT COUNT(*), SUM(state != 'done'), MAX(finished_at) FROM actions WHERE fingerprint = ? "
-            f"AND alertname = ? AND bot = ? AND starts_at IN ({marks})", (key[0], key[1], key[2], *copies)).fetchone()
-        count, pending, finished = row
-        return finished if count and not pending else None
+        row = self._one(
+            f"SELECT COUNT(*) AS n, SUM(CASE WHEN state <> 'done' THEN 1 ELSE 0 END) AS pending, "
+            f"MAX(finished_at) AS finished FROM actions WHERE fingerprint = ? AND alertname = ? AND bot = ? "
+            f"AND starts_at IN ({marks})", (key[0], key[1], key[2], *copies))
+        return row["finished"] if row["n"] and not row["pending"] else None
 
     def _superseded(self, key: tuple[str, str, str], starts_at: str) -> bool:
         """Whether a copy belongs to an incident closed because a later one opened (it started before
@@ -197,10 +363,11 @@ class Ledger:
         with self.transaction():
             superseded = self._superseded(key, starts_at)
             if not superseded:
-                self._db.execute("UPDATE incidents SET resolved_at = ? WHERE fingerprint = ? AND alertname = ? "
-                                 "AND bot = ? AND resolved_at IS NULL", (now, *key))
-            self._db.execute("INSERT OR IGNORE INTO incidents (fingerprint, starts_at, alertname, bot, opened_at, "
-                             "resolved_at) VALUES (?, ?, ?, ?, ?, ?)", (fingerprint, starts_at, alertname, bot, now, now))
+                self._write("UPDATE incidents SET resolved_at = ? WHERE fingerprint = ? AND alertname = ? "
+                            "AND bot = ? AND resolved_at IS NULL", (now, *key))
+            self._write("INSERT INTO incidents (fingerprint, starts_at, alertname, bot, opened_at, resolved_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                        (fingerprint, starts_at, alertname, bot, now, now))
             return not superseded
 
     def incident_open(self, fingerprint: str | None, starts_at: str | None) -> bool:
@@ -210,59 +377,122 @@ class Ledger:
                           "AND b.resolved_at IS NULL", (fingerprint, starts_at))
         return bool(rows)
 
-    # -- actions -----------------------------------------------------------------------------------------
+    # -- actions: the jobs of every host ----------------------------------------------------------------
 
     def schedule(self, bot: str, playbook: str, run_at: float, alertname: str | None = None,
-                 fingerprint: str | None = None, starts_at: str | None = None, detail: str | None = None) -> int:
-        cursor = self._write(
-            "INSERT INTO actions (bot, playbook, alertname, fingerprint, starts_at, state, run_at, detail) "
-            "VALUES (?, ?, ?, ?, ?, 'scheduled', ?, ?)",
-            (bot, playbook, alertname, fingerprint, starts_at, run_at, detail))
-        return cursor.lastrowid
+                 fingerprint: str | None = None, starts_at: str | None = None, detail: str | None = None,
+                 host: str = "local", deadline: float | None = None) -> int:
+        rows, _ = self._write(
+            "INSERT INTO actions (bot, playbook, alertname, fingerprint, starts_at, state, run_at, detail, host, "
+            "deadline) VALUES (?, ?, ?, ?, ?, 'scheduled', ?, ?, ?, ?) RETURNING id",
+            (bot, playbook, alertname, fingerprint, starts_at, run_at, detail, host, deadline))
+        return rows[0]["id"]
 
-    def due(self, now: float, busy: set[str]) -> list[Action]:
-        """Scheduled actions whose time has come, oldest first, at most one per bot not already busy."""
-        rows = self._read("SELECT * FROM actions WHERE state = 'scheduled' AND run_at <= ? ORDER BY run_at, id",
-                          (now,))
-        picked, bots = [], set(busy)
-        for row in rows:
-            if row["bot"] not in bots:
-                bots.add(row["bot"])
-                picked.append(Action(**dict(row)))
-        return picked
+    def record(self, bot: str, playbook: str, now: float, outcome: str, detail: str) -> int:
+        """An action done as soon as it was decided (a backup): recorded done, never a job."""
+        rows, _ = self._write(
+            "INSERT INTO actions (bot, playbook, state, outcome, run_at, started_at, finished_at, detail) "
+            "VALUES (?, ?, 'done', ?, ?, ?, ?, ?) RETURNING id", (bot, playbook, outcome, now, now, now, detail))
+        return rows[0]["id"]
 
-    def next_run_at(self) -> float | None:
-        rows = self._read("SELECT MIN(run_at) AS at FROM actions WHERE state = 'scheduled'")
-        return rows[0]["at"] if rows else None
+    def claim(self, host: str, worker: str, now: float, lease: float, busy: set[str] = frozenset(),
+              limit: int = 100) -> list[Action]:
+        """Hand out the host's due jobs, at most one per bot, to `worker` for `lease` seconds: scheduled
+        ones whose time has come, and running ones whose lease passed (their worker died or was cut off).
+        Each claim counts up the job's `attempt`, the fencing token its completion must carry. A job whose
+        deadline passed before it started expires instead."""
+        with self.transaction():
+            self.expire(now, host)
+            rows = self._read(
+                "SELECT * FROM actions WHERE host = ? AND ((state = 'scheduled' AND run_at <= ?) OR "
+                "(state = 'running' AND lease_until IS NOT NULL AND lease_until < ?)) ORDER BY run_at, id",
+                (host, now, now))
+            held = {row["bot"] for row in self._read(
+                "SELECT DISTINCT bot FROM actions WHERE host = ? AND state = 'running' AND "
+                "(lease_until IS NULL OR lease_until >= ?)", (host, now))}
+            picked, bots = [], set(busy) | held
+            for row in rows:
+                if row["bot"] not in bots and len(picked) < limit:
+                    bots.add(row["bot"])
+                    picked.append(row["id"])
+            claimed = []
+            for action_id in picked:
+                claimed += self._write(
+                    "UPDATE actions SET state = 'running', started_at = ?, attempt = attempt + 1, lease_until = ?, "
+                    "worker = ? WHERE id = ? RETURNING *", (now, now + lease, worker, action_id))[0]
+            return [Action(**row) for row in claimed]
 
-    def start(self, action_id: int, now: float) -> None:
-        self._write("UPDATE actions SET state = 'running', started_at = ? WHERE id = ?", (now, action_id))
+    def renew(self, action_id: int, attempt: int, lease_until: float) -> bool:
+        """Extend a running job's lease; False when the claim is no longer this one's (fenced)."""
+        _, count = self._write("UPDATE actions SET lease_until = ? WHERE id = ? AND attempt = ? AND state = 'running'",
+                               (lease_until, action_id, attempt))
+        return count == 1
 
-    def finish(self, action_id: int, now: float, outcome: str, detail: str, log_excerpt: str | None = None) -> None:
-        self._write("UPDATE actions SET state = 'done', finished_at = ?, outcome = ?, detail = ?, log_excerpt = ? "
-                    "WHERE id = ?", (now, outcome, detail, log_excerpt, action_id))
+    def holds(self, action_id: int, attempt: int) -> bool:
+        """Whether the claim `attempt` of the job is still the current one (the job running under it)."""
+        return bool(self._one("SELECT 1 AS held FROM actions WHERE id = ? AND attempt = ? AND state = 'running'",
+                              (action_id, attempt)))
 
-    def defer(self, action_id: int, run_at: float, detail: str) -> None:
-        self._write("UPDATE actions SET state = 'scheduled', run_at = ?, detail = ? WHERE id = ?",
-                    (run_at, detail, action_id))
+    def expire(self, now: float, host: str | None = None) -> int:
+        """Jobs whose deadline passed before they ran (a host cut off, its agent gone): done, `expired`.
+        A claim whose lease also ran out is expired too: its worker is gone, and its result would be stale."""
+        only = " AND host = ?" if host is not None else ""
+        _, count = self._write(
+            "UPDATE actions SET state = 'done', outcome = 'expired', finished_at = ?, "
+            "detail = 'expired: not run before its deadline' WHERE deadline IS NOT NULL AND deadline < ? AND "
+            f"(state = 'scheduled' OR (state = 'running' AND lease_until < ?)){only}",
+            (now, now, now, *([host] if host is not None else [])))
+        return count
+
+    def next_run_at(self, host: str = "local") -> float | None:
+        row = self._one("SELECT MIN(run_at) AS at FROM actions WHERE state = 'scheduled' AND host = ?", (host,))
+        return row["at"] if row else None
+
+    def start(self, action_id: int, now: float, worker: str = "local", lease: float | None = None) -> Action:
+        """Claim one job by its id (a run by hand, waiting for no one); the claimed job."""
+        rows, _ = self._write(
+            "UPDATE actions SET state = 'running', started_at = ?, attempt = attempt + 1, lease_until = ?, "
+            "worker = ? WHERE id = ? RETURNING *", (now, None if lease is None else now + lease, worker, action_id))
+        return Action(**rows[0])
+
+    def finish(self, action_id: int, now: float, outcome: str, detail: str, log_excerpt: str | None = None,
+               attempt: int | None = None) -> bool:
+        """Record a job's end. Given the claim's `attempt`, only while that claim is the current one: a
+        late completion from a worker whose lease passed (the job claimed again since) is refused."""
+        fence = " AND attempt = ? AND state = 'running'" if attempt is not None else ""
+        _, count = self._write("UPDATE actions SET state = 'done', finished_at = ?, outcome = ?, detail = ?, "
+                               f"log_excerpt = ?, lease_until = NULL WHERE id = ?{fence}",
+                               (now, outcome, detail, log_excerpt, action_id, *([attempt] if attempt is not None else [])))
+        return count == 1
+
+    def defer(self, action_id: int, run_at: float, detail: str, attempt: int | None = None,
+              ttl: float | None = None) -> bool:
+        """Run the job again at `run_at` (fenced like `finish`); a job with a deadline gets `ttl` past then."""
+        fence = " AND attempt = ? AND state = 'running'" if attempt is not None else ""
+        _, count = self._write(
+            "UPDATE actions SET state = 'scheduled', run_at = ?, detail = ?, lease_until = NULL, "
+            f"deadline = CASE WHEN deadline IS NULL THEN NULL ELSE ? END WHERE id = ?{fence}",
+            (run_at, detail, run_at + (ttl or 0), action_id, *([attempt] if attempt is not None else [])))
+        return count == 1
 
     def cancel_scheduled(self, bot: str, playbook: str, now: float, detail: str, alertname: str | None = None) -> int:
         """Cancel the bot's pending runs of the playbook (only those one alert asked for, given `alertname`)."""
         only = " AND alertname = ?" if alertname else ""
-        cursor = self._write("UPDATE actions SET state = 'done', outcome = 'cancelled', finished_at = ?, detail = ? "
-                             f"WHERE bot = ? AND playbook = ? AND state = 'scheduled'{only}",
-                             (now, detail, bot, playbook, *([alertname] if alertname else [])))
-        return cursor.rowcount
+        _, count = self._write("UPDATE actions SET state = 'done', outcome = 'cancelled', finished_at = ?, detail = ? "
+                               f"WHERE bot = ? AND playbook = ? AND state = 'scheduled'{only}",
+                               (now, detail, bot, playbook, *([alertname] if alertname else [])))
+        return count
 
-    def requeue_interrupted(self, now: float) -> int:
-        """Actions left `running` by a remediator that died: run them again."""
-        cursor = self._write("UPDATE actions SET state = 'scheduled', run_at = ?, "
-                             "detail = 'interrupted by a remediator restart; running again' "
-                             "WHERE state = 'running'", (now,))
-        return cursor.rowcount
+    def requeue_interrupted(self, now: float, host: str = "local") -> int:
+        """Jobs left `running` here by a remediator that died: run them again. Only for a ledger one
+        remediator owns (SQLite); replicas sharing one find a dead peer's jobs by their lease instead."""
+        _, count = self._write("UPDATE actions SET state = 'scheduled', run_at = ?, lease_until = NULL, "
+                               "detail = 'interrupted by a remediator restart; running again' "
+                               "WHERE state = 'running' AND host = ?", (now, host))
+        return count
 
     def action(self, action_id: int) -> Action:
-        return Action(**dict(self._read("SELECT * FROM actions WHERE id = ?", (action_id,))[0]))
+        return Action(**self._read("SELECT * FROM actions WHERE id = ?", (action_id,))[0])
 
     def actions(self, since: float | None = None, bot: str | None = None, limit: int = 1000) -> list[Action]:
         sql, args = "SELECT * FROM actions WHERE 1=1", []
@@ -274,39 +504,58 @@ class Ledger:
             args.append(bot)
         sql += " ORDER BY id DESC LIMIT ?"
         args.append(limit)
-        return [Action(**dict(row)) for row in self._read(sql, args)]
+        return [Action(**row) for row in self._read(sql, args)]
+
+    def job_counts(self) -> dict[str, int]:
+        """Jobs by state: queued and running now; expired, ever (botwatch_jobs)."""
+        row = self._one("SELECT SUM(CASE WHEN state = 'scheduled' THEN 1 ELSE 0 END) AS queued, "
+                        "SUM(CASE WHEN state = 'running' THEN 1 ELSE 0 END) AS running, "
+                        "SUM(CASE WHEN outcome = 'expired' THEN 1 ELSE 0 END) AS expired FROM actions")
+        return {state: int(row[state] or 0) for state in ("queued", "running", "expired")}
+
+    # -- agents -----------------------------------------------------------------------------------------
+
+    def heartbeat(self, host: str, address: str, now: float, version: str | None = None) -> None:
+        self._write("INSERT INTO agents (host, address, last_seen, version) VALUES (?, ?, ?, ?) ON CONFLICT (host) "
+                    "DO UPDATE SET address = excluded.address, last_seen = excluded.last_seen, "
+                    "version = excluded.version", (host, address, now, version))
+
+    def agents(self) -> list[Agent]:
+        return [Agent(**row) for row in self._read("SELECT host, address, last_seen, version FROM agents ORDER BY host")]
 
     # -- per-bot restart bookkeeping -----------------------------------------------------------------------
 
     def bot_state(self, bot: str) -> BotState:
-        rows = self._read("SELECT * FROM bots WHERE bot = ?", (bot,))
-        if not rows:
-            return BotState(bot)
-        row = dict(rows[0])
-        return BotState(row["bot"], row["attempts"], row["last_restart_at"], row["healthy_since"],
-                        bool(row["circuit_open"]), bool(row["memory_raised"]))
+        row = self._one("SELECT * FROM bots WHERE bot = ?", (bot,))
+        return _bot_state(row) if row else BotState(bot)
 
     def update_bot(self, bot: str, **fields) -> None:
+        unknown = set(fields) - set(BOT_FIELDS)
+        if unknown:
+            raise ValueError(f"no bot field {', '.join(sorted(unknown))}")
         columns = ", ".join(f"{key} = ?" for key in fields)
-        with self._lock:
-            self._db.execute("INSERT OR IGNORE INTO bots (bot) VALUES (?)", (bot,))
-            self._db.execute(f"UPDATE bots SET {columns} WHERE bot = ?", (*fields.values(), bot))
+        with self.transaction():
+            self._write("INSERT INTO bots (bot) VALUES (?) ON CONFLICT DO NOTHING", (bot,))
+            self._write(f"UPDATE bots SET {columns} WHERE bot = ?", (*fields.values(), bot))
 
     def bot_states(self) -> dict[str, BotState]:
         """Every bot's bookkeeping in one query (read at each scrape of the remediator)."""
-        return {row["bot"]: BotState(row["bot"], row["attempts"], row["last_restart_at"], row["healthy_since"],
-                                     bool(row["circuit_open"]), bool(row["memory_raised"]))
-                for row in self._read("SELECT * FROM bots")}
+        return {row["bot"]: _bot_state(row) for row in self._read("SELECT * FROM bots")}
 
     # -- small values (last report sent, ...) ----------------------------------------------------------------
 
     def get(self, key: str, default=None):
-        rows = self._read("SELECT value FROM kv WHERE key = ?", (key,))
-        return json.loads(rows[0]["value"]) if rows else default
+        row = self._one("SELECT value FROM kv WHERE key = ?", (key,))
+        return json.loads(row["value"]) if row else default
 
     def put(self, key: str, value) -> None:
         self._write("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                     (key, json.dumps(value)))
+
+
+def _bot_state(row: dict) -> BotState:
+    return BotState(row["bot"], row["attempts"], row["last_restart_at"], row["healthy_since"],
+                    bool(row["circuit_open"]), bool(row["memory_raised"]))
 
 
 def _boundary_key(key: tuple[str, str, str]) -> str:

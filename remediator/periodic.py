@@ -36,8 +36,10 @@ BACKUP_RETRY = 60.0        # a bot not backed up yet (its file missing or invali
 class PeriodicWork:
     def __init__(self, config: Config, ledger: Ledger, opslog: OperationsLog, metrics: Metrics, notifier: Notifier,
                  pool: Executor, clock: Callable[[], float], mirror_dir: Path | None = None,
-                 learned: dict[str, str] | None = None):
+                 learned: dict[str, str] | None = None, host: str | None = None):
         self.config = config
+        # the bots whose files are on this machine (their mirrors and backups are made here): all, or one host's
+        self.bots = [bot for bot in config.bots if host is None or bot.host == host]
         self.ledger = ledger
         self.opslog = opslog
         self.metrics = metrics
@@ -53,8 +55,8 @@ class PeriodicWork:
         self._waiting: set[str] = set()        # bots skipped at a round that have none yet
         self._retried_at = 0.0
         self.mirrors = [FillMirror(bot, mirror_path(mirror_dir, bot), api)
-                        for bot in config.bots if mirror_dir and (api := bot_api(bot)) is not None]
-        self.mirrors += [LogFillMirror(bot, mirror_path(mirror_dir, bot)) for bot in config.bots
+                        for bot in self.bots if mirror_dir and (api := bot_api(bot)) is not None]
+        self.mirrors += [LogFillMirror(bot, mirror_path(mirror_dir, bot)) for bot in self.bots
                          if mirror_dir and bot.preset == "hummingbot" and bot.log_file is not None]
 
     def tick(self) -> None:
@@ -112,7 +114,7 @@ class PeriodicWork:
             except Exception as err:  # boto3 could not even build a client (bad region, ...)
                 store, store_error = None, f"backup store: {err}"
             results = []
-            for bot in self.config.bots:
+            for bot in self.bots:
                 if names and bot.name not in names:
                     continue
                 started = time.monotonic()
@@ -144,8 +146,7 @@ class PeriodicWork:
 
     def _record_backup(self, result: BackupResult, duration: float) -> None:
         now = self.clock()
-        action_id = self.ledger.schedule(result.bot, "backup", now, detail="backup")
-        self.ledger.finish(action_id, now, result.outcome, result.detail)
+        self.ledger.record(result.bot, "backup", now, result.outcome, result.detail)
         self.opslog.append(now, result.bot, None, "backup", result.outcome, duration, result.detail)
         self.metrics.backups.labels(result.bot, result.outcome).inc()
         if result.outcome == "success":

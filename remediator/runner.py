@@ -1,7 +1,14 @@
-"""The runner: due actions from the ledger → playbooks → outcomes (ledger, operations log, metrics, notices).
+"""The runner: claimed jobs → playbooks → outcomes.
 
-One action at a time per bot, different bots in parallel in a worker pool. An action interrupted by a
-crash of the remediator is requeued when the runner starts.
+One job at a time per bot, different bots in parallel in a worker pool. Where the jobs come from and
+where their ends go is a job source: `LocalJobs`, the ledger itself (the remediator running the jobs of
+its own host's bots), or an agent's connection to the central remediator (agent/jobs.py). Either way a
+job is claimed with a lease, the lease is renewed while the playbook runs, and the end is recorded only
+under the claim's fencing token (its attempt): a worker whose lease passed cannot overwrite the run of
+whoever claimed the job after it.
+
+`Outcomes` is where every job's end is recorded, whoever ran it: the ledger, the operations log, the
+metrics, the notice, and the retry.
 """
 
 from __future__ import annotations
@@ -11,12 +18,11 @@ import subprocess
 import threading
 import time
 from concurrent.futures import Executor
+from pathlib import Path
 from typing import Callable
 
 from botwatch.core.checks import bot_api, check_alive
-from pathlib import Path
-
-from botwatch.core.config import Config
+from botwatch.core.config import LOCAL_HOST, Config
 from remediator import faults
 from remediator.ledger import Action, Ledger
 from remediator.metrics import Metrics
@@ -30,16 +36,86 @@ log = logging.getLogger(__name__)
 COMMAND_TIMEOUT = 120
 
 
-class Runner:
+def deadline_for(config: Config, host: str, run_at: float) -> float | None:
+    """A job for another host's agent must start by then or expire; the remediator's own never do."""
+    return None if host == LOCAL_HOST else run_at + config.remediation.job_deadline
+
+
+class Outcomes:
+    """Records the end of a job (fenced by its claim), and what follows from it."""
+
     def __init__(self, config: Config, ledger: Ledger, opslog: OperationsLog, metrics: Metrics, notifier: Notifier,
-                 runtimes: dict, pool: Executor, clock: Callable[[], float], sleep: Callable[[float], None],
-                 restore: Callable | None = None, on_done: Callable[[], None] = lambda: None,
-                 mirror_dir: Path | None = None, learned: dict[str, str] | None = None):
+                 clock: Callable[[], float]):
+        self.config, self.ledger, self.opslog, self.metrics, self.notifier = config, ledger, opslog, metrics, notifier
+        self.clock = clock
+
+    def finished(self, action: Action, result: Result, started: float, duration: float, restarted: bool) -> bool:
+        """Record the end of the claim `action.attempt`; False (nothing recorded) when the job was claimed
+        again since, or is over."""
+        now = self.clock()
+        if not self.ledger.finish(action.id, now, result.outcome, result.detail, result.log_excerpt,
+                                  attempt=action.attempt):
+            log.warning("%s: %s (job %d, attempt %d) ended %s, but the claim is no longer current: not recorded",
+                        action.bot, action.playbook, action.id, action.attempt, result.outcome)
+            return False
+        faults.reached(f"{action.playbook}-finished")
+        self.opslog.append(started, action.bot, action.alertname, action.playbook, result.outcome, duration,
+                           result.detail, result.log_excerpt)
+        self.metrics.remediations.labels(action.bot, action.playbook, result.outcome).inc()
+        self.metrics.duration.labels(action.playbook).observe(duration)
+        if restarted:
+            self.metrics.restarts.labels(action.bot).inc()
+        log.info("%s: %s %s: %s", action.bot, action.playbook, result.outcome, result.detail)
+        if result.notice:
+            self.notifier.send(result.notice)
+        if result.retry and self.ledger.incident_open(action.fingerprint, action.starts_at):
+            # the backoff check at the start of the playbook decides when it really runs
+            self.ledger.schedule(action.bot, action.playbook, now, action.alertname, action.fingerprint,
+                                 action.starts_at, "retry after a failed attempt", host=action.host,
+                                 deadline=deadline_for(self.config, action.host, now))
+        return True
+
+    def deferred(self, action: Action, result: Result) -> bool:
+        ok = self.ledger.defer(action.id, result.run_at, result.detail, attempt=action.attempt,
+                               ttl=self.config.remediation.job_deadline)
+        if ok:
+            log.info("%s: %s deferred: %s", action.bot, action.playbook, result.detail)
+        return ok
+
+
+class LocalJobs:
+    """The jobs of this host's bots, straight from the ledger."""
+
+    def __init__(self, ledger: Ledger, outcomes: Outcomes, host: str = LOCAL_HOST, worker: str = "remediator"):
+        self.ledger, self.outcomes, self.host, self.worker = ledger, outcomes, host, worker
+
+    @property
+    def lease(self) -> float:
+        return self.outcomes.config.remediation.job_lease
+
+    def claim(self, now: float, busy: set[str]) -> list[Action]:
+        return self.ledger.claim(self.host, self.worker, now, self.lease, busy)
+
+    def renew(self, action: Action, now: float) -> bool:
+        return self.ledger.renew(action.id, action.attempt, now + self.lease)
+
+    def finished(self, action: Action, result: Result, started: float, duration: float, restarted: bool) -> bool:
+        return self.outcomes.finished(action, result, started, duration, restarted)
+
+    def deferred(self, action: Action, result: Result) -> bool:
+        return self.outcomes.deferred(action, result)
+
+    def ledger_for(self, action: Action):
+        return self.ledger
+
+
+class Runner:
+    def __init__(self, config: Config, jobs, runtimes: dict, pool: Executor, clock: Callable[[], float],
+                 sleep: Callable[[float], None], restore: Callable | None = None,
+                 on_done: Callable[[], None] = lambda: None, mirror_dir: Path | None = None,
+                 learned: dict[str, str] | None = None):
         self.config = config
-        self.ledger = ledger
-        self.opslog = opslog
-        self.metrics = metrics
-        self.notifier = notifier
+        self.jobs = jobs
         self.runtimes = runtimes
         self.pool = pool
         self.clock = clock
@@ -50,18 +126,23 @@ class Runner:
         self.learned = learned if learned is not None else {}    # bot -> exchange, as its own API said
         self.apis = {bot.name: api for bot in config.bots if (api := bot_api(bot)) is not None}   # one session each
         self._busy: set[str] = set()          # bots with a playbook running
-        self._idle = threading.Condition()    # guards _busy; notified when a bot's run ends
-        requeued = self.ledger.requeue_interrupted(self.clock())
-        if requeued:
-            log.warning("%d action(s) were interrupted by a restart; running them again", requeued)
+        self._held: dict[int, Action] = {}    # the claims being run, by job id (their leases are renewed)
+        self._renewed = 0.0
+        self._idle = threading.Condition()    # guards _busy and _held; notified when a bot's run ends
 
     def dispatch_due(self, inline: bool = False) -> list[Action]:
-        """Start every due action (one per bot); `inline` runs them in this thread (tests)."""
+        """Claim every due job (one per bot) and start it; `inline` runs them in this thread (tests)."""
+        self.renew_leases()
         with self._idle:
-            due = self.ledger.due(self.clock(), self._busy)
+            claimed = self.jobs.claim(self.clock(), set(self._busy))
+            due = [action for action in claimed if action.bot in self.runtimes]
             for action in due:
                 self._busy.add(action.bot)
-                self.ledger.start(action.id, self.clock())
+                self._held[action.id] = action
+        for action in claimed:
+            if action.bot not in self.runtimes:     # the central config names a bot this host's does not
+                self.jobs.finished(action, Result("failed", f"no bot {action.bot!r} in the config on this host: "
+                                                            "give every host the same config"), self.clock(), 0.0, False)
         for action in due:
             if inline:
                 self._run(action)
@@ -69,37 +150,58 @@ class Runner:
                 self.pool.submit(self._run, action)
         return due
 
+    def renew_leases(self) -> None:
+        """Keep the leases of the jobs running here (every third of a lease)."""
+        now = self.clock()
+        if now - self._renewed < self.jobs.lease / 3:
+            return
+        self._renewed = now
+        with self._idle:
+            held = list(self._held.values())
+        for action in held:
+            try:
+                if not self.jobs.renew(action, now):
+                    log.warning("%s: lost the lease of %s (job %d): its end will not be recorded",
+                                action.bot, action.playbook, action.id)
+            except Exception as err:  # the ledger or the remediator unreachable: the lease may run out
+                log.warning("%s: can't renew the lease of job %d: %s", action.bot, action.id, err)
+
     def run_now(self, bot: str, playbook: str, reason: str = "by hand") -> Action:
         """Run a playbook for a bot in this thread once no other run holds the bot; the finished action."""
-        action_id = self.ledger.schedule(bot, playbook, self.clock(), alertname=None, detail=reason)
+        ledger = self.jobs.ledger
+        action_id = ledger.schedule(bot, playbook, self.clock(), alertname=None, detail=reason,
+                                    host=self.config.bot(bot).host)
         with self._idle:
             self._idle.wait_for(lambda: bot not in self._busy)
             self._busy.add(bot)
-            self.ledger.start(action_id, self.clock())
-        self._run(self.ledger.action(action_id))
-        return self.ledger.action(action_id)
+            action = ledger.start(action_id, self.clock(), self.jobs.worker)
+        self._run(action)
+        return ledger.action(action_id)
 
     def _run(self, action: Action) -> None:
         faults.reached(f"{action.playbook}-started")
         started = self.clock()
         wall = time.monotonic()
         try:
-            result = self._playbook_result(action)
+            result, restarted = self._playbook_result(action)
         finally:
             with self._idle:
                 self._busy.discard(action.bot)
+                self._held.pop(action.id, None)
                 self._idle.notify_all()
-        if result.outcome == "deferred":
-            self.ledger.defer(action.id, result.run_at, result.detail)
-            log.info("%s: %s deferred: %s", action.bot, action.playbook, result.detail)
-        else:
-            self._finish(action, result, started, time.monotonic() - wall)
+        try:
+            if result.outcome == "deferred":
+                self.jobs.deferred(action, result)
+            else:
+                self.jobs.finished(action, result, started, time.monotonic() - wall, restarted)
+        except Exception:  # the ledger unreachable: the lease runs out and the job is claimed again
+            log.exception("%s: could not record the end of %s (job %d)", action.bot, action.playbook, action.id)
         self.on_done()
 
-    def _playbook_result(self, action: Action) -> Result:
+    def _playbook_result(self, action: Action) -> tuple[Result, bool]:
         bot = self.config.bot(action.bot)
         runtime = self.runtimes[action.bot]
-        ctx = Context(self.config, bot, action, runtime, self.ledger, self.clock, self.sleep,
+        ctx = Context(self.config, bot, action, runtime, self.jobs.ledger_for(action), self.clock, self.sleep,
                       check_alive=lambda: check_alive(bot, runtime.status),
                       run_command=self.run_command, restore=self.restore, api=self.apis.get(action.bot),
                       mirror=mirror_path(self.mirror_dir, bot) if self.mirror_dir and bot.preset else None,
@@ -109,25 +211,7 @@ class Runner:
         except Exception as err:  # a bug or an unexpected failure: recorded, never raised to the webhook
             log.exception("%s: %s playbook raised", action.bot, action.playbook)
             result = Result("failed", f"playbook error: {type(err).__name__}: {err}")
-        if ctx.extra.get("restarted"):
-            self.metrics.restarts.labels(action.bot).inc()
-        return result
-
-    def _finish(self, action: Action, result: Result, started: float, duration: float) -> None:
-        now = self.clock()
-        self.ledger.finish(action.id, now, result.outcome, result.detail, result.log_excerpt)
-        faults.reached(f"{action.playbook}-finished")
-        self.opslog.append(started, action.bot, action.alertname, action.playbook, result.outcome, duration,
-                           result.detail, result.log_excerpt)
-        self.metrics.remediations.labels(action.bot, action.playbook, result.outcome).inc()
-        self.metrics.duration.labels(action.playbook).observe(duration)
-        log.info("%s: %s %s: %s", action.bot, action.playbook, result.outcome, result.detail)
-        if result.notice:
-            self.notifier.send(result.notice)
-        if result.retry and self.ledger.incident_open(action.fingerprint, action.starts_at):
-            # the backoff check at the start of the playbook decides when it really runs
-            self.ledger.schedule(action.bot, action.playbook, now, action.alertname, action.fingerprint,
-                                 action.starts_at, "retry after a failed attempt")
+        return result, bool(ctx.extra.get("restarted"))
 
     def run_command(self, argv: list[str]) -> tuple[int, str]:
         """Run a command from the config (argv, no shell); its exit code and the tail of its output."""

@@ -26,6 +26,7 @@ PRESETS = presets.PRESETS
 LIVENESS_KEYS = ("process_name", "pidfile", "container", "compose_service", "systemd_unit")
 BOT_TYPES = ("spot", "futures", "market-maker")
 ERROR_KINDS = ("auth", "rate_limit", "other")
+LOCAL_HOST = "local"   # a bot's host when the config names none: the machine botwatch itself runs on
 COLUMNS = ("timestamp", "trade_id", "symbol", "side", "price", "qty", "fee")
 
 # Patterns that catch the usual exchange and ccxt wording; a bot's `error_patterns` replaces a kind's list.
@@ -129,6 +130,7 @@ class Exchange(Strict):
 
 class Bot(Strict):
     name: Slug
+    host: Slug = LOCAL_HOST                    # the machine it runs on: its agent acts on it (README, "Many hosts")
     type: Literal[BOT_TYPES] = "spot"
     check_interval: PositiveDuration = 60.0
     process_name: NonEmpty | None = None
@@ -241,6 +243,8 @@ class Remediation(Strict):
     backoff: list[Duration] = Field(default_factory=lambda: [300.0, 900.0, 1800.0], min_length=1)
     max_attempts: int = Field(default=3, ge=1)
     healthy_reset_after: PositiveDuration = 3600.0
+    job_lease: PositiveDuration = 30.0         # a claimed job is the worker's this long, renewed while it runs
+    job_deadline: PositiveDuration = 120.0     # a job for another host's agent not started by then expires
 
 
 class Report(Strict):
@@ -263,6 +267,16 @@ class Config(Strict):
     def bot(self, name: str) -> Bot | None:
         """The bot called `name`, or None: a label value is only ever a key into this lookup."""
         return next((bot for bot in self.bots if bot.name == name), None)
+
+    @property
+    def hosts(self) -> list[str]:
+        """The hosts the bots run on, in the order the config first names them."""
+        return list(dict.fromkeys(bot.host for bot in self.bots))
+
+    def on_host(self, host: str) -> "Config":
+        """This config with only the bots on `host` (what that host's agent watches and acts on); it may
+        have no bot at all."""
+        return self.model_copy(update={"bots": [bot for bot in self.bots if bot.host == host]})
 
     def bots_on(self, exchange: str, learned: dict[str, str] | None = None) -> list[Bot]:
         """The bots trading on `exchange`: by their `exchange` key, else as their own API told (`learned`)."""

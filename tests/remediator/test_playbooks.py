@@ -199,8 +199,7 @@ def test_the_ledger_survives_a_remediator_restart(tmp_path, engine_factory):
     config = make_config(tmp_path, [never_up_bot(tmp_path)])
     first = engine_factory(config, clock=clock)
     post(client_for(first), payload(alert("sickly")))
-    action = first.ledger.due(clock(), set())[0]
-    first.ledger.start(action.id, clock())              # killed in the middle of the playbook
+    first.ledger.claim("local", "first", clock(), 30.0)  # killed in the middle of the playbook
     first.stop(wait=False)
     first.ledger.close()
 
