@@ -359,3 +359,22 @@ def freqtrade_db(freqtrade_python, tmp_path):
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return path, json.loads(out.stdout.strip().splitlines()[-1])
     return write
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL 15 cluster of the test session's own (initdb in a temp folder, 127.0.0.1)."""
+    from botwatch.postgres import PostgresCluster, PostgresError
+    try:
+        cluster = PostgresCluster().start()
+    except PostgresError as err:
+        pytest.fail(f"PostgreSQL: {err}")
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture
+def postgres_url(postgres, request):
+    """A fresh database in the session's cluster, for one test."""
+    postgres_url.count = getattr(postgres_url, "count", 0) + 1
+    return postgres.create_database(f"t{postgres_url.count}_{os.getpid()}")

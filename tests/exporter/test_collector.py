@@ -83,7 +83,7 @@ def test_metrics_page_matches_the_golden_file(fleet):
 
 def test_golden_values_are_the_hand_worked_ones(fleet):
     registry = create_registry(fleet)
-    value = registry.get_sample_value
+    value = lambda name, labels: registry.get_sample_value(name, {**labels, "host": "local"})
     # doge: long 2000 @ 0.16, sell 500 @ 0.18: +10 closed, fees 0.41; 1500 left marked at 0.18: +30
     assert value("tradingbot_realized_pnl", {"bot": "doge-long"}) == pytest.approx(10 - 0.41)
     assert value("tradingbot_unrealized_pnl", {"bot": "doge-long"}) == pytest.approx(30)
@@ -112,7 +112,26 @@ def test_a_check_that_raises_does_not_blank_the_other_bots(fleet):
     fleet.results.clear()
     fleet.run_once()
     registry = create_registry(fleet)
-    assert registry.get_sample_value("tradingbot_up", {"bot": "doge-long"}) == 1
+    assert registry.get_sample_value("tradingbot_up", {"bot": "doge-long", "host": "local"}) == 1
     assert registry.get_sample_value("botwatch_exporter_check_failures_total", {"bot": "btc-optimized"}) == 1
-    assert registry.get_sample_value("tradingbot_info", {"bot": "btc-optimized", "kind": "futures",
+    assert registry.get_sample_value("tradingbot_info", {"bot": "btc-optimized", "host": "local", "kind": "futures",
                                                          "runtime": "process", "preset": "", "exchange": ""}) == 1
+
+
+def test_every_bot_series_carries_its_host(tmp_path):
+    from botwatch.core.config import config_from_mapping
+    from exporter.monitor import Monitor
+    (tmp_path / "a.csv").write_text("timestamp,trade_id,symbol,side,price,qty,fee\n")
+    config = config_from_mapping({"bots": [
+        {"name": "here", "health_endpoint": "http://127.0.0.1:9/health", "data_file": "a.csv"},
+        {"name": "there", "host": "vps-2", "health_endpoint": "http://127.0.0.1:9/health", "data_file": "a.csv"}]},
+        base=tmp_path)
+    monitor = Monitor(config)
+    try:
+        monitor.run_once()
+        families = list(create_registry(monitor).collect())
+    finally:
+        monitor.stop()
+    hosts = {(sample.labels["bot"], sample.labels.get("host")) for family in families if family.name.startswith("tradingbot_")
+             for sample in family.samples}
+    assert hosts == {("here", "local"), ("there", "vps-2")}

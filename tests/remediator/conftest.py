@@ -43,12 +43,30 @@ def make_config(tmp_path: Path, bots: list[dict], telegram_url: str | None = Non
     return config_from_mapping({"bots": bots, **sections}, base=tmp_path)
 
 
+def pytest_generate_tests(metafunc):
+    """A module that sets BOTH_LEDGERS runs each of its engine tests on SQLite and on PostgreSQL."""
+    if "ledger_backend" in metafunc.fixturenames and getattr(metafunc.module, "BOTH_LEDGERS", False):
+        metafunc.parametrize("ledger_backend", ["sqlite", "postgresql"])
+
+
 @pytest.fixture
-def engine_factory(tmp_path):
+def ledger_backend():
+    return "sqlite"
+
+
+@pytest.fixture
+def ledger_target(ledger_backend, request):
+    """Where an engine's ledger lives: None (the SQLite file in its data dir) or a fresh PostgreSQL database."""
+    return request.getfixturevalue("postgres_url") if ledger_backend == "postgresql" else None
+
+
+@pytest.fixture
+def engine_factory(tmp_path, ledger_target):
     engines = []
 
     def make(config, clock=None, data_dir=None, **kwargs) -> Remediator:
         kwargs.setdefault("sleep", clock.sleep if clock else __import__("time").sleep)
+        kwargs.setdefault("ledger", ledger_target)
         if clock:
             kwargs["clock"] = clock
         notifier = Notifier(config.telegram, outbox=tmp_path / "outbox.jsonl", sleep=lambda s: None)

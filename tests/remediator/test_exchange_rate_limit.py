@@ -5,6 +5,8 @@ from botwatch.core.config import config_from_mapping
 from tests.conftest import wait_for
 from tests.remediator.conftest import RecordingRuntime, alert, client_for, payload, post
 
+BOTH_LEDGERS = True     # every engine test here runs on SQLite and on PostgreSQL
+
 
 def command(ran, name):
     return ["/bin/sh", "-c", f"echo {name} >> {ran}"]

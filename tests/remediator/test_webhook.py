@@ -7,6 +7,8 @@ import pytest
 from tests.remediator.conftest import (TOKEN, FakeClock, RecordingRuntime, alert, client_for, make_config, payload,
                                        post)
 
+BOTH_LEDGERS = True     # every engine test here runs on SQLite and on PostgreSQL
+
 
 @pytest.fixture
 def fleet(tmp_path, engine_factory):

@@ -1,0 +1,122 @@
+"""The ledger's job queue and its decisions, each on SQLite and on PostgreSQL: two ledgers on one
+database stand for two remediator replicas."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from remediator.ledger import Ledger
+
+STARTS = "2026-11-25T08:00:00Z"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def pair(request, tmp_path):
+    """Two ledgers on one database, as two replicas open it."""
+    target = request.getfixturevalue("postgres_url") if request.param == "postgresql" else tmp_path / "ledger.sqlite3"
+    ledgers = [Ledger(target), Ledger(target)]
+    yield ledgers
+    for ledger in ledgers:
+        ledger.close()
+
+
+def test_two_replicas_racing_on_every_copy_open_one_incident(pair):
+    """50 alerts, each delivered to both replicas at once (two HA peers): 50 incidents open, not 100."""
+    opened = []
+    barrier = threading.Barrier(2)
+
+    def deliver(ledger):
+        barrier.wait()
+        for i in range(50):
+            if ledger.open_incident(f"fp{i}", STARTS, "TradingBotDown", f"bot-{i}", 1.0):
+                opened.append(i)
+
+    threads = [threading.Thread(target=deliver, args=(ledger,)) for ledger in pair]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(opened) == list(range(50))
+
+
+def test_a_job_goes_to_one_worker_of_its_host_only(pair):
+    a, b = pair
+    job = a.schedule("bot-1", "restart", 10.0, host="vps-b", deadline=200.0)
+    assert a.claim("vps-a", "agent-a", 11.0, 30.0) == []                 # another host's agent
+    [claimed] = a.claim("vps-b", "agent-b", 11.0, 30.0)
+    assert (claimed.id, claimed.attempt, claimed.worker, claimed.lease_until) == (job, 1, "agent-b", 41.0)
+    assert b.claim("vps-b", "agent-b2", 12.0, 30.0) == []                # held: its lease runs
+    assert b.finish(job, 20.0, "success", "restarted", attempt=1)
+    assert b.claim("vps-b", "agent-b", 50.0, 30.0) == []
+
+
+def test_a_lapsed_lease_is_claimed_again_and_the_stale_end_is_refused(pair):
+    a, b = pair
+    job = a.schedule("bot-1", "restart", 10.0, host="vps-b", deadline=500.0)
+    [first] = a.claim("vps-b", "agent-b", 10.0, 30.0)
+    assert a.renew(job, first.attempt, 70.0)                             # renewed while it runs
+    assert b.claim("vps-b", "agent-b", 50.0, 30.0) == []
+    [second] = b.claim("vps-b", "agent-b", 71.0, 30.0)                    # the worker died: the lease lapsed
+    assert second.attempt == 2
+    assert not a.finish(job, 80.0, "success", "late", attempt=first.attempt)        # fenced off
+    assert not a.renew(job, first.attempt, 200.0)
+    assert not a.holds(job, first.attempt) and b.holds(job, second.attempt)
+    assert b.finish(job, 81.0, "failed", "still down", attempt=second.attempt)
+    assert b.action(job).detail == "still down"
+
+
+def test_one_job_at_a_time_per_bot(pair):
+    a, _ = pair
+    first = a.schedule("bot-1", "restart", 10.0, host="h")
+    a.schedule("bot-1", "restore", 10.0, host="h")
+    other = a.schedule("bot-2", "restart", 10.0, host="h")
+    assert [job.id for job in a.claim("h", "w", 11.0, 30.0)] == [first, other]
+    assert a.claim("h", "w", 12.0, 30.0) == []
+    a.finish(first, 13.0, "success", "ok", attempt=1)
+    assert [job.playbook for job in a.claim("h", "w", 14.0, 30.0)] == ["restore"]
+
+
+def test_a_job_not_started_by_its_deadline_expires(pair):
+    a, b = pair
+    queued = a.schedule("bot-1", "restart", 10.0, host="cut-off", deadline=130.0)
+    held = a.schedule("bot-2", "restart", 10.0, host="cut-off", deadline=130.0)
+    a.claim("cut-off", "agent", 10.0, 30.0)                  # both claimed; then the host is cut off
+    a.finish(queued, 11.0, "failed", "x", attempt=1)
+    again = a.schedule("bot-1", "restart", 20.0, host="cut-off", deadline=140.0)
+    assert b.expire(150.0) == 2                              # the queued one, and the held one whose lease lapsed
+    assert {b.action(i).outcome for i in (again, held)} == {"expired"}
+    assert b.claim("cut-off", "agent", 151.0, 30.0) == []
+    assert b.job_counts() == {"queued": 0, "running": 0, "expired": 2}
+
+
+def test_defer_moves_the_deadline_with_the_run(pair):
+    a, _ = pair
+    job = a.schedule("bot-1", "restart", 10.0, host="h", deadline=130.0)
+    [claimed] = a.claim("h", "w", 10.0, 30.0)
+    assert a.defer(job, 400.0, "backoff", attempt=claimed.attempt, ttl=120.0)
+    assert a.action(job).deadline == 520.0 and a.expire(450.0) == 0
+    [again] = a.claim("h", "w", 400.0, 30.0)
+    assert again.attempt == 2
+
+
+def test_agents_heartbeat_once_each(pair):
+    a, b = pair
+    a.heartbeat("vps-a", "10.0.0.2:9817", 1.0, "0.1.0")
+    b.heartbeat("vps-a", "10.0.0.2:9817", 2.0, "0.1.0")
+    b.heartbeat("vps-b", "10.0.0.3:9817", 2.0, "0.1.0")
+    assert [(agent.host, agent.last_seen) for agent in a.agents()] == [("vps-a", 2.0), ("vps-b", 2.0)]
+
+
+def test_an_old_ledger_file_gets_the_job_columns(tmp_path):
+    import sqlite3
+    path = tmp_path / "ledger.sqlite3"
+    with sqlite3.connect(path) as db:            # the schema of the first release
+        db.execute("CREATE TABLE actions (id INTEGER PRIMARY KEY, bot TEXT NOT NULL, playbook TEXT NOT NULL, "
+                   "alertname TEXT, fingerprint TEXT, starts_at TEXT, state TEXT NOT NULL, outcome TEXT, "
+                   "run_at REAL NOT NULL, started_at REAL, finished_at REAL, detail TEXT, log_excerpt TEXT)")
+        db.execute("INSERT INTO actions (bot, playbook, state, run_at) VALUES ('b', 'restart', 'scheduled', 1.0)")
+    ledger = Ledger(path)
+    [job] = ledger.claim("local", "w", 2.0, 30.0)
+    assert (job.bot, job.host, job.attempt) == ("b", "local", 1)
