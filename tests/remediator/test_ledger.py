@@ -24,21 +24,23 @@ def pair(request, tmp_path):
 
 def test_two_replicas_racing_on_every_copy_open_one_incident(pair):
     """50 alerts, each delivered to both replicas at once (two HA peers): 50 incidents open, not 100."""
-    opened = []
+    opened, answered = [], []
     barrier = threading.Barrier(2)
 
     def deliver(ledger):
         barrier.wait()
         for i in range(50):
-            if ledger.open_incident(f"fp{i}", STARTS, "TradingBotDown", f"bot-{i}", 1.0):
-                opened.append(i)
+            for copy in (STARTS, "2026-11-25T08:00:01Z"):     # and the second Prometheus' startsAt
+                if ledger.open_incident(f"fp{i}", copy, "TradingBotDown", f"bot-{i}", 1.0):
+                    opened.append(i)
+                answered.append(i)
 
     threads = [threading.Thread(target=deliver, args=(ledger,)) for ledger in pair]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(opened) == list(range(50))
+    assert sorted(opened) == list(range(50)) and len(answered) == 200
 
 
 def test_a_job_goes_to_one_worker_of_its_host_only(pair):
