@@ -4,7 +4,7 @@
 PYTHON  ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
-APT_PKGS := prometheus prometheus-alertmanager curl docker.io docker-compose busybox-static
+APT_PKGS := prometheus prometheus-alertmanager curl docker.io docker-compose busybox-static postgresql iproute2
 STATE   ?= var/stack
 # Freqtrade pins its own dependencies: it gets a venv of its own, never botwatch's
 FT_VENV ?= .venv-freqtrade
@@ -35,9 +35,10 @@ deps: system-deps venv freqtrade
 # docker.io gives the tests a private dockerd, busybox-static the rootfs of their test image.
 system-deps:
 	@missing=""; \
-	for cmd in prometheus promtool amtool prometheus-alertmanager curl dockerd docker-compose busybox; do \
+	for cmd in prometheus promtool amtool prometheus-alertmanager curl dockerd docker-compose busybox ip; do \
 	  command -v $$cmd >/dev/null 2>&1 || missing=yes; \
 	done; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing=yes; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "make: need root to apt-get install $(APT_PKGS)"; exit 1; fi; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PKGS); \

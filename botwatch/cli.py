@@ -76,7 +76,36 @@ def remediator(args) -> int:
         print("botwatch remediator: --token-file is required (the webhook's bearer token)", file=sys.stderr)
         return 2
     host, port = _listen(args.listen, REMEDIATOR_PORT)
-    remediator_main.run(config, host, port, remediator_main.read_token(args.token_file))
+    if args.ledger and not args.ledger.startswith(("postgresql://", "postgres://")):
+        print(f"--ledger {args.ledger}: give a postgresql://USER@HOST:PORT/DATABASE URL "
+              "(without --ledger, the SQLite file in $BOTWATCH_DATA_DIR)", file=sys.stderr)
+        return 2
+    remediator_main.run(config, host, port, remediator_main.read_token(args.token_file), args.ledger)
+    return 0
+
+
+def agent(args) -> int:
+    import os
+    from pathlib import Path
+
+    from agent.main import run
+    from botwatch.core.config_types import SLUG
+    from botwatch.core.serve import setup_logging, writable_dir
+    from remediator.main import read_token
+    setup_logging(args.log_level)
+    config = _load(args.config)
+    if not SLUG.fullmatch(args.host):
+        print(f"--host {args.host!r}: a slug (a-z, 0-9, '-'), as the bots' `host:` name it", file=sys.stderr)
+        return 2
+    urls = [url for value in args.remediator for url in value.split(",") if url]
+    bad = [url for url in urls if not url.startswith(("http://", "https://"))]
+    if bad or not urls:
+        print(f"--remediator {' '.join(bad) or '(none)'}: give each remediator's http:// URL", file=sys.stderr)
+        return 2
+    listen = _listen(args.listen, EXPORTER_PORT)
+    state = writable_dir(args.state_dir or os.path.join(os.environ.get("BOTWATCH_DATA_DIR", "var"), "agent"),
+                         "--state-dir")
+    run(config, args.host, listen, args.advertise, urls, read_token(args.token_file), Path(state))
     return 0
 
 
@@ -169,7 +198,19 @@ def _services(sub) -> None:
     m.add_argument("bot", nargs="?", help="with reset: the bot whose circuit to close")
     m.add_argument("--config", required=True)
     m.add_argument("--listen", default=f"127.0.0.1:{REMEDIATOR_PORT}", help="HOST:PORT (default %(default)s)")
-    m.add_argument("--token-file", help="file holding the webhook's bearer token")
+    m.add_argument("--token-file", help="file holding the webhook's bearer token (the agents' too)")
+    m.add_argument("--ledger", help="postgresql://USER@HOST:PORT/DB: a ledger replicas share (default: the "
+                                    "SQLite file in $BOTWATCH_DATA_DIR)")
+
+    a = _command(sub, "agent", agent, "on each host: its bots' exporter, and the executor of their jobs")
+    a.add_argument("--config", required=True)
+    a.add_argument("--host", required=True, help="this host's name, as its bots' `host:` give it")
+    a.add_argument("--remediator", required=True, action="append",
+                   help="the central remediator's URL (repeat, or comma-separate, for each replica)")
+    a.add_argument("--token-file", required=True, help="file holding the remediator's bearer token")
+    a.add_argument("--listen", default=f"127.0.0.1:{EXPORTER_PORT}", help="HOST:PORT for /metrics (default %(default)s)")
+    a.add_argument("--advertise", help="HOST:PORT Prometheus scrapes this agent at (default: --listen)")
+    a.add_argument("--state-dir", help="checkpoints, mirrors, the agent's own ledger (default $BOTWATCH_DATA_DIR/agent)")
 
     u = sub.add_parser("up", help="start the local stack: demo bots (or --config's), exporter, remediator, "
                                   "Prometheus, Alertmanager")

@@ -44,7 +44,7 @@ class Monitor:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(self.checks)),
+        self._pool = ThreadPoolExecutor(max_workers=max(1, min(MAX_WORKERS, len(self.checks))),
                                         thread_name_prefix="check")
         self._thread: threading.Thread | None = None
 

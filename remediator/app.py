@@ -5,15 +5,17 @@ from __future__ import annotations
 import hmac
 import html
 import logging
+import re
 import time
 from datetime import datetime, timezone
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.exceptions import HTTPException
 
 from botwatch import __version__
 from remediator import faults, payload
+from botwatch.core.config_types import SLUG
 from remediator.engine import Remediator
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,7 @@ def _remediator() -> Remediator:
     return current_app.extensions["remediator"]
 
 
-def _answer(code: int, body: dict) -> Response:
+def _answer(code: int, body) -> Response:
     response = jsonify(body)
     response.status_code = code
     return response
@@ -92,6 +94,169 @@ def reset(bot: str):
     if not _remediator().intake.reset(bot):
         return _answer(404, {"error": "no such bot in the config"})
     return _answer(200, {"status": "reset", "bot": bot})
+
+
+# -- the agents' side: heartbeats and jobs (README, "Many hosts") -------------------------------------------
+
+JOB_FIELDS = ("id", "bot", "playbook", "alertname", "fingerprint", "starts_at", "state", "detail", "host", "attempt")
+FORGET_AGENT_AFTER = 86400.0     # /sd lists an agent this long after its last heartbeat (so its absence pages)
+ADDRESS = re.compile(r"[A-Za-z0-9.\-]{1,253}:\d{1,5}|\[[0-9A-Fa-f:.]{2,45}\]:\d{1,5}")
+
+
+def _body() -> dict:
+    """The JSON object of an agent's request, or a 400."""
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        abort(400, "the body must be a JSON object")
+    return data
+
+
+def _field(data: dict, name: str, kind, cap: int = 2000):
+    value = data.get(name)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        abort(400, f"{name}: missing or not a {'number' if isinstance(kind, tuple) else kind.__name__}")
+    if isinstance(value, str) and len(value) > cap:
+        abort(400, f"{name}: over {cap} characters")
+    return value
+
+
+def _job(action, now: float) -> dict:
+    job = {name: getattr(action, name) for name in JOB_FIELDS}
+    job["lease"] = (action.lease_until - now) if action.lease_until is not None else None
+    job["deadline_in"] = (action.deadline - now) if action.deadline is not None else None
+    return job
+
+
+def _held(job_id: int, data: dict):
+    """The job an agent's request is about, if the claim it names is the current one; else a 404/409."""
+    r = _remediator()
+    attempt = _field(data, "attempt", int)
+    action = r.ledger.find(job_id)
+    if action is None:
+        abort(404, f"no job {job_id}")
+    if action.host != data.get("host"):
+        abort(409, f"job {job_id} is for host {action.host}")
+    if action.attempt != attempt or action.state != "running":
+        abort(409, f"job {job_id}: attempt {attempt} is no longer the current claim")
+    return action
+
+
+def _agent_call(handler):
+    """Bearer token; a ledger that can't be reached is a 503 (the agent tries again)."""
+    def wrapped(*args, **kwargs):
+        if not _authorized():
+            return _answer(401, {"error": "missing or wrong bearer token"})
+        try:
+            return handler(*args, **kwargs)
+        except HTTPException:
+            raise
+        except Exception:
+            log.exception("an agent's request failed")
+            return _answer(503, {"error": "the ledger can't be reached; retry"})
+    wrapped.__name__ = handler.__name__
+    return wrapped
+
+
+@bp.post("/agent/poll")
+@_agent_call
+def agent_poll():
+    """An agent's heartbeat, answered with the jobs it may run now (claimed for it, with a lease)."""
+    r = _remediator()
+    data = _body()
+    host, address = _field(data, "host", str, 64), _field(data, "address", str, 300)
+    if not SLUG.fullmatch(host):
+        abort(400, "host: not a slug (a-z, 0-9, '-')")
+    if not ADDRESS.fullmatch(address):
+        abort(400, "address: not HOST:PORT")
+    worker = str(data.get("worker") or host)[:200]
+    now = r.clock()
+    r.ledger.heartbeat(host, address, now, str(data.get("version") or "")[:50])
+    jobs = r.ledger.claim(host, worker, now, r.config.remediation.job_lease) if data.get("claim", True) else []
+    return _answer(200, {"jobs": [_job(job, now) for job in jobs], "lease": r.config.remediation.job_lease})
+
+
+@bp.post("/agent/jobs/<int:job_id>/renew")
+@_agent_call
+def agent_renew(job_id: int):
+    r = _remediator()
+    data = _body()
+    action = _held(job_id, data)
+    now = r.clock()
+    r.ledger.renew(action.id, action.attempt, now + r.config.remediation.job_lease)
+    return _answer(200, {"lease": r.config.remediation.job_lease})
+
+
+@bp.post("/agent/jobs/<int:job_id>/finish")
+@_agent_call
+def agent_finish(job_id: int):
+    from remediator.playbooks import OUTCOMES, Result
+    r = _remediator()
+    data = _body()
+    action = _held(job_id, data)
+    outcome = _field(data, "outcome", str, 20)
+    if outcome not in OUTCOMES and outcome != "deferred":
+        abort(400, f"outcome: one of {', '.join(OUTCOMES)}, or deferred")
+    detail = _field(data, "detail", str, 4000)
+    if outcome == "deferred":
+        after = _field(data, "after", (int, float))
+        ok = r.outcomes.deferred(action, Result("deferred", detail, run_at=r.clock() + max(0.0, float(after))))
+    else:
+        excerpt = data.get("log_excerpt")
+        excerpt = excerpt[:4000] if isinstance(excerpt, str) else None
+        duration = data.get("duration")
+        duration = float(duration) if isinstance(duration, (int, float)) and duration >= 0 else 0.0
+        notice = data.get("notice")
+        result = Result(outcome, detail, excerpt, retry=bool(data.get("retry")),
+                        notice=notice[:4000] if isinstance(notice, str) else None)
+        ok = r.outcomes.finished(action, result, r.clock() - duration, duration, bool(data.get("restarted")))
+    if not ok:
+        abort(409, f"job {job_id}: the claim is no longer current")
+    return _answer(200, {"status": "recorded"})
+
+
+@bp.post("/agent/jobs/<int:job_id>/ledger")
+@_agent_call
+def agent_ledger(job_id: int):
+    """What a playbook run by an agent reads and writes in the ledger: its bot's restart bookkeeping and its
+    own restore progress, only while its claim is the current one."""
+    from remediator.ledger import BOT_FIELDS
+    r = _remediator()
+    data = _body()
+    action = _held(job_id, data)
+    op = data.get("op")
+    if op == "bot_state":
+        state = r.ledger.bot_state(action.bot)
+        return _answer(200, {"value": {name: getattr(state, name) for name in BOT_FIELDS}})
+    if op == "update_bot":
+        fields = data.get("fields")
+        if not isinstance(fields, dict) or not fields or set(fields) - set(BOT_FIELDS) or not all(
+                value is None or isinstance(value, (int, float)) for value in fields.values()):
+            abort(400, f"fields: a map of {', '.join(BOT_FIELDS)} to numbers")
+        r.ledger.update_bot(action.bot, **fields)
+        return _answer(200, {"value": None})
+    key = _field(data, "key", str, 200)
+    if key != f"restore-step:{action.id}":
+        abort(403, "key: a job may only keep its own restore progress")
+    if op == "get":
+        return _answer(200, {"value": r.ledger.get(key)})
+    if op == "put":
+        r.ledger.put(key, data.get("value"))
+        return _answer(200, {"value": None})
+    abort(400, "op: one of bot_state, update_bot, get, put")
+
+
+@bp.get("/sd")
+def service_discovery():
+    """Prometheus HTTP service discovery: every agent that heartbeat within a day, labelled `host`."""
+    r = _remediator()
+    try:
+        agents = r.ledger.agents()
+    except Exception:
+        log.exception("/sd: the ledger can't be reached")
+        return _answer(503, {"error": "the ledger can't be reached"})   # Prometheus keeps its last list
+    now = r.clock()
+    return _answer(200, [{"targets": [agent.address], "labels": {"host": agent.host}}  # type: ignore[arg-type]
+                         for agent in agents if now - agent.last_seen <= FORGET_AGENT_AFTER])
 
 
 @bp.get("/metrics")

@@ -491,6 +491,10 @@ class Ledger:
                                "WHERE state = 'running' AND host = ?", (now, host))
         return count
 
+    def find(self, action_id: int) -> Action | None:
+        row = self._one("SELECT * FROM actions WHERE id = ?", (action_id,))
+        return Action(**row) if row else None
+
     def action(self, action_id: int) -> Action:
         return Action(**self._read("SELECT * FROM actions WHERE id = ?", (action_id,))[0])
 

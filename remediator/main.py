@@ -29,12 +29,17 @@ def read_token(path: str) -> str:
     return token
 
 
-def run(config: Config, host: str, port: int, token: str) -> None:
+def run(config: Config, host: str, port: int, token: str, ledger: str | None = None) -> None:
     from botwatch.core.serve import bind, serve
     from remediator.app import create_app
     from remediator.engine import Remediator
 
-    remediator = Remediator(config, data_dir())
+    from botwatch.core.serve import StartupError
+    from remediator.ledger import LedgerUnavailable
+    try:
+        remediator = Remediator(config, data_dir(), ledger=ledger, worker=f"{os.uname().nodename}:{port}")
+    except LedgerUnavailable as err:
+        raise StartupError(str(err)) from None
     try:
         server = bind(create_app(remediator, token), host, port, "botwatch remediator")
     except BaseException:

@@ -21,11 +21,38 @@ class _CircuitCollector(Collector):
         family = GaugeMetricFamily("botwatch_circuit_open",
                                    "1 while botwatch has given up restarting the bot (until recovery or reset).",
                                    labels=["bot"])
-        states = self.ledger.bot_states()
+        try:
+            states = self.ledger.bot_states()
+        except Exception:  # the ledger unreachable: left out this scrape
+            return
         for bot in self.bots:
             state = states.get(bot)
             family.add_metric([bot], int(bool(state and state.circuit_open)))
         yield family
+
+
+class _FleetCollector(Collector):
+    """botwatch_jobs and the agents' last heartbeats, read from the ledger at scrape time (what any replica
+    sharing it would say)."""
+
+    def __init__(self, ledger):
+        self.ledger = ledger
+
+    def collect(self):
+        try:
+            counts, agents = self.ledger.job_counts(), self.ledger.agents()
+        except Exception:  # the ledger unreachable: these are left out, the rest of the page stands
+            return
+        jobs = GaugeMetricFamily("botwatch_jobs", "Jobs in the ledger: queued and running now; expired (never "
+                                                  "started by their deadline) in all.", labels=["state"])
+        for state, count in counts.items():
+            jobs.add_metric([state], count)
+        yield jobs
+        seen = GaugeMetricFamily("botwatch_agent_last_seen_timestamp_seconds",
+                                 "When the host's agent last heartbeat to a remediator, Unix seconds.", labels=["host"])
+        for agent in agents:
+            seen.add_metric([agent.host], agent.last_seen)
+        yield seen
 
 
 class Metrics:
@@ -59,3 +86,4 @@ class Metrics:
         for outcome in ("sent", "failed", "outbox"):
             self.notifications.labels(outcome)
         r.register(_CircuitCollector(bots, ledger))
+        r.register(_FleetCollector(ledger))

@@ -108,6 +108,9 @@ class LocalJobs:
     def ledger_for(self, action: Action):
         return self.ledger
 
+    def may_run(self, action: Action) -> bool:
+        return True
+
 
 class Runner:
     def __init__(self, config: Config, jobs, runtimes: dict, pool: Executor, clock: Callable[[], float],
@@ -179,6 +182,14 @@ class Runner:
         return ledger.action(action_id)
 
     def _run(self, action: Action) -> None:
+        if not self.jobs.may_run(action):       # waited here past its lease or deadline: someone else's now
+            log.warning("%s: %s (job %d) not started: its lease or deadline passed while it waited",
+                        action.bot, action.playbook, action.id)
+            with self._idle:
+                self._busy.discard(action.bot)
+                self._held.pop(action.id, None)
+                self._idle.notify_all()
+            return
         faults.reached(f"{action.playbook}-started")
         started = self.clock()
         wall = time.monotonic()

@@ -23,6 +23,11 @@ CONFIG = {
     "exporter_selector": 'job="botwatch-exporter"',
     "remediator_selector": 'job="botwatch-remediator"',
     "alertmanager_selector": 'job="alertmanager"',
+    # Many hosts: the agents' scrape job (Prometheus finds them at the remediator's /sd).
+    "agent_selector": 'job="botwatch-agents"',
+    # BotwatchHostDown: an agent Prometheus can't scrape that has not heartbeat to any remediator for this
+    # long: the host (or its network) is down, not its bots one by one.
+    "host_down_after": "1m",
     # TradingBotDown: the exporter counts consecutive failed checks (the brief's "2 failed checks before
     # action"), so Prometheus adds no wait of its own; a longer `for` only delays every restart.
     "down_checks": 2,
@@ -83,7 +88,7 @@ CONFIG = {
 # `botwatch up --timings fast`: the same rules, minutes become seconds, for demos and the e2e test.
 FAST = dict(CONFIG, down_critical_for="20s", corrupted_for="2s", stopped_for="2s", stuck_for="2s", stale_for="5s", auth_error_window="1m",
             rate_limit_window="1m", rate_limited_for="5s", trade_rate_window="1m", abnormal_frequency_for="10s",
-            absent_for="10s", component_down_for="10s", delivery_failing_for="10s")
+            absent_for="10s", component_down_for="10s", delivery_failing_for="10s", host_down_after="15s")
 
 
 NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
@@ -224,8 +229,8 @@ def trading_alerts(c: dict) -> list[dict]:
                "botwatch gave up restarting a trading bot.",
                "Restarts of {{ $labels.bot }} kept failing; botwatch stopped trying until an operator resets it."),
         _alert(c, "TradingBotAbsent",
-               f"max by (bot) (max_over_time(tradingbot_info[{c['absent_lookback']}]))"
-               f" unless on (bot) max by (bot) (tradingbot_info)",
+               f"max by (host, bot) (max_over_time(tradingbot_info[{c['absent_lookback']}]))"
+               f" unless on (bot) max by (host, bot) (tradingbot_info)",
                c["absent_for"], "warning",
                "A trading bot vanished from the exporter's metrics.",
                "{{ $labels.bot }} was monitored within the last " + c["absent_lookback"]
@@ -238,8 +243,11 @@ def trading_alerts(c: dict) -> list[dict]:
 def self_alerts(c: dict) -> list[dict]:
     """botwatch's own parts: the exporter, the remediator, Alertmanager's deliveries."""
     exporter, remediator, am = c["exporter_selector"], c["remediator_selector"], c["alertmanager_selector"]
+    agents = c["agent_selector"]
     return [
-        _alert(c, "BotwatchExporterDown", f"up{{{exporter}}} == 0 or absent(up{{{exporter}}})",
+        # absent: neither the exporter nor any agent (many hosts) is scraped at all
+        _alert(c, "BotwatchExporterDown",
+               f"up{{{exporter}}} == 0 or (absent(up{{{exporter}}}) and on () absent(up{{{agents}}}))",
                c["component_down_for"], "critical",
                "Prometheus cannot scrape the botwatch exporter.",
                "No bot is being watched: the botwatch exporter ({{ $labels.instance }}) is not answering scrapes."),
@@ -247,6 +255,14 @@ def self_alerts(c: dict) -> list[dict]:
                c["component_down_for"], "critical",
                "Prometheus cannot scrape the botwatch remediator.",
                "No bot will be recovered automatically: the remediator ({{ $labels.instance }}) is not answering."),
+        _alert(c, "BotwatchHostDown",
+               f"up{{{agents}}} == 0 and on (host)"
+               f" (time() - max by (host) (botwatch_agent_last_seen_timestamp_seconds)) > {int(parse_duration(c['host_down_after']))}",
+               "0s", "critical",
+               "A host's botwatch agent is unreachable: the host or its network is down.",
+               "Prometheus can't scrape the agent of {{ $labels.host }} and it has not heartbeat to any remediator for "
+               "more than " + c["host_down_after"] + "; its bots' own alerts are held back meanwhile, and its queued "
+               "jobs expire."),
         _alert(c, "BotwatchAlertDeliveryFailing",
                f"sum by (integration) (rate(alertmanager_notifications_failed_total{{{am}}}[{c['delivery_rate_window']}])) > 0",
                c["delivery_failing_for"], "critical",

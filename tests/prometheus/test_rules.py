@@ -77,7 +77,7 @@ def test_each_alert_is_complete(rule):
     assert rule["labels"]["severity"] in ("remediate", "critical", "warning")
     notes = rule["annotations"]
     assert "{{" not in notes["summary"], "summary is static"
-    assert any(f"$labels.{label}" in notes["description"] for label in ("bot", "instance", "integration", "exchange")), \
+    assert any(f"$labels.{label}" in notes["description"] for label in ("bot", "instance", "integration", "exchange", "host")), \
         "the description names what it is about"
     anchor = notes["runbook_url"].rsplit("#", 1)[1]
     headings = {h.lower() for h in re.findall(r"^## (\S+)$", (ROOT / "runbook.md").read_text(), re.M)}
