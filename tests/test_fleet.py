@@ -1,0 +1,208 @@
+"""Many hosts on loopback: two remediator replicas on one PostgreSQL ledger, an agent per host, real
+paperbots. Each test kills a part mid-job and checks the job ran once, on its host, under the current
+claim. (The same with network namespaces, Prometheus' discovery and an Alertmanager pair: test_fleet_netns.)"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import psycopg
+import pytest
+
+from botwatch.postgres import PostgresCluster
+from botwatch.stack import running_pid
+from tests.conftest import BOTWATCH, ROOT, free_port, http_get, wait_for, write_config
+
+pytestmark = pytest.mark.slow
+TOKEN = "fleet-test-token"
+
+
+@pytest.fixture(scope="module")
+def own_postgres():
+    """A cluster of this module's own: one test stops it."""
+    cluster = PostgresCluster().start()
+    yield cluster
+    cluster.remove()
+
+
+class Fleet:
+    def __init__(self, tmp_path, cluster: PostgresCluster, paperbots):
+        self.tmp, self.cluster, self.paperbots = tmp_path, cluster, paperbots
+        self.url = cluster.create_database(f"fleet{free_port()}")
+        (tmp_path / "token").write_text(TOKEN + "\n")
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.remediators: list[str] = []
+        self.bots = {}
+
+    def configure(self, hosts: dict[str, list[str]], **remediation) -> None:
+        entries = []
+        for host, names in hosts.items():
+            for name in names:
+                bot = self.paperbots(name)
+                self.bots[name] = bot
+                entries.append(bot.bot_config(host=host))
+        write_config(self.tmp / "bots.json", entries, remediation={
+            "verify_after": "1s", "backoff": ["1s"], "job_lease": "3s", "job_deadline": "30s", **remediation},
+            report={"enabled": False})
+
+    def _start(self, name: str, argv: list[str], ready: str, env: dict | None = None) -> None:
+        log = open(self.tmp / f"{name}.log", "ab")
+        self.processes[name] = subprocess.Popen(BOTWATCH + argv, cwd=ROOT, stdout=log, stderr=log,
+                                                env={**__import__("os").environ, **(env or {})})
+        wait_for(lambda: http_get(ready), timeout=30, what=f"{name} up")
+
+    def remediator(self, name: str) -> str:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        self._start(name, ["remediator", "--config", str(self.tmp / "bots.json"), "--listen", f"127.0.0.1:{port}",
+                           "--token-file", str(self.tmp / "token"), "--ledger", self.url],
+                    url + "/-/healthy", {"BOTWATCH_DATA_DIR": str(self.tmp / name)})
+        self.remediators.append(url)
+        return url
+
+    def agent(self, host: str, remediators: list[str] | None = None) -> str:
+        port = free_port()
+        argv = ["agent", "--config", str(self.tmp / "bots.json"), "--host", host, "--token-file",
+                str(self.tmp / "token"), "--listen", f"127.0.0.1:{port}", "--state-dir", str(self.tmp / f"agent-{host}")]
+        for url in remediators or self.remediators:
+            argv += ["--remediator", url]
+        self._start(f"agent-{host}", argv, f"http://127.0.0.1:{port}/metrics")
+        return f"http://127.0.0.1:{port}"
+
+    def kill(self, name: str) -> None:
+        process = self.processes.pop(name)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def jobs(self, bot: str) -> list[dict]:
+        with psycopg.connect(self.url, row_factory=psycopg.rows.dict_row) as db:
+            return db.execute("SELECT * FROM actions WHERE bot = %s ORDER BY id", (bot,)).fetchall()
+
+
+@pytest.fixture
+def fleet(tmp_path, own_postgres, paperbots):
+    if not own_postgres.running():
+        own_postgres.start()
+    fleet = Fleet(tmp_path, own_postgres, paperbots)
+    yield fleet
+    fleet.stop()
+
+
+def post(url: str, path: str, body: dict) -> int:
+    request = urllib.request.Request(url + path, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def alert_down(bot: str, starts_at: str = "2026-11-26T08:00:00Z") -> dict:
+    return {"version": "4", "status": "firing", "receiver": "remediator", "groupKey": "{}", "truncatedAlerts": 0,
+            "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am",
+            "alerts": [{"status": "firing", "labels": {"alertname": "TradingBotDown", "bot": bot,
+                                                        "severity": "remediate"},
+                        "annotations": {}, "startsAt": starts_at, "endsAt": "0001-01-01T00:00:00Z",
+                        "generatorURL": "", "fingerprint": f"fp-{bot}"}]}
+
+
+def deliver_to_all(urls: list[str], body: dict) -> list[int]:
+    """What an Alertmanager pair does: every replica gets the alert, at about the same time."""
+    codes = []
+    threads = [threading.Thread(target=lambda u=url: codes.append(post(u, "/alerts", body))) for url in urls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return codes
+
+
+def test_a_restart_runs_once_on_its_own_host_with_two_replicas_delivering(fleet):
+    fleet.configure({"host-a": ["a1"], "host-b": ["b1", "b2"]})
+    fleet.remediator("r1"), fleet.remediator("r2")
+    fleet.agent("host-a"), fleet.agent("host-b")
+    fleet.bots["b1"].kill()
+    for _ in range(3):                                   # each peer resends too
+        assert deliver_to_all(fleet.remediators, alert_down("b1")) == [200, 200]
+    wait_for(lambda: running_pid(fleet.bots["b1"].pidfile), timeout=30, what="b1 restarted")
+    wait_for(lambda: fleet.jobs("b1") and fleet.jobs("b1")[-1]["state"] == "done", what="the job recorded")
+    [job] = fleet.jobs("b1")
+    assert (job["playbook"], job["outcome"], job["host"], job["attempt"]) == ("restart", "success", "host-b", 1)
+    assert job["worker"].startswith("host-b/")
+    assert fleet.jobs("a1") == [] and fleet.jobs("b2") == []
+    sd = json.loads(http_get(fleet.remediators[1] + "/sd"))
+    assert sorted(group["labels"]["host"] for group in sd) == ["host-a", "host-b"]
+    metrics = http_get(fleet.remediators[0] + "/metrics").decode()
+    assert 'botwatch_agent_last_seen_timestamp_seconds{host="host-b"}' in metrics
+    assert 'botwatch_jobs{state="queued"} 0.0' in metrics
+
+
+def test_an_agent_that_dies_mid_job_loses_it_and_its_late_end_is_refused(fleet):
+    fleet.configure({"host-c": ["c1"]})
+    remediator = fleet.remediator("r1")
+    fleet.bots["c1"].kill()
+    poll = {"host": "host-c", "address": "127.0.0.1:1", "worker": "doomed"}
+    assert post(remediator, "/alerts", alert_down("c1")) == 200
+    request = urllib.request.Request(remediator + "/agent/poll", data=json.dumps(poll).encode(), method="POST",
+                                     headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    [job] = json.load(urllib.request.urlopen(request, timeout=10))["jobs"]          # claimed; then it "dies"
+    assert job["attempt"] == 1 and job["lease"] == 3.0
+    fleet.agent("host-c")                                                          # the host's real agent
+    time.sleep(1.5)
+    assert running_pid(fleet.bots["c1"].pidfile) is None                           # the lease still holds
+    wait_for(lambda: running_pid(fleet.bots["c1"].pidfile), timeout=30, what="c1 restarted by the live agent")
+    wait_for(lambda: fleet.jobs("c1")[-1]["state"] == "done", what="the job recorded")
+    late = {"host": "host-c", "attempt": 1, "outcome": "success", "detail": "I restarted it (I did not)"}
+    assert post(remediator, f"/agent/jobs/{job['id']}/finish", late) == 409
+    [recorded] = fleet.jobs("c1")
+    assert (recorded["attempt"], recorded["outcome"]) == (2, "success") and "did not" not in recorded["detail"]
+
+
+def test_a_replica_killed_mid_job_and_the_agent_finishes_through_the_other(fleet):
+    fleet.configure({"host-b": ["b1"]}, verify_after="4s")
+    r1, r2 = fleet.remediator("r1"), fleet.remediator("r2")
+    fleet.agent("host-b", [r1, r2])                  # it talks to r1 while r1 answers
+    fleet.bots["b1"].kill()
+    assert deliver_to_all([r1, r2], alert_down("b1")) == [200, 200]
+    wait_for(lambda: fleet.jobs("b1") and fleet.jobs("b1")[0]["state"] == "running", what="the job running")
+    fleet.kill("r1")                                  # mid-job: the agent renews and reports to r2
+    wait_for(lambda: fleet.jobs("b1")[0]["state"] == "done", timeout=30, what="the job recorded")
+    [job] = fleet.jobs("b1")
+    assert (job["outcome"], job["attempt"]) == ("success", 1)
+    assert running_pid(fleet.bots["b1"].pidfile)
+
+
+def test_postgresql_down_means_503_and_nothing_runs_then_the_job_runs_once(fleet):
+    fleet.configure({"host-b": ["b1"]})
+    r1 = fleet.remediator("r1")
+    agent = fleet.agent("host-b")
+    fleet.bots["b1"].kill()
+    fleet.cluster.stop()
+    try:
+        assert post(r1, "/alerts", alert_down("b1")) == 503         # Alertmanager will retry it
+        time.sleep(3)
+        assert running_pid(fleet.bots["b1"].pidfile) is None          # nothing decided, nothing runs
+        assert b'tradingbot_up{bot="b1",host="host-b"} 0.0' in http_get(agent + "/metrics")   # still watched
+    finally:
+        fleet.cluster.start()
+    wait_for(lambda: post(r1, "/alerts", alert_down("b1")) == 200, timeout=30, what="the retried delivery taken")
+    assert post(r1, "/alerts", alert_down("b1")) == 200
+    wait_for(lambda: running_pid(fleet.bots["b1"].pidfile), timeout=30, what="b1 restarted")
+    wait_for(lambda: fleet.jobs("b1")[-1]["state"] == "done", what="the job recorded")
+    assert [(job["outcome"], job["attempt"]) for job in fleet.jobs("b1")] == [("success", 1)]
