@@ -150,6 +150,13 @@ def render_alertmanager(args) -> int:
 
 
 def up(args) -> int:
+    if args.fleet is not None:
+        if args.config or args.with_freqtrade or args.ha:
+            print("botwatch up --fleet: runs its own demo hosts; --config, --with-freqtrade and --ha go without it",
+                  file=sys.stderr)
+            return 2
+        from botwatch.fleet import up_fleet
+        return up_fleet(args.fleet, args.timings, args.state_dir)
     from botwatch.stack import up as stack_up
     return stack_up(args.config, args.timings, args.state_dir, args.with_freqtrade, args.ha)
 
@@ -222,6 +229,8 @@ def _services(sub) -> None:
                         "freqtrade on PATH or in .venv-freqtrade)")
     u.add_argument("--ha", action="store_true", help="two Alertmanager peers in a cluster and two Prometheus "
                                                      "servers, as production runs them")
+    u.add_argument("--fleet", type=int, metavar="N", help="N hosts as network namespaces (root), each with its agent "
+                                                          "and two demo bots; two remediators on PostgreSQL")
     u.set_defaults(func=up)
 
 

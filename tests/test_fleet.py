@@ -81,6 +81,10 @@ class Fleet:
         process.wait(timeout=10)
 
     def stop(self) -> None:
+        for bot in self.bots.values():           # the agents' restarts run in sessions of their own
+            pid = running_pid(bot.pidfile)
+            if pid:
+                __import__("os").kill(pid, signal.SIGTERM)
         for process in self.processes.values():
             process.terminate()
         for process in self.processes.values():

@@ -1,0 +1,139 @@
+"""`botwatch up --fleet 3 --timings fast`: three hosts as network namespaces, two remediators on PostgreSQL,
+an Alertmanager pair, two Prometheus servers finding the agents at /sd. Real everything; needs root."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.parse
+
+import psycopg
+import pytest
+import yaml
+
+from botwatch.fleet import Network
+from botwatch.stack import running_pid
+from tests.conftest import BOTWATCH, ROOT, free_port, http_get, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")]
+
+
+class FleetStack:
+    def __init__(self, state):
+        self.state = state
+        self.doc = json.loads((state / "stack.json").read_text())
+
+    def query(self, expr: str, server: str = "prometheus") -> list[dict]:
+        url = f"{self.doc[server]}/api/v1/query?query={urllib.parse.quote(expr)}"
+        return json.loads(http_get(url))["data"]["result"]
+
+    def jobs(self, where: str = "TRUE", args=()) -> list[dict]:
+        with psycopg.connect(self.doc["ledger"], row_factory=psycopg.rows.dict_row) as db:
+            return db.execute(f"SELECT * FROM actions WHERE {where} ORDER BY id", args).fetchall()
+
+    def deliveries(self, bot: str) -> list[dict]:
+        with psycopg.connect(self.doc["ledger"], row_factory=psycopg.rows.dict_row) as db:
+            return db.execute("SELECT * FROM deliveries WHERE bot = %s ORDER BY id", (bot,)).fetchall()
+
+    def pid(self, bot: str) -> int | None:
+        return running_pid(self.doc["bots"][bot]["pidfile"])
+
+    def telegram(self) -> list[str]:
+        path = self.state / "telegram-outbox.jsonl"
+        return [json.loads(line).get("text", "") for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.fixture(scope="module")
+def fleet_stack(tmp_path_factory):
+    state = tmp_path_factory.mktemp("fleet")
+    log = open(state.parent / "fleet-up.log", "wb")
+    process = subprocess.Popen(BOTWATCH + ["up", "--fleet", "3", "--timings", "fast", "--state-dir", str(state)],
+                               cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: (state / "stack.json").exists() and "hosts" in json.loads((state / "stack.json").read_text()),
+                 timeout=120, what="the fleet up")
+        stack = FleetStack(state)
+        wait_for(lambda: len(stack.query('up{job="botwatch-agents"} == 1')) == 3, timeout=60,
+                 what="three agents scraped")
+        wait_for(lambda: len(stack.query("tradingbot_up == 1")) == 6, timeout=60, what="six bots up")
+        yield stack
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    assert process.returncode == 0, (state.parent / "fleet-up.log").read_text()[-2000:]
+
+
+def test_a_bot_killed_on_host_2_is_restarted_there_once(fleet_stack):
+    bot = "host-2-bot-1"
+    before = fleet_stack.pid(bot)
+    os.kill(before, signal.SIGKILL)
+    wait_for(lambda: fleet_stack.pid(bot) not in (None, before), timeout=60, what=f"{bot} restarted")
+    wait_for(lambda: fleet_stack.jobs("bot = %s AND state = 'done'", (bot,)), what="the job recorded")
+    time.sleep(8)                      # the other peer's copies and resends arrive meanwhile
+    [job] = fleet_stack.jobs("bot = %s", (bot,))
+    assert (job["playbook"], job["outcome"], job["host"]) == ("restart", "success", "host-2")
+    assert job["worker"].startswith("host-2/")
+    notes = [d["note"] for d in fleet_stack.deliveries(bot) if d["status"] == "firing"]
+    assert notes.count("scheduled restart") == 1 and len(notes) >= 2, notes     # both peers delivered, one acted
+
+
+def test_a_host_cut_off_for_two_minutes_pages_once_and_nothing_restarts(fleet_stack):
+    network = Network(fleet_stack.doc["network"]["tag"], fleet_stack.doc["network"]["subnet"])
+    bots = ["host-3-bot-1", "host-3-bot-2"]
+    pids = {bot: fleet_stack.pid(bot) for bot in bots}
+    seen = len([text for text in fleet_stack.telegram() if "BotwatchHostDown" in text])
+    network.cut(3)
+    try:
+        wait_for(lambda: fleet_stack.query('ALERTS{alertname="BotwatchHostDown",alertstate="firing",host="host-3"}'),
+                 timeout=60, what="BotwatchHostDown firing")
+        time.sleep(120)
+    finally:
+        network.mend(3)
+    wait_for(lambda: fleet_stack.query('up{job="botwatch-agents",host="host-3"} == 1'), timeout=60, what="host-3 back")
+    wait_for(lambda: not fleet_stack.query('ALERTS{alertname="BotwatchHostDown"}'), timeout=60, what="HostDown over")
+    time.sleep(15)                     # the bots are checked afresh: none of them is down
+    pages = [text for text in fleet_stack.telegram() if "BotwatchHostDown" in text and "FIRING" in text.upper()]
+    assert len(pages) - seen == 1, pages
+    assert {bot: fleet_stack.pid(bot) for bot in bots} == pids
+    assert fleet_stack.jobs("host = 'host-3'") == []
+
+
+def test_a_fourth_host_joins_through_sd_without_a_restart(fleet_stack, tmp_path):
+    doc = fleet_stack.doc
+    network = Network(doc["network"]["tag"], doc["network"]["subnet"])
+    config = yaml.safe_load((fleet_stack.state / "bots.yaml").read_text())
+    port = free_port()
+    bot = {"name": "host-4-bot-1", "host": "host-4", "health_endpoint": f"http://127.0.0.1:{port}/health",
+           "data_file": str(tmp_path / "b.csv"), "journal": str(tmp_path / "b.jsonl"), "check_interval": 1,
+           "pidfile": str(tmp_path / "b.pid")}
+    config["bots"].append(bot)
+    (tmp_path / "bots.yaml").write_text(yaml.safe_dump(config))
+    network.add_host(4)
+    processes = []
+    try:
+        inside = network.run_in(4)
+        processes.append(subprocess.Popen(inside + BOTWATCH + [
+            "paperbot", "--name", bot["name"], "--data-file", bot["data_file"], "--journal", bot["journal"],
+            "--health-port", str(port), "--pidfile", bot["pidfile"], "--trade-interval", "0.5"], cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        address = f"{network.address(4)}:9817"
+        processes.append(subprocess.Popen(inside + BOTWATCH + [
+            "agent", "--config", str(tmp_path / "bots.yaml"), "--host", "host-4", "--listen", address,
+            "--token-file", doc["token_file"], "--state-dir", str(tmp_path / "agent"),
+            *[arg for url in doc["remediators"] for arg in ("--remediator", url)]], cwd=ROOT,
+            stdout=open(tmp_path / "agent.log", "wb"), stderr=subprocess.STDOUT))
+        wait_for(lambda: fleet_stack.query('tradingbot_up{host="host-4"} == 1'), timeout=60,
+                 what="host-4's bot in Prometheus")
+        wait_for(lambda: fleet_stack.query('up{job="botwatch-agents",host="host-4"} == 1', "prometheus-2"),
+                 timeout=30, what="host-4 in the other Prometheus")
+        assert {group["labels"]["host"] for group in json.loads(http_get(doc["remediator"] + "/sd"))} == \
+            {"host-1", "host-2", "host-3", "host-4"}
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=10)
+        subprocess.run(["ip", "netns", "del", network.namespace(4)], check=False)
+        subprocess.run(["ip", "link", "del", network.link(4)], check=False)
