@@ -172,15 +172,13 @@ def up_fleet(hosts: int, timings: str, state_dir: str) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.update(asked=True))
     stack, outbox, network = Stack(state), TelegramOutbox(state / "telegram-outbox.jsonl"), Network.new()
-    postgres, config = PostgresCluster(state / "postgres"), None
+    # the cluster's folder must be the postgres user's to enter: a temp folder, not the (maybe private) state dir
+    postgres, config = PostgresCluster(), None
     names = [f"host-{i}" for i in range(1, hosts + 1)]
     try:
         network.create()
         postgres.start()
-        try:
-            ledger = postgres.create_database("botwatch")
-        except Exception:       # kept from the last run
-            ledger = postgres.url("botwatch")
+        ledger = postgres.create_database("botwatch")
         names_ports = ("remediator", "remediator-2", "prometheus", "prometheus-2", "alertmanager", "alertmanager-2",
                        "cluster-alertmanager", "cluster-alertmanager-2")
         ports = {name: free_port() for name in names_ports}
@@ -246,5 +244,5 @@ def up_fleet(hosts: int, timings: str, state_dir: str) -> int:
         stack.stop(config)
         outbox.close()
         network.remove(hosts + 10)
-        postgres.stop()
+        postgres.remove()
         print("botwatch stopped", flush=True)
