@@ -238,8 +238,11 @@ def test_status_page_lists_bots_and_actions(fleet):
     engine, client, _, _ = fleet
     post(client, payload(alert("bot-5")))
     engine.runner.dispatch_due(inline=True)
+    engine.ledger.heartbeat("vps-2", "10.0.0.12:9817", 1.8e9, "0.1.0")
     page = client.get("/").get_data(as_text=True)
     assert "bot-5" in page and "restart" in page
+    assert "vps-2" in page and "10.0.0.12:9817" in page and "2027-01-15 08:00:00 UTC" in page
+    assert "queued 0, running 0, expired 0" in page
 
 
 def test_reset_needs_the_token(fleet):
