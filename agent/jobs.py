@@ -30,7 +30,7 @@ class RemoteJobs:
         """The heartbeat: report what is pending, then get the jobs claimed for this host."""
         self._flush()
         answer = self.client.post("/agent/poll", {"host": self.host, "address": self.address, "worker": self.worker,
-                                                  "version": __version__})
+                                                  "version": __version__, "busy": sorted(busy)})
         self.last_seen = self.clock()
         self.lease = float(answer.get("lease") or self.lease)
         local = self.clock()

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from botwatch import alertmanager as am
 from botwatch.core import mixin
 from botwatch.core.files import write_atomic
 from botwatch.core.serve import free_port
@@ -179,9 +180,9 @@ def up_fleet(hosts: int, timings: str, state_dir: str) -> int:
         network.create()
         postgres.start()
         ledger = postgres.create_database("botwatch")
-        names_ports = ("remediator", "remediator-2", "prometheus", "prometheus-2", "alertmanager", "alertmanager-2",
-                       "cluster-alertmanager", "cluster-alertmanager-2")
-        ports = {name: free_port() for name in names_ports}
+        ports = {name: free_port() for name in ("remediator", "remediator-2", "prometheus", "prometheus-2",
+                                                "alertmanager", "alertmanager-2", "cluster-alertmanager",
+                                                "cluster-alertmanager-2")}
         urls = {name: f"http://{network.gateway if name.startswith('remediator') else '127.0.0.1'}:{port}"
                 for name, port in ports.items() if not name.startswith("cluster-")}
         raw = {"bots": [bot for host in names for bot in host_bots(state, host, timings)],
@@ -199,7 +200,6 @@ def up_fleet(hosts: int, timings: str, state_dir: str) -> int:
                                                    str(files["token"]), "--ledger", ledger],
                           urls[name] + "/-/healthy", env={"BOTWATCH_DATA_DIR": str(state / name)})
         am_file = state / "alertmanager" / "alertmanager.yml"
-        from botwatch import alertmanager as am
         am.write(am_file, fleet_alertmanager_config(config, urls, files["token"], timings))
         for name in ("alertmanager", "alertmanager-2"):
             other = "alertmanager-2" if name == "alertmanager" else "alertmanager"
@@ -243,6 +243,6 @@ def up_fleet(hosts: int, timings: str, state_dir: str) -> int:
     finally:
         stack.stop(config)
         outbox.close()
-        network.remove(hosts + 10)
+        network.remove(hosts)
         postgres.remove()
         print("botwatch stopped", flush=True)

@@ -177,7 +177,7 @@ class _Families:
                 self.state.add_metric([bot, state], int(state == loop.state))
 
     def families(self) -> list:
-        return [value for value in vars(self).values() if not isinstance(value, dict)]
+        return [value for name, value in vars(self).items() if not name.startswith("_")]
 
     def all(self):
         """The families that have samples (one a config never fills, no health endpoints, is left out),

@@ -14,8 +14,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.exceptions import HTTPException
 
 from botwatch import __version__
-from remediator import faults, payload
 from botwatch.core.config_types import SLUG
+from remediator import faults, payload
 from remediator.engine import Remediator
 
 log = logging.getLogger(__name__)
@@ -120,6 +120,12 @@ def _field(data: dict, name: str, kind, cap: int = 2000):
     return value
 
 
+def _text(data: dict, name: str, cap: int) -> str | None:
+    """An optional text field, cut to `cap` characters; None when absent or not text."""
+    value = data.get(name)
+    return value[:cap] if isinstance(value, str) else None
+
+
 def _job(action, now: float) -> dict:
     job = {name: getattr(action, name) for name in JOB_FIELDS}
     job["lease"] = (action.lease_until - now) if action.lease_until is not None else None
@@ -168,10 +174,13 @@ def agent_poll():
         abort(400, "host: not a slug (a-z, 0-9, '-')")
     if not ADDRESS.fullmatch(address):
         abort(400, "address: not HOST:PORT")
-    worker = str(data.get("worker") or host)[:200]
+    busy = data.get("busy", [])       # bots the agent is still running a playbook for (a claim it may have lost)
+    if not isinstance(busy, list) or not all(isinstance(bot, str) for bot in busy):
+        abort(400, "busy: a list of bot names")
+    worker = _text(data, "worker", 200) or host
     now = r.clock()
-    r.ledger.heartbeat(host, address, now, str(data.get("version") or "")[:50])
-    jobs = r.ledger.claim(host, worker, now, r.config.remediation.job_lease) if data.get("claim", True) else []
+    r.ledger.heartbeat(host, address, now, _text(data, "version", 50))
+    jobs = r.ledger.claim(host, worker, now, r.config.remediation.job_lease, set(busy))
     return _answer(200, {"jobs": [_job(job, now) for job in jobs], "lease": r.config.remediation.job_lease})
 
 
@@ -201,13 +210,10 @@ def agent_finish(job_id: int):
         after = _field(data, "after", (int, float))
         ok = r.outcomes.deferred(action, Result("deferred", detail, run_at=r.clock() + max(0.0, float(after))))
     else:
-        excerpt = data.get("log_excerpt")
-        excerpt = excerpt[:4000] if isinstance(excerpt, str) else None
         duration = data.get("duration")
         duration = float(duration) if isinstance(duration, (int, float)) and duration >= 0 else 0.0
-        notice = data.get("notice")
-        result = Result(outcome, detail, excerpt, retry=bool(data.get("retry")),
-                        notice=notice[:4000] if isinstance(notice, str) else None)
+        result = Result(outcome, detail, _text(data, "log_excerpt", 4000), retry=bool(data.get("retry")),
+                        notice=_text(data, "notice", 4000))
         ok = r.outcomes.finished(action, result, r.clock() - duration, duration, bool(data.get("restarted")))
     if not ok:
         abort(409, f"job {job_id}: the claim is no longer current")

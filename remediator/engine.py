@@ -14,8 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-from botwatch.core.config import Config
-from botwatch.core.config import LOCAL_HOST
+from botwatch.core.config import LOCAL_HOST, Config
 from remediator.intake import Intake
 from remediator.ledger import Ledger
 from remediator.metrics import Metrics

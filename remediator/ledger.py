@@ -253,7 +253,9 @@ class Ledger:
                 for name, kind in columns:
                     if name not in have:
                         self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind.format(**self._conn.types)}")
+            # on columns a migrated file has only now
             self._conn.execute("CREATE INDEX IF NOT EXISTS actions_host ON actions (host, state, run_at)")
+            self._conn.execute("CREATE INDEX IF NOT EXISTS actions_expired ON actions (outcome) WHERE outcome = 'expired'")
 
     @property
     def where(self) -> str:
@@ -400,13 +402,12 @@ class Ledger:
         """Hand out the host's due jobs, at most one per bot, to `worker` for `lease` seconds: scheduled
         ones whose time has come, and running ones whose lease passed (their worker died or was cut off).
         Each claim counts up the job's `attempt`, the fencing token its completion must carry. A job whose
-        deadline passed before it started expires instead."""
+        deadline passed is never handed out (`expire`, run by the remediator's loop, records it)."""
         with self.transaction():
-            self.expire(now, host)
             rows = self._read(
                 "SELECT * FROM actions WHERE host = ? AND ((state = 'scheduled' AND run_at <= ?) OR "
-                "(state = 'running' AND lease_until IS NOT NULL AND lease_until < ?)) ORDER BY run_at, id",
-                (host, now, now))
+                "(state = 'running' AND lease_until IS NOT NULL AND lease_until < ?)) "
+                "AND (deadline IS NULL OR deadline >= ?) ORDER BY run_at, id", (host, now, now, now))
             held = {row["bot"] for row in self._read(
                 "SELECT DISTINCT bot FROM actions WHERE host = ? AND state = 'running' AND "
                 "(lease_until IS NULL OR lease_until >= ?)", (host, now))}
@@ -433,26 +434,24 @@ class Ledger:
         return bool(self._one("SELECT 1 AS held FROM actions WHERE id = ? AND attempt = ? AND state = 'running'",
                               (action_id, attempt)))
 
-    def expire(self, now: float, host: str | None = None) -> int:
+    def expire(self, now: float) -> int:
         """Jobs whose deadline passed before they ran (a host cut off, its agent gone): done, `expired`.
         A claim whose lease also ran out is expired too: its worker is gone, and its result would be stale."""
-        only = " AND host = ?" if host is not None else ""
         _, count = self._write(
             "UPDATE actions SET state = 'done', outcome = 'expired', finished_at = ?, "
             "detail = 'expired: not run before its deadline' WHERE deadline IS NOT NULL AND deadline < ? AND "
-            f"(state = 'scheduled' OR (state = 'running' AND lease_until < ?)){only}",
-            (now, now, now, *([host] if host is not None else [])))
+            "(state = 'scheduled' OR (state = 'running' AND lease_until < ?))", (now, now, now))
         return count
 
     def next_run_at(self, host: str = "local") -> float | None:
         row = self._one("SELECT MIN(run_at) AS at FROM actions WHERE state = 'scheduled' AND host = ?", (host,))
         return row["at"] if row else None
 
-    def start(self, action_id: int, now: float, worker: str = "local", lease: float | None = None) -> Action:
-        """Claim one job by its id (a run by hand, waiting for no one); the claimed job."""
+    def start(self, action_id: int, now: float, worker: str = "local") -> Action:
+        """Claim one job by its id, with no lease (a run by hand, in the foreground); the claimed job."""
         rows, _ = self._write(
-            "UPDATE actions SET state = 'running', started_at = ?, attempt = attempt + 1, lease_until = ?, "
-            "worker = ? WHERE id = ? RETURNING *", (now, None if lease is None else now + lease, worker, action_id))
+            "UPDATE actions SET state = 'running', started_at = ?, attempt = attempt + 1, lease_until = NULL, "
+            "worker = ? WHERE id = ? RETURNING *", (now, worker, action_id))
         return Action(**rows[0])
 
     def finish(self, action_id: int, now: float, outcome: str, detail: str, log_excerpt: str | None = None,
@@ -511,11 +510,12 @@ class Ledger:
         return [Action(**row) for row in self._read(sql, args)]
 
     def job_counts(self) -> dict[str, int]:
-        """Jobs by state: queued and running now; expired, ever (botwatch_jobs)."""
-        row = self._one("SELECT SUM(CASE WHEN state = 'scheduled' THEN 1 ELSE 0 END) AS queued, "
-                        "SUM(CASE WHEN state = 'running' THEN 1 ELSE 0 END) AS running, "
-                        "SUM(CASE WHEN outcome = 'expired' THEN 1 ELSE 0 END) AS expired FROM actions")
-        return {state: int(row[state] or 0) for state in ("queued", "running", "expired")}
+        """Jobs by state: queued and running now; expired, ever (botwatch_jobs). Read at each scrape: both
+        counts come from indexes (actions_due, actions_expired), never a scan of the whole history."""
+        counts = {row["state"]: row["n"] for row in self._read(
+            "SELECT state, COUNT(*) AS n FROM actions WHERE state IN ('scheduled', 'running') GROUP BY state")}
+        expired = self._one("SELECT COUNT(*) AS n FROM actions WHERE outcome = 'expired'")["n"]
+        return {"queued": counts.get("scheduled", 0), "running": counts.get("running", 0), "expired": expired}
 
     # -- agents -----------------------------------------------------------------------------------------
 

@@ -30,11 +30,9 @@ def read_token(path: str) -> str:
 
 
 def run(config: Config, host: str, port: int, token: str, ledger: str | None = None) -> None:
-    from botwatch.core.serve import bind, serve
+    from botwatch.core.serve import StartupError, bind, serve
     from remediator.app import create_app
     from remediator.engine import Remediator
-
-    from botwatch.core.serve import StartupError
     from remediator.ledger import LedgerUnavailable
     try:
         remediator = Remediator(config, data_dir(), ledger=ledger, worker=f"{os.uname().nodename}:{port}")

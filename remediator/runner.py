@@ -185,10 +185,7 @@ class Runner:
         if not self.jobs.may_run(action):       # waited here past its lease or deadline: someone else's now
             log.warning("%s: %s (job %d) not started: its lease or deadline passed while it waited",
                         action.bot, action.playbook, action.id)
-            with self._idle:
-                self._busy.discard(action.bot)
-                self._held.pop(action.id, None)
-                self._idle.notify_all()
+            self._release(action)
             return
         faults.reached(f"{action.playbook}-started")
         started = self.clock()
@@ -196,10 +193,7 @@ class Runner:
         try:
             result, restarted = self._playbook_result(action)
         finally:
-            with self._idle:
-                self._busy.discard(action.bot)
-                self._held.pop(action.id, None)
-                self._idle.notify_all()
+            self._release(action)
         try:
             if result.outcome == "deferred":
                 self.jobs.deferred(action, result)
@@ -208,6 +202,12 @@ class Runner:
         except Exception:  # the ledger unreachable: the lease runs out and the job is claimed again
             log.exception("%s: could not record the end of %s (job %d)", action.bot, action.playbook, action.id)
         self.on_done()
+
+    def _release(self, action: Action) -> None:
+        with self._idle:
+            self._busy.discard(action.bot)
+            self._held.pop(action.id, None)
+            self._idle.notify_all()
 
     def _playbook_result(self, action: Action) -> tuple[Result, bool]:
         bot = self.config.bot(action.bot)

@@ -5,6 +5,7 @@ claim. (The same with network namespaces, Prometheus' discovery and an Alertmana
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import threading
@@ -54,7 +55,7 @@ class Fleet:
     def _start(self, name: str, argv: list[str], ready: str, env: dict | None = None) -> None:
         log = open(self.tmp / f"{name}.log", "ab")
         self.processes[name] = subprocess.Popen(BOTWATCH + argv, cwd=ROOT, stdout=log, stderr=log,
-                                                env={**__import__("os").environ, **(env or {})})
+                                                env={**os.environ, **(env or {})})
         wait_for(lambda: http_get(ready), timeout=30, what=f"{name} up")
 
     def remediator(self, name: str) -> str:
@@ -84,7 +85,7 @@ class Fleet:
         for bot in self.bots.values():           # the agents' restarts run in sessions of their own
             pid = running_pid(bot.pidfile)
             if pid:
-                __import__("os").kill(pid, signal.SIGTERM)
+                os.kill(pid, signal.SIGTERM)
         for process in self.processes.values():
             process.terminate()
         for process in self.processes.values():
@@ -117,13 +118,13 @@ def post(url: str, path: str, body: dict) -> int:
         return err.code
 
 
-def alert_down(bot: str, starts_at: str = "2026-11-26T08:00:00Z") -> dict:
+def alert_down(bot: str, starts_at: str = "2026-11-26T08:00:00Z", alertname: str = "TradingBotDown") -> dict:
     return {"version": "4", "status": "firing", "receiver": "remediator", "groupKey": "{}", "truncatedAlerts": 0,
             "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am",
-            "alerts": [{"status": "firing", "labels": {"alertname": "TradingBotDown", "bot": bot,
+            "alerts": [{"status": "firing", "labels": {"alertname": alertname, "bot": bot,
                                                         "severity": "remediate"},
                         "annotations": {}, "startsAt": starts_at, "endsAt": "0001-01-01T00:00:00Z",
-                        "generatorURL": "", "fingerprint": f"fp-{bot}"}]}
+                        "generatorURL": "", "fingerprint": f"fp-{alertname}-{bot}"}]}
 
 
 def deliver_to_all(urls: list[str], body: dict) -> list[int]:
@@ -210,3 +211,31 @@ def test_postgresql_down_means_503_and_nothing_runs_then_the_job_runs_once(fleet
     wait_for(lambda: running_pid(fleet.bots["b1"].pidfile), timeout=30, what="b1 restarted")
     wait_for(lambda: fleet.jobs("b1")[-1]["state"] == "done", what="the job recorded")
     assert [(job["outcome"], job["attempt"]) for job in fleet.jobs("b1")] == [("success", 1)]
+
+
+def test_a_corrupt_file_on_an_agents_host_is_restored_there_through_its_claim(fleet):
+    """The restore playbook on an agent: the backup the agent made, its progress kept in the central ledger
+    under the job's claim, the journal's fills replayed."""
+    fleet.configure({"host-b": ["b1"]})
+    remediator = fleet.remediator("r1")
+    agent = fleet.agent("host-b")
+    bot = fleet.bots["b1"]
+    wait_for(lambda: "backup" in (fleet.tmp / "agent-host-b" / "memory" / "bot-operations.md").read_text(),
+             timeout=30, what="the agent's first backup of b1")
+    time.sleep(1)
+    with open(bot.csv, "ab") as f:
+        f.write(b"\x00\x00garbage,not,a,row\n")
+    wait_for(lambda: b'tradingbot_data_file_valid{bot="b1",host="host-b"} 0.0' in http_get(agent + "/metrics"),
+             what="the corruption seen")
+    assert post(remediator, "/alerts", alert_down("b1", alertname="TradingBotDataCorrupted")) == 200
+    wait_for(lambda: fleet.jobs("b1") and fleet.jobs("b1")[-1]["state"] == "done", timeout=60, what="the restore")
+    [job] = fleet.jobs("b1")
+    assert (job["playbook"], job["outcome"], job["host"]) == ("restore", "success", "host-b"), job["detail"]
+    with psycopg.connect(fleet.url) as db:
+        [(step,)] = db.execute("SELECT value FROM kv WHERE key = %s", (f"restore-step:{job['id']}",)).fetchall()
+    assert json.loads(step) == "started"
+    wait_for(lambda: b'tradingbot_data_file_valid{bot="b1",host="host-b"} 1.0' in http_get(agent + "/metrics"),
+             what="the restored file valid")
+    journal = {json.loads(line)["trade_id"] for line in bot.journal.read_text().splitlines() if line.strip()}
+    rows = [line.split(",")[1] for line in bot.csv.read_text().splitlines()[1:]]
+    assert len(rows) == len(set(rows)) and journal <= set(rows)

@@ -82,15 +82,22 @@ def test_one_job_at_a_time_per_bot(pair):
 
 def test_a_job_not_started_by_its_deadline_expires(pair):
     a, b = pair
-    queued = a.schedule("bot-1", "restart", 10.0, host="cut-off", deadline=130.0)
+    done = a.schedule("bot-1", "restart", 10.0, host="cut-off", deadline=130.0)
     held = a.schedule("bot-2", "restart", 10.0, host="cut-off", deadline=130.0)
     a.claim("cut-off", "agent", 10.0, 30.0)                  # both claimed; then the host is cut off
-    a.finish(queued, 11.0, "failed", "x", attempt=1)
-    again = a.schedule("bot-1", "restart", 20.0, host="cut-off", deadline=140.0)
+    a.finish(done, 11.0, "failed", "still down", attempt=1)
+    queued = a.schedule("bot-1", "restart", 20.0, host="cut-off", deadline=140.0)     # its retry
+    assert b.claim("cut-off", "agent", 150.0, 30.0) == []     # the agent back: nothing past its deadline
     assert b.expire(150.0) == 2                              # the queued one, and the held one whose lease lapsed
-    assert {b.action(i).outcome for i in (again, held)} == {"expired"}
-    assert b.claim("cut-off", "agent", 151.0, 30.0) == []
+    assert {b.action(i).outcome for i in (queued, held)} == {"expired"} and b.action(done).outcome == "failed"
     assert b.job_counts() == {"queued": 0, "running": 0, "expired": 2}
+
+
+def test_a_bot_its_worker_still_runs_is_not_handed_out_again(pair):
+    a, _ = pair
+    a.schedule("bot-1", "restart", 10.0, host="h")
+    a.schedule("bot-2", "restart", 10.0, host="h")
+    assert [job.bot for job in a.claim("h", "agent", 11.0, 30.0, busy={"bot-1"})] == ["bot-2"]
 
 
 def test_defer_moves_the_deadline_with_the_run(pair):

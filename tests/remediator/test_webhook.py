@@ -253,3 +253,34 @@ def test_reset_needs_the_token(fleet):
     assert client.post("/reset/bot-6", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
     state = engine.ledger.bot_state("bot-6")
     assert not state.circuit_open and state.attempts == 0
+
+
+def agent_post(client, path, body, token=TOKEN):
+    return client.post(path, json=body, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_the_agent_endpoints_take_only_a_current_claim_and_its_own_data(fleet):
+    engine, client, _, _ = fleet
+    poll = {"host": "vps-b", "address": "10.0.0.12:9817"}
+    assert agent_post(client, "/agent/poll", poll, token="wrong").status_code == 401
+    for bad in ({**poll, "host": "VPS B; rm -rf /"}, {**poll, "address": "http://x"}, {**poll, "busy": "bot-1"},
+                {"host": "vps-b"}, []):
+        assert agent_post(client, "/agent/poll", bad).status_code == 400, bad
+    job = engine.ledger.schedule("bot-1", "restart", 0.0, host="vps-b")
+    [claimed] = agent_post(client, "/agent/poll", poll).get_json()["jobs"]
+    assert claimed["id"] == job and claimed["attempt"] == 1
+    claim = {"host": "vps-b", "attempt": 1}
+    url = f"/agent/jobs/{job}/ledger"
+    assert agent_post(client, url, {**claim, "host": "vps-c"}).status_code == 409          # another host's
+    assert agent_post(client, url, {**claim, "attempt": 2}).status_code == 409             # not the current claim
+    assert agent_post(client, "/agent/jobs/999/ledger", claim).status_code == 404
+    assert agent_post(client, url, {**claim, "op": "update_bot", "fields": {"bot = 'x'; --": 1}}).status_code == 400
+    assert agent_post(client, url, {**claim, "op": "put", "key": "last_report_for", "value": 1}).status_code == 403
+    assert agent_post(client, url, {**claim, "op": "update_bot", "fields": {"attempts": 2}}).status_code == 200
+    assert engine.ledger.bot_state("bot-1").attempts == 2 and engine.ledger.bot_state("bot-2").attempts == 0
+    end = {**claim, "outcome": "success", "detail": "restarted", "duration": 1.5, "restarted": True}
+    assert agent_post(client, f"/agent/jobs/{job}/finish", {**end, "outcome": "rm -rf"}).status_code == 400
+    assert agent_post(client, f"/agent/jobs/{job}/finish", end).status_code == 200
+    assert agent_post(client, f"/agent/jobs/{job}/finish", end).status_code == 409          # once
+    assert engine.ledger.action(job).outcome == "success"
+    assert engine.metrics.restarts.labels("bot-1")._value.get() == 1
