@@ -40,6 +40,15 @@ def stat(title: str, targets: list[Target], x: int, y: int, w: int = 6, h: int =
                 format=unit or "none", description=description, reduceCalc="lastNotNull", **kwargs)
 
 
-def bot_variable(multi: bool = True) -> Template:
-    return Template(name="bot", label="bot", query="label_values(tradingbot_info, bot)", dataSource=DATASOURCE,
+def host_variable() -> Template:
+    """The hosts (every bot's `host` label: `local` on one machine); the bot variable lists the chosen ones' bots."""
+    return Template(name="host", label="host", query="label_values(tradingbot_info, host)", dataSource=DATASOURCE,
+                    includeAll=True, multi=True, default="$__all", refresh=2)
+
+
+def bot_variable(multi: bool = True, by_host: bool = False) -> Template:
+    """The bots; `by_host`: only those on the hosts of the host variable, so `bot=~"$bot"` alone also filters
+    the remediator's series, which have no `host` label."""
+    series = 'tradingbot_info{host=~"$host"}' if by_host else "tradingbot_info"
+    return Template(name="bot", label="bot", query=f"label_values({series}, bot)", dataSource=DATASOURCE,
                     includeAll=multi, multi=multi, default="$__all" if multi else None, refresh=2)

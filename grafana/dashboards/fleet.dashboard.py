@@ -1,14 +1,15 @@
-"""Fleet overview: is every bot up, trading within bounds, with a valid file, and what did botwatch do."""
+"""Fleet overview: is every bot up, trading within bounds, with a valid file, and what did botwatch do; with
+many hosts, is every host's agent there, and how the jobs go."""
 
 from grafanalib.core import Threshold
 
 from common import BOT_SELECTOR as S
-from common import INCREASE, UPTIME, bot_variable, botwatch_dashboard, stat, target, timeseries
+from common import INCREASE, UPTIME, bot_variable, botwatch_dashboard, host_variable, stat, target, timeseries
 
 UP_MAPPINGS = [{"type": "value", "options": {"0": {"text": "DOWN", "color": "red"}, "1": {"text": "UP", "color": "green"}}}]
 
 dashboard = botwatch_dashboard(
-    "botwatch / Fleet overview", "botwatch-fleet", variables=[bot_variable()], panels=[
+    "botwatch / Fleet overview", "botwatch-fleet", variables=[host_variable(), bot_variable(by_host=True)], panels=[
         stat("Bots up", [target(f"sum(tradingbot_up{{{S}}})", "up")], 0, 0,
              description="Bots whose process and health endpoint are up."),
         stat("Bots down", [target(f"count(tradingbot_up{{{S}}} == 0) or vector(0)", "down")], 6, 0,
@@ -31,6 +32,17 @@ dashboard = botwatch_dashboard(
                    [target(f"increase(botwatch_bot_restarts_total{{{S}}}[{INCREASE}])", "{{bot}} restarts"),
                     target(f"sum by (bot, playbook, outcome) (increase(botwatch_remediations_total{{{S}}}[{INCREASE}]))",
                            "{{bot}} {{playbook}} {{outcome}}", "B")], 0, 28),
-        timeseries("Firing alerts", [target('ALERTS{alertstate="firing"}', "{{alertname}} {{bot}}")], 12, 28),
+        timeseries("Firing alerts", [target('ALERTS{alertstate="firing"}', "{{alertname}} {{host}} {{bot}}")], 12, 28),
+        # many hosts (README, "Many hosts"): one agent per host, jobs queued by the central remediator
+        timeseries("Bots up per host", [target(f"sum by (host) (tradingbot_up{{{S}}})", "{{host}} up"),
+                                        target(f"count by (host) (tradingbot_up{{{S}}})", "{{host}} bots", "B")],
+                   0, 36, description="Each host's bots that are up, against how many it has."),
+        timeseries("Agents: scraped, and seconds since their last heartbeat",
+                   [target('up{job="botwatch-agents",host=~"$host"}', "{{host}} scraped"),
+                    target('time() - max by (host) (botwatch_agent_last_seen_timestamp_seconds{host=~"$host"})',
+                           "{{host}} heartbeat age", "B")], 12, 36,
+                   description="A host whose agent is not scraped and silent for a minute is BotwatchHostDown."),
+        timeseries("Jobs", [target("max by (state) (botwatch_jobs)", "{{state}}")], 0, 44,
+                   description="Queued and running now; expired (not started by their deadline) in all."),
     ],
 )

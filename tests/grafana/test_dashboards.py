@@ -49,3 +49,13 @@ def test_provisioning_names_the_datasource_the_dashboards_use():
     import yaml
     source = yaml.safe_load((ROOT / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())
     assert source["datasources"][0]["name"] == "Prometheus"
+
+
+def test_the_overview_picks_hosts_then_their_bots():
+    fleet = json.loads((ROOT / "grafana" / "dashboards" / "fleet.json").read_text())
+    host, bot = fleet["templating"]["list"]
+    assert host["name"] == "host" and host["query"] == "label_values(tradingbot_info, host)"
+    assert bot["name"] == "bot" and bot["query"] == 'label_values(tradingbot_info{host=~"$host"}, bot)'
+    exprs = [t["expr"] for p in fleet["panels"] for t in p["targets"]]
+    assert any("botwatch_agent_last_seen_timestamp_seconds" in e for e in exprs)
+    assert any("botwatch_jobs" in e for e in exprs)
