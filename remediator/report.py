@@ -68,6 +68,7 @@ class PrometheusAPI:
 @dataclass
 class BotLine:
     bot: str
+    host: str = "local"
     uptime: float | None = None
     up: float | None = None
     valid: float | None = None
@@ -98,9 +99,11 @@ def _uptime_expr(window: str) -> str:
     return f"avg_over_time(tradingbot_up[{window}])"
 
 
-def collect(config: Config, prom: PrometheusAPI, ledger: Ledger | None, window: float, now: float) -> tuple[list[BotLine], list[str]]:
-    """Per-bot lines and what could not be known."""
-    lines = {bot.name: BotLine(bot.name) for bot in config.bots}
+def collect(config: Config, prom: PrometheusAPI, ledger: Ledger | None, window: float, now: float,
+            unreachable: set[str] | None = None) -> tuple[list[BotLine], list[str]]:
+    """Per-bot lines and what could not be known; the hosts down now (BotwatchHostDown) go in `unreachable`."""
+    unreachable = set() if unreachable is None else unreachable
+    lines = {bot.name: BotLine(bot.name, bot.host) for bot in config.bots}
     unknown: list[str] = []
     span = format_duration(window)
     try:
@@ -125,6 +128,9 @@ def collect(config: Config, prom: PrometheusAPI, ledger: Ledger | None, window: 
         for bot, value in _by_bot(prom.query("botwatch_circuit_open", now)).items():
             if bot in lines:
                 lines[bot].circuit_open = value == 1
+        for labels, _ in prom.query('ALERTS{alertname="BotwatchHostDown",alertstate="firing"}', now):
+            if labels.get("host") in config.hosts:      # another config's hosts are not this report's
+                unreachable.add(labels["host"])
     except PrometheusError as err:
         unknown.append(f"{err}: uptime, P&L and positions unknown")
     if ledger is not None:
@@ -157,24 +163,43 @@ def _money(value: float | None) -> str:
     return f"{'+' if value >= 0 else '-'}${abs(value):,.2f}"
 
 
+def _by_host(lines: list[BotLine]) -> list[tuple[str | None, list[BotLine]]]:
+    """The lines under their hosts, in the config's order; one group without a heading on one machine."""
+    hosts = list(dict.fromkeys(l.host for l in lines))
+    if len(hosts) <= 1:
+        return [(None, lines)]
+    return [(host, [l for l in lines if l.host == host]) for host in hosts]
+
+
 def render(config: Config, lines: list[BotLine], unknown: list[str], actions: list[Action], window: float,
-           now: float) -> tuple[str, pd.DataFrame]:
+           now: float, unreachable: set[str] = frozenset()) -> tuple[str, pd.DataFrame]:
     zone = ZoneInfo(config.report.timezone)
     local = lambda ts: datetime.fromtimestamp(ts, zone)  # noqa: E731
-    frame = pd.DataFrame([{"bot": l.bot, "uptime": l.uptime, "up": l.up, "valid": l.valid, "pnl": l.pnl,
-                           "pnl_pct": l.pnl_pct, "equity": l.equity, "restarts": len(l.restarts)} for l in lines])
+    frame = pd.DataFrame([{"host": l.host, "bot": l.bot, "uptime": l.uptime, "up": l.up, "valid": l.valid,
+                           "pnl": l.pnl, "pnl_pct": l.pnl_pct, "equity": l.equity, "restarts": len(l.restarts)}
+                          for l in lines])
     span = format_duration(window)
+    groups = _by_host(lines)
     out = [f"🤖 <b>Bot Health Report - {local(now):%Y-%m-%d}</b>", "", f"<b>Uptime ({span}):</b>"]
-    for l in lines:
-        restarts = ""
-        if l.restarts:
-            times = ", ".join(f"{local(a.started_at or a.run_at):%H:%M}" for a in sorted(l.restarts, key=lambda a: a.id))
-            restarts = f" ({len(l.restarts)} restart{'s' if len(l.restarts) > 1 else ''} at {times})"
-        out.append(f"- {escape(l.bot)}: {_pct(l.uptime)}{restarts}")
+    for host, group in groups:
+        if host is not None:
+            known = [l.uptime for l in group if l.uptime is not None and not math.isnan(l.uptime)]
+            average = _pct(sum(known) / len(known)) if known else "unknown"
+            out.append(f"<i>{escape(host)}</i>: {average} on average" + (" — unreachable now" if host in unreachable else ""))
+        for l in group:
+            restarts = ""
+            if l.restarts:
+                times = ", ".join(f"{local(a.started_at or a.run_at):%H:%M}" for a in sorted(l.restarts, key=lambda a: a.id))
+                restarts = f" ({len(l.restarts)} restart{'s' if len(l.restarts) > 1 else ''} at {times})"
+            out.append(f"- {escape(l.bot)}: {_pct(l.uptime)}{restarts}")
     out += ["", "<b>P&amp;L:</b>"]
-    for l in lines:
-        pct = f" ({'+' if l.pnl_pct >= 0 else ''}{l.pnl_pct:.1f}%)" if l.pnl_pct is not None else ""
-        out.append(f"- {escape(l.bot)}: {_money(l.pnl)}{pct}")
+    for host, group in groups:
+        if host is not None:
+            known = [l.pnl for l in group if l.pnl is not None]
+            out.append(f"<i>{escape(host)}</i>: {_money(sum(known)) if known else 'no data'}")
+        for l in group:
+            pct = f" ({'+' if l.pnl_pct >= 0 else ''}{l.pnl_pct:.1f}%)" if l.pnl_pct is not None else ""
+            out.append(f"- {escape(l.bot)}: {_money(l.pnl)}{pct}")
     out += ["", "<b>Actions Taken:</b>"]
     shown = [a for a in actions if a.playbook in PLAYBOOKS
              and a.outcome not in (None, "skipped", "cancelled")]
@@ -189,8 +214,10 @@ def render(config: Config, lines: list[BotLine], unknown: list[str], actions: li
     held = [(l.bot, s, q) for l in lines for s, q in sorted(l.positions.items())]
     out += [f"- {escape(b)}: {q:+g} {escape(s)}" for b, s, q in held] or ["- all flat"]
     out.append("")
-    problems = []
+    problems = [f"{host} unreachable (its agent is down)" for host in sorted(unreachable)]
     for l in lines:
+        if l.host in unreachable:
+            continue            # said once for the host; its bots' figures are stale
         if l.circuit_open:
             problems.append(f"{l.bot} held (automatic restarts stopped)")
         elif l.up == 0:
@@ -250,10 +277,11 @@ def build_report(config: Config, prom_url: str, ledger: Ledger | None, window: f
                  now: float | None = None) -> Report:
     now = time.time() if now is None else now
     prom = PrometheusAPI(prom_url)
-    lines, unknown = collect(config, prom, ledger, window, now)
+    unreachable: set[str] = set()
+    lines, unknown = collect(config, prom, ledger, window, now, unreachable)
     actions = ledger.actions(since=now - window, limit=10000) if ledger is not None else []
     text, frame = render(config, lines, unknown, [a for a in actions if a.bot in {b.name for b in config.bots}],
-                         window, now)
+                         window, now, unreachable)
     png = None
     if not any("unreachable" in u for u in unknown):
         try:

@@ -36,6 +36,8 @@ def openmetrics(end: int) -> str:
         series["tradingbot_equity"][t] = {'bot="steady"': 1000 + 12.40 * ramp, 'bot="flaky"': 2000 - 50 * ramp}
         series["tradingbot_data_file_valid"][t] = {'bot="steady"': 1, 'bot="flaky"': 1}
         series["tradingbot_position"][t] = {'bot="steady",symbol="<b>DOGE</b>&USDT"': 1500}
+        if end - t < 600:        # vps-b's agent unreachable for the last 10 minutes
+            series.setdefault("ALERTS", {})[t] = {'alertname="BotwatchHostDown",alertstate="firing",host="vps-b"': 1}
     for name, points in series.items():
         lines.append(f"# TYPE {name} gauge")
         for t, values in points.items():
@@ -85,6 +87,21 @@ def test_report_numbers_match_the_backfilled_ground_truth(tmp_path, backfilled):
     frame = report.frame.set_index("bot")
     assert frame.loc["flaky", "uptime"] == pytest.approx(flaky_uptime)
     assert frame.loc["steady", "pnl"] == pytest.approx(12.40)
+
+
+def test_with_many_hosts_the_report_groups_bots_by_host_and_names_a_host_down(tmp_path, backfilled):
+    url, end = backfilled
+    config = config_from_mapping({"bots": [
+        {"name": "steady", "host": "vps-a", "pidfile": "s.pid", "data_file": "s.csv"},
+        {"name": "flaky", "host": "vps-b", "pidfile": "f.pid", "data_file": "f.csv"}]}, base=tmp_path)
+    report = build_report(config, url, None, 86400, now=end)
+    text = report.text
+    uptime = text.split("<b>Uptime")[1].split("<b>P&amp;L")[0]
+    assert re.search(r"<i>vps-a</i>: 100\.0% on average\n- steady: 100\.0%", uptime), uptime
+    assert re.search(r"<i>vps-b</i>: [\d.]+% on average — unreachable now\n- flaky: ", uptime), uptime
+    assert "<i>vps-a</i>: +$12.40\n- steady: +$12.40" in text and "<i>vps-b</i>: -$50.00\n- flaky: -$50.00" in text
+    assert "Current Status: ⚠️ vps-b unreachable (its agent is down)" in text
+    assert list(report.frame["host"]) == ["vps-a", "vps-b"]
 
 
 def test_report_without_prometheus_or_ledger_still_says_what_it_knows(tmp_path):
