@@ -5,6 +5,7 @@ claim."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Callable
 
@@ -23,7 +24,8 @@ class RemoteJobs:
                  clock: Callable[[], float] = time.time):
         self.client, self.host, self.address, self.worker, self.clock = client, host, address, worker, clock
         self.lease = 30.0
-        self.pending: list[tuple[str, dict]] = []     # reports to send again: (path, body)
+        self.pending: list[tuple[str, dict]] = []     # reports to send again: (path, body), oldest first
+        self._pending = threading.Lock()              # playbook and backup threads add, the poll sends
         self.last_seen: float | None = None           # when a remediator last answered a poll
 
     def claim(self, now: float, busy: set[str]) -> list[Action]:
@@ -70,28 +72,44 @@ class RemoteJobs:
     def _claim(self, action: Action) -> dict:
         return {"host": self.host, "attempt": action.attempt}
 
+    def backed_up(self, result, duration: float) -> None:
+        """Tell the remediator of a backup made here (PeriodicWork's on_backup)."""
+        self.send("/agent/backups", {"host": self.host, "bot": result.bot, "outcome": result.outcome,
+                                     "detail": result.detail, "duration": duration,
+                                     "created": result.manifest.created if result.manifest else None},
+                  f"{result.bot}: backup")
+
     def _report(self, action: Action, body: dict) -> bool:
-        path, body = f"/agent/jobs/{action.id}/finish", {**self._claim(action), **body}
+        return self.send(f"/agent/jobs/{action.id}/finish", {**self._claim(action), **body},
+                         f"{action.bot}: the end of {action.playbook} (job {action.id})")
+
+    def send(self, path: str, body: dict, what: str) -> bool:
+        """Report something to a remediator; kept for the next poll while none answers. False unless taken."""
         try:
             self.client.post(path, body)
         except Refused as err:
-            log.warning("%s: the end of %s (job %d) was refused: %s", action.bot, action.playbook, action.id, err)
+            log.warning("%s was refused: %s", what, err)
             return False
         except Unreachable as err:
-            log.warning("%s: can't report the end of job %d yet (%s): kept for the next poll", action.bot,
-                        action.id, err)
-            self.pending = (self.pending + [(path, body)])[-MAX_PENDING:]
+            log.warning("%s can't be reported yet (%s): kept for the next poll", what, err)
+            with self._pending:
+                self.pending = (self.pending + [(path, body)])[-MAX_PENDING:]
             return False
         return True
 
     def _flush(self) -> None:
-        while self.pending:
-            path, body = self.pending[0]
+        while True:
+            with self._pending:
+                if not self.pending:
+                    return
+                oldest = self.pending[0]
             try:
-                self.client.post(path, body)
+                self.client.post(*oldest)
             except Refused as err:
-                log.warning("a late report (%s) was refused: %s", path, err)
-            self.pending.pop(0)          # Unreachable propagates: kept, and the poll fails too
+                log.warning("a late report (%s) was refused: %s", oldest[0], err)
+            with self._pending:          # Unreachable propagates: kept, and the poll fails too
+                if self.pending and self.pending[0] is oldest:
+                    self.pending.pop(0)
 
 
 class RemoteLedger:

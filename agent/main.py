@@ -3,7 +3,8 @@
 The exporter part never depends on the remediator: with every remediator unreachable the host's bots
 are still watched and Prometheus still scrapes them; the executor keeps polling and says so in the log.
 Backups and fill mirrors of the host's bots are made here, where their files are, with a small SQLite
-ledger of the agent's own (last backup run).
+ledger of the agent's own (last backup run); each backup is also told to the remediator, so the central
+ledger, report and metrics have it.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class Executor:
         notifier = Notifier(config.telegram, outbox=state_dir / "telegram-outbox.jsonl")
         self.periodic = PeriodicWork(own, self.ledger, OperationsLog(state_dir / "memory" / "bot-operations.md"),
                                      Metrics([bot.name for bot in config.bots], self.ledger), notifier, self._pool,
-                                     clock, mirror_dir=state_dir, learned=learned)
+                                     clock, mirror_dir=state_dir, learned=learned, on_backup=self.jobs.backed_up)
         self._trouble_said = 0.0
 
     def start(self) -> None:

@@ -251,6 +251,27 @@ def agent_ledger(job_id: int):
     abort(400, "op: one of bot_state, update_bot, get, put")
 
 
+@bp.post("/agent/backups")
+@_agent_call
+def agent_backup():
+    """A backup an agent made of one of its host's bots: recorded as the remediator's own are (the report's
+    actions, botwatch_backups_total, botwatch_last_backup_timestamp_seconds)."""
+    from remediator.periodic import record_backup
+    r = _remediator()
+    data = _body()
+    bot = r.config.bot(_field(data, "bot", str, 64))
+    if bot is None or bot.host != data.get("host"):
+        abort(404, "bot: not one of this host's bots in the remediator's config")
+    outcome = _field(data, "outcome", str, 20)
+    if outcome not in ("success", "skipped", "failed"):
+        abort(400, "outcome: success, skipped or failed")
+    created, duration = data.get("created"), data.get("duration")
+    record_backup(r.ledger, r.opslog, r.metrics, r.clock(), bot, outcome, _field(data, "detail", str, 4000),
+                  float(duration) if isinstance(duration, (int, float)) and duration >= 0 else 0.0,
+                  float(created) if isinstance(created, (int, float)) and not isinstance(created, bool) else None)
+    return _answer(200, {"status": "recorded"})
+
+
 @bp.get("/sd")
 def service_discovery():
     """Prometheus HTTP service discovery: every agent that heartbeat within a day, labelled `host`."""

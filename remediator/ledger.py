@@ -390,11 +390,11 @@ class Ledger:
             (bot, playbook, alertname, fingerprint, starts_at, run_at, detail, host, deadline))
         return rows[0]["id"]
 
-    def record(self, bot: str, playbook: str, now: float, outcome: str, detail: str) -> int:
+    def record(self, bot: str, playbook: str, now: float, outcome: str, detail: str, host: str = "local") -> int:
         """An action done as soon as it was decided (a backup): recorded done, never a job."""
         rows, _ = self._write(
-            "INSERT INTO actions (bot, playbook, state, outcome, run_at, started_at, finished_at, detail) "
-            "VALUES (?, ?, 'done', ?, ?, ?, ?, ?) RETURNING id", (bot, playbook, outcome, now, now, now, detail))
+            "INSERT INTO actions (bot, playbook, state, outcome, run_at, started_at, finished_at, detail, host) "
+            "VALUES (?, ?, 'done', ?, ?, ?, ?, ?, ?) RETURNING id", (bot, playbook, outcome, now, now, now, detail, host))
         return rows[0]["id"]
 
     def claim(self, host: str, worker: str, now: float, lease: float, busy: set[str] = frozenset(),

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from botwatch.core.checks import bot_api
-from botwatch.core.config import Config
+from botwatch.core.config import Bot, Config
 from remediator import scheduler
 from remediator.backup import BackupResult, S3Store, backup_bot, prune, store_for
 from remediator.ledger import Ledger
@@ -33,11 +33,24 @@ BACKUP_RETRY = 60.0        # a bot not backed up yet (its file missing or invali
                            # again this often, not an hour later: a database has no journal to rebuild from
 
 
+def record_backup(ledger: Ledger, opslog: OperationsLog, metrics: Metrics, now: float, bot: Bot, outcome: str,
+                  detail: str, duration: float, created: float | None) -> None:
+    """A backup in the ledger, the operations log and the metrics: made here, or told by a host's agent."""
+    ledger.record(bot.name, "backup", now, outcome, detail, host=bot.host)
+    opslog.append(now, bot.name, None, "backup", outcome, duration, detail)
+    metrics.backups.labels(bot.name, outcome).inc()
+    if outcome == "success" and created is not None:
+        metrics.last_backup.labels(bot.name).set(created)
+    log.info("%s: backup %s: %s", bot.name, outcome, detail)
+
+
 class PeriodicWork:
     def __init__(self, config: Config, ledger: Ledger, opslog: OperationsLog, metrics: Metrics, notifier: Notifier,
                  pool: Executor, clock: Callable[[], float], mirror_dir: Path | None = None,
-                 learned: dict[str, str] | None = None, host: str | None = None):
+                 learned: dict[str, str] | None = None, host: str | None = None,
+                 on_backup: Callable[[BackupResult, float], None] | None = None):
         self.config = config
+        self.on_backup = on_backup         # an agent also tells the central remediator of each backup
         # the bots whose files are on this machine (their mirrors and backups are made here): all, or one host's
         self.bots = [bot for bot in config.bots if host is None or bot.host == host]
         self.ledger = ledger
@@ -145,13 +158,11 @@ class PeriodicWork:
             log.info("%s: %d old backup(s) pruned", bot, removed)
 
     def _record_backup(self, result: BackupResult, duration: float) -> None:
-        now = self.clock()
-        self.ledger.record(result.bot, "backup", now, result.outcome, result.detail)
-        self.opslog.append(now, result.bot, None, "backup", result.outcome, duration, result.detail)
-        self.metrics.backups.labels(result.bot, result.outcome).inc()
-        if result.outcome == "success":
-            self.metrics.last_backup.labels(result.bot).set(result.manifest.created)
-        log.info("%s: backup %s: %s", result.bot, result.outcome, result.detail)
+        record_backup(self.ledger, self.opslog, self.metrics, self.clock(), self.config.bot(result.bot), result.outcome,
+                      result.detail,
+                      duration, result.manifest.created if result.manifest else None)
+        if self.on_backup is not None:
+            self.on_backup(result, duration)
 
     # -- the morning report ----------------------------------------------------------------------------
 

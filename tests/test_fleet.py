@@ -94,9 +94,11 @@ class Fleet:
             except subprocess.TimeoutExpired:
                 process.kill()
 
-    def jobs(self, bot: str) -> list[dict]:
+    def jobs(self, bot: str, backups: bool = False) -> list[dict]:
+        """The bot's jobs (or, with `backups`, the backups recorded: done at once, never jobs)."""
         with psycopg.connect(self.url, row_factory=psycopg.rows.dict_row) as db:
-            return db.execute("SELECT * FROM actions WHERE bot = %s ORDER BY id", (bot,)).fetchall()
+            return db.execute(f"SELECT * FROM actions WHERE bot = %s AND playbook {'=' if backups else '<>'} 'backup' "
+                              "ORDER BY id", (bot,)).fetchall()
 
 
 @pytest.fixture
@@ -220,8 +222,9 @@ def test_a_corrupt_file_on_an_agents_host_is_restored_there_through_its_claim(fl
     remediator = fleet.remediator("r1")
     agent = fleet.agent("host-b")
     bot = fleet.bots["b1"]
-    wait_for(lambda: "backup" in (fleet.tmp / "agent-host-b" / "memory" / "bot-operations.md").read_text(),
-             timeout=30, what="the agent's first backup of b1")
+    wait_for(lambda: [backup for backup in fleet.jobs("b1", backups=True) if backup["outcome"] == "success"],
+             timeout=30, what="the agent's first backup of b1, told to the remediator")
+    assert 'botwatch_backups_total{bot="b1",outcome="success"} 1.0' in http_get(remediator + "/metrics").decode()
     time.sleep(1)
     with open(bot.csv, "ab") as f:
         f.write(b"\x00\x00garbage,not,a,row\n")

@@ -32,7 +32,8 @@ class FleetStack:
 
     def jobs(self, where: str = "TRUE", args=()) -> list[dict]:
         with psycopg.connect(self.doc["ledger"], row_factory=psycopg.rows.dict_row) as db:
-            return db.execute(f"SELECT * FROM actions WHERE {where} ORDER BY id", args).fetchall()
+            return db.execute(f"SELECT * FROM actions WHERE ({where}) AND playbook <> 'backup' ORDER BY id",
+                              args).fetchall()
 
     def deliveries(self, bot: str) -> list[dict]:
         with psycopg.connect(self.doc["ledger"], row_factory=psycopg.rows.dict_row) as db:

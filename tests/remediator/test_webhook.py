@@ -284,3 +284,9 @@ def test_the_agent_endpoints_take_only_a_current_claim_and_its_own_data(fleet):
     assert agent_post(client, f"/agent/jobs/{job}/finish", end).status_code == 409          # once
     assert engine.ledger.action(job).outcome == "success"
     assert engine.metrics.restarts.labels("bot-1")._value.get() == 1
+    backup = {"host": "local", "bot": "bot-2", "outcome": "success", "detail": "1 row", "created": 1.8e9}
+    assert agent_post(client, "/agent/backups", {**backup, "host": "vps-b"}).status_code == 404   # not its bot
+    assert agent_post(client, "/agent/backups", {**backup, "bot": "nope"}).status_code == 404
+    assert agent_post(client, "/agent/backups", {**backup, "outcome": "great"}).status_code == 400
+    assert agent_post(client, "/agent/backups", backup).status_code == 200
+    assert engine.metrics.last_backup.labels("bot-2")._value.get() == 1.8e9
