@@ -25,7 +25,7 @@ from botwatch.core.serve import free_port
 from botwatch.demo import demo_bots
 from botwatch.outbox import TelegramOutbox
 from botwatch.postgres import PostgresCluster, PostgresError
-from botwatch.stack import (TIMINGS, Stack, _binary, _secret_file, _wait_cluster, _watch, alertmanager_config,
+from botwatch.stack import (TIMINGS, Stack, find_binary, secret_file, wait_cluster, supervise, alertmanager_config,
                             botwatch_argv, stack_config)
 
 AGENT_PORT = 9817
@@ -192,7 +192,7 @@ def up_fleet(hosts: int, timings: str, state_dir: str) -> int:
                  "rules": state / "prometheus" / "rules" / "botwatch.rules.yml"}
         write_atomic(files["config"], "# written by `botwatch up --fleet`\n" + yaml.safe_dump(
             config.model_dump(mode="json", exclude_none=True, exclude={"path"}), sort_keys=False))
-        _secret_file(files["token"], secrets.token_urlsafe(32))
+        secret_file(files["token"], secrets.token_urlsafe(32))
         write_atomic(files["rules"], mixin.render(TIMINGS[timings]["rules"]))
         for name in ("remediator", "remediator-2"):
             stack.service(name, botwatch_argv() + ["remediator", "--config", str(files["config"]), "--listen",
@@ -203,16 +203,16 @@ def up_fleet(hosts: int, timings: str, state_dir: str) -> int:
         am.write(am_file, fleet_alertmanager_config(config, urls, files["token"], timings))
         for name in ("alertmanager", "alertmanager-2"):
             other = "alertmanager-2" if name == "alertmanager" else "alertmanager"
-            stack.service(name, [_binary("prometheus-alertmanager", "alertmanager"), f"--config.file={am_file}",
+            stack.service(name, [find_binary("prometheus-alertmanager", "alertmanager"), f"--config.file={am_file}",
                                  f"--storage.path={state / name / 'data'}", f"--web.listen-address=127.0.0.1:{ports[name]}",
                                  f"--cluster.listen-address=127.0.0.1:{ports['cluster-' + name]}",
                                  f"--cluster.peer=127.0.0.1:{ports['cluster-' + other]}"], urls[name] + "/-/ready")
         for name in ("alertmanager", "alertmanager-2"):
-            _wait_cluster(urls[name], 2)
+            wait_cluster(urls[name], 2)
         for name, replica in (("prometheus", "a"), ("prometheus-2", "b")):
             path = state / name / "prometheus.yml"
             write_atomic(path, prometheus_config(ports, network.gateway, timings, files["rules"], replica))
-            stack.service(name, [_binary("prometheus"), f"--config.file={path}", f"--storage.tsdb.path={state / name / 'data'}",
+            stack.service(name, [find_binary("prometheus"), f"--config.file={path}", f"--storage.tsdb.path={state / name / 'data'}",
                                  f"--web.listen-address=127.0.0.1:{ports[name]}", "--web.enable-lifecycle"],
                           urls[name] + "/-/ready")
         remediators = [urls["remediator"], urls["remediator-2"]]
@@ -235,7 +235,7 @@ def up_fleet(hosts: int, timings: str, state_dir: str) -> int:
         for name in ("prometheus", "prometheus-2", "alertmanager", "alertmanager-2", "remediator", "remediator-2"):
             print(f"  {name:<14} {urls[name]}")
         print(f"  ledger         {ledger}\n  stack.json     {path}\nCtrl-C stops everything.", flush=True)
-        _watch(stack, stop)
+        supervise(stack, stop)
         return 0
     except (RuntimeError, OSError, PostgresError) as err:
         print(f"botwatch up --fleet: {err}", file=sys.stderr)

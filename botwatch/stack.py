@@ -58,7 +58,7 @@ def botwatch_argv() -> list[str]:
     return [sys.executable, "-m", "botwatch"]
 
 
-def _secret_file(path: Path, value: str) -> Path:
+def secret_file(path: Path, value: str) -> Path:
     write_atomic(path, value + "\n", private=True)
     return path
 
@@ -75,7 +75,7 @@ def stack_config(raw: dict, state: Path, timings: str, prometheus_url: str, outb
     raw["report"] = {**(raw.get("report") or {}), "prometheus_url": prometheus_url}
     telegram = dict(raw.get("telegram") or {})
     if not telegram.get("bot_token_file"):
-        telegram = {"bot_token_file": str(_secret_file(state / "secrets" / "telegram_token", OUTBOX_TOKEN)),
+        telegram = {"bot_token_file": str(secret_file(state / "secrets" / "telegram_token", OUTBOX_TOKEN)),
                     "chat_id": telegram.get("chat_id") or 1, "api_url": outbox.url}
     raw["telegram"] = telegram
     raw.setdefault("backup", {"dir": str(state / "backups")})
@@ -254,7 +254,7 @@ def _wait_http(url: str, what: str, process: subprocess.Popen, timeout: float = 
     raise RuntimeError(f"{what} did not answer at {url} within {timeout:g}s")
 
 
-def _binary(*names: str) -> str:
+def find_binary(*names: str) -> str:
     for name in names:
         found = shutil.which(name)
         if found:
@@ -271,7 +271,7 @@ def write_files(stack: Stack, config: Config, ports: dict[str, int], urls: dict[
              "alertmanager": state / "alertmanager" / "alertmanager.yml"}
     write_atomic(files["config"], "# written by `botwatch up`\n" + yaml.safe_dump(
         config.model_dump(mode="json", exclude_none=True, exclude={"path"}), sort_keys=False))
-    _secret_file(files["token"], secrets.token_urlsafe(32))
+    secret_file(files["token"], secrets.token_urlsafe(32))
     write_atomic(files["rules"], mixin.render(TIMINGS[timings]["rules"]))
     ha = "prometheus-2" in ports
     write_atomic(files["prometheus"], prometheus_config(ports, timings, files["rules"], "a" if ha else None))
@@ -298,20 +298,20 @@ def start_services(stack: Stack, files: dict, ports: dict[str, int], urls: dict[
         if len(peers) > 1:
             cluster = [f"--cluster.listen-address=127.0.0.1:{ports['cluster-' + name]}",
                        *[f"--cluster.peer=127.0.0.1:{ports['cluster-' + other]}" for other in peers if other != name]]
-        stack.service(name, [_binary("prometheus-alertmanager", "alertmanager"), f"--config.file={files['alertmanager']}",
+        stack.service(name, [find_binary("prometheus-alertmanager", "alertmanager"), f"--config.file={files['alertmanager']}",
                              f"--storage.path={state / name / 'data'}",
                              f"--web.listen-address=127.0.0.1:{ports[name]}", *cluster], urls[name] + "/-/ready")
     if len(peers) > 1:
         for name in peers:
-            _wait_cluster(urls[name], len(peers))
+            wait_cluster(urls[name], len(peers))
     for name in (n for n in ports if n.startswith("prometheus")):
-        stack.service(name, [_binary("prometheus"), f"--config.file={files[name]}",
+        stack.service(name, [find_binary("prometheus"), f"--config.file={files[name]}",
                              f"--storage.tsdb.path={state / name / 'data'}",
                              f"--web.listen-address=127.0.0.1:{ports[name]}",
                              "--web.enable-lifecycle"], urls[name] + "/-/ready")
 
 
-def _wait_cluster(url: str, size: int, timeout: float = 60) -> None:
+def wait_cluster(url: str, size: int, timeout: float = 60) -> None:
     """Until this Alertmanager peer reports its cluster ready with every peer in it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -363,7 +363,7 @@ def up(config_file: str | None, timings: str, state_dir: str, with_freqtrade: st
         start_services(stack, files, ports, urls)
         stack.urls = urls
         _announce(stack.write_state(config, outbox.path), config, urls, timings, outbox)
-        _watch(stack, stop)
+        supervise(stack, stop)
         return 0
     except (RuntimeError, OSError) as err:
         print(f"botwatch up: {err}", file=sys.stderr)
@@ -385,7 +385,7 @@ def _announce(path: Path, config: Config, urls: dict[str, str], timings: str, ou
     print(f"  stack.json    {path}\nCtrl-C stops everything.", flush=True)
 
 
-def _watch(stack: Stack, stop: dict) -> None:
+def supervise(stack: Stack, stop: dict) -> None:
     """Until a stop is asked for. Bots may come and go (the remediator restarts them); a service that exits
     is started again, as systemd or docker's restart policy would (its log says why it exited), unless it
     keeps dying. In an HA stack the other of a pair carries on meanwhile."""
