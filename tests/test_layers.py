@@ -1,7 +1,9 @@
 """The house's layers: arrows only point down, and the services meet only through Prometheus and Alertmanager.
 
-  top:     botwatch.cli, .stack, .outbox, .alertmanager, .localexchange, .demo (nothing imports them)
-  rooms:   exporter, remediator                                                  (never each other)
+  top:     botwatch.cli, .stack, .fleet, .postgres, .outbox, .alertmanager, .localexchange, .demo
+                                                                                 (nothing imports them)
+  wing:    agent, a host's exporter and executor                                 (the rooms, never the top)
+  rooms:   exporter, remediator                                                  (never each other, nor the wing)
   ground:  botwatch.core, botwatch.resources                                     (no service, no top)
   apart:   paperbot, a stand-alone bot                                           (imports no botwatch)
 Every import counts, those inside functions too.
@@ -13,13 +15,14 @@ import pytest
 
 from tests.conftest import ROOT
 
-TOP = ("botwatch.cli", "botwatch.stack", "botwatch.outbox", "botwatch.alertmanager", "botwatch.localexchange",
-       "botwatch.demo")
+TOP = ("botwatch.cli", "botwatch.stack", "botwatch.fleet", "botwatch.postgres", "botwatch.outbox",
+       "botwatch.alertmanager", "botwatch.localexchange", "botwatch.demo")
 FORBIDDEN = {
     "botwatch.core": ("exporter", "remediator", "paperbot", *TOP),
     "botwatch.resources": ("exporter", "remediator", "paperbot", "botwatch.core", *TOP),
-    "exporter": ("remediator", "paperbot", *TOP),
-    "remediator": ("exporter", "paperbot", *TOP),
+    "agent": ("paperbot", *TOP),
+    "exporter": ("remediator", "agent", "paperbot", *TOP),
+    "remediator": ("exporter", "agent", "paperbot", *TOP),
     "paperbot": ("botwatch", "exporter", "remediator"),
 }
 
@@ -41,7 +44,7 @@ def imports(path) -> set[str]:
 
 
 def modules():
-    for package in ("botwatch", "exporter", "remediator", "paperbot"):
+    for package in ("botwatch", "exporter", "remediator", "agent", "paperbot"):
         for path in sorted((ROOT / package).rglob("*.py")):
             if "resources" not in path.relative_to(ROOT).parts[1:2] or path.name == "__init__.py":
                 yield path

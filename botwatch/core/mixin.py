@@ -25,8 +25,9 @@ CONFIG = {
     "alertmanager_selector": 'job="alertmanager"',
     # Many hosts: the agents' scrape job (Prometheus finds them at the remediator's /sd).
     "agent_selector": 'job="botwatch-agents"',
-    # BotwatchHostDown: an agent Prometheus can't scrape that has not heartbeat to any remediator for this
-    # long: the host (or its network) is down, not its bots one by one.
+    # BotwatchHostDown: an agent that no scrape reached and that heartbeat to no remediator for this long:
+    # the host (or its network) is down, not its bots one by one. Both over the whole window, so a slow
+    # scrape or poll just after the host is back does not page again.
     "host_down_after": "1m",
     # TradingBotDown: the exporter counts consecutive failed checks (the brief's "2 failed checks before
     # action"), so Prometheus adds no wait of its own; a longer `for` only delays every restart.
@@ -88,7 +89,7 @@ CONFIG = {
 # `botwatch up --timings fast`: the same rules, minutes become seconds, for demos and the e2e test.
 FAST = dict(CONFIG, down_critical_for="20s", corrupted_for="2s", stopped_for="2s", stuck_for="2s", stale_for="5s", auth_error_window="1m",
             rate_limit_window="1m", rate_limited_for="5s", trade_rate_window="1m", abnormal_frequency_for="10s",
-            absent_for="10s", component_down_for="10s", delivery_failing_for="10s", host_down_after="5s")
+            absent_for="20s", component_down_for="10s", delivery_failing_for="10s", host_down_after="10s")
 
 
 NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
@@ -256,7 +257,7 @@ def self_alerts(c: dict) -> list[dict]:
                "Prometheus cannot scrape the botwatch remediator.",
                "No bot will be recovered automatically: the remediator ({{ $labels.instance }}) is not answering."),
         _alert(c, "BotwatchHostDown",
-               f"up{{{agents}}} == 0 and on (host)"
+               f"max_over_time(up{{{agents}}}[{c['host_down_after']}]) == 0 and on (host)"
                f" (time() - max by (host) (botwatch_agent_last_seen_timestamp_seconds)) > {int(parse_duration(c['host_down_after']))}",
                "0s", "critical",
                "A host's botwatch agent is unreachable: the host or its network is down.",
