@@ -133,9 +133,11 @@ def _job(action, now: float) -> dict:
     return job
 
 
-def _held(job_id: int, data: dict):
-    """The job an agent's request is about, if the claim it names is the current one; else a 404/409."""
+def _held(job_id: int):
+    """The job an agent's request is about and the request, if the claim it names is the current one; else
+    a 400/404/409."""
     r = _remediator()
+    data = _body()
     attempt = _field(data, "attempt", int)
     action = r.ledger.find(job_id)
     if action is None:
@@ -144,7 +146,7 @@ def _held(job_id: int, data: dict):
         abort(409, f"job {job_id} is for host {action.host}")
     if action.attempt != attempt or action.state != "running":
         abort(409, f"job {job_id}: attempt {attempt} is no longer the current claim")
-    return action
+    return action, data
 
 
 def _agent_call(handler):
@@ -188,10 +190,9 @@ def agent_poll():
 @_agent_call
 def agent_renew(job_id: int):
     r = _remediator()
-    data = _body()
-    action = _held(job_id, data)
-    now = r.clock()
-    r.ledger.renew(action.id, action.attempt, now + r.config.remediation.job_lease)
+    action, _ = _held(job_id)
+    if not r.ledger.renew(action.id, action.attempt, r.clock() + r.config.remediation.job_lease):
+        abort(409, f"job {job_id}: the claim is no longer current")
     return _answer(200, {"lease": r.config.remediation.job_lease})
 
 
@@ -200,8 +201,7 @@ def agent_renew(job_id: int):
 def agent_finish(job_id: int):
     from remediator.playbooks import OUTCOMES, Result
     r = _remediator()
-    data = _body()
-    action = _held(job_id, data)
+    action, data = _held(job_id)
     outcome = _field(data, "outcome", str, 20)
     if outcome not in OUTCOMES and outcome != "deferred":
         abort(400, f"outcome: one of {', '.join(OUTCOMES)}, or deferred")
@@ -227,8 +227,7 @@ def agent_ledger(job_id: int):
     own restore progress, only while its claim is the current one."""
     from remediator.ledger import BOT_FIELDS
     r = _remediator()
-    data = _body()
-    action = _held(job_id, data)
+    action, data = _held(job_id)
     op = data.get("op")
     if op == "bot_state":
         state = r.ledger.bot_state(action.bot)
