@@ -137,3 +137,12 @@ def test_a_fourth_host_joins_through_sd_without_a_restart(fleet_stack, tmp_path)
             process.terminate()
             process.wait(timeout=10)
         subprocess.run(["ip", "netns", "del", network.namespace(4)], check=False)   # its veth goes with it
+
+
+def test_every_overview_panel_has_data_from_the_fleet(fleet_stack):
+    """Last: by now every window of the fast rules is full."""
+    fleet = json.loads((ROOT / "grafana" / "dashboards" / "fleet.json").read_text())
+    empty = [f"{panel['title']}: {target['expr']}" for panel in fleet["panels"] for target in panel["targets"]
+             if not fleet_stack.query(target["expr"].replace('"$host"', '"host-.*"').replace('"$bot"', '"host-.*"'))
+             and target["expr"] != 'ALERTS{alertstate="firing"}']          # none may be firing now
+    assert not empty, "panels without data:\n" + "\n".join(empty)
