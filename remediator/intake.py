@@ -85,7 +85,10 @@ class Intake:
             return "ignored"
         target = f"exchange:{exchange}"
         if alert.status == "resolved":
-            self.ledger.resolve_incident(alert.fingerprint, alert.starts_at, alert.alertname, target, now)
+            if not self.ledger.resolve_incident(alert.fingerprint, alert.starts_at, alert.alertname, target, now,
+                                                alert.ends_at):
+                self._note(alert, now, "resolved: an earlier episode; the open incident stays open", bot=target)
+                return "resolved"
             cancelled = sum(self.ledger.cancel_scheduled(bot.name, playbook, now, f"{alert.alertname} resolved",
                                                          alertname=alert.alertname)
                             for bot in bots for playbook in ("api_rate_limit", "exchange_rate_limit"))
@@ -125,8 +128,9 @@ class Intake:
 
     def _resolved(self, alert: Alert, bot: str, playbook: str | None, now: float) -> str:
         """Close the incident and cancel what it still had pending; returns the delivery's note."""
-        if not self.ledger.resolve_incident(alert.fingerprint, alert.starts_at, alert.alertname, bot, now):
-            return "resolved: an earlier incident, already superseded"
+        if not self.ledger.resolve_incident(alert.fingerprint, alert.starts_at, alert.alertname, bot, now,
+                                            alert.ends_at):
+            return "resolved: an earlier episode; the open incident stays open"
         note = "resolved"
         if playbook:
             cancelled = self.ledger.cancel_scheduled(bot, playbook, now, f"{alert.alertname} resolved")

@@ -319,9 +319,10 @@ class Ledger:
         incident (the one before is closed, and its copies stay with it: see `_superseded`)."""
         key = (fingerprint, alertname, bot)
         with self.transaction():
-            if self._one("SELECT 1 AS seen FROM incidents WHERE fingerprint = ? AND starts_at = ?",
-                         (fingerprint, starts_at)):
-                return False
+            seen = self._one("SELECT resolved_at FROM incidents WHERE fingerprint = ? AND starts_at = ?",
+                             (fingerprint, starts_at))
+            if seen:
+                return seen["resolved_at"] is None and self._nothing_done(key)
             if self._superseded(key, starts_at):           # a late copy of an incident already closed
                 self._write("INSERT INTO incidents (fingerprint, starts_at, alertname, bot, opened_at, resolved_at) "
                             "VALUES (?, ?, ?, ?, ?, ?)", (fingerprint, starts_at, alertname, bot, now, now))
@@ -329,8 +330,8 @@ class Ledger:
             copies = [row["starts_at"] for row in self._read(
                 "SELECT starts_at FROM incidents WHERE fingerprint = ? AND alertname = ? AND bot = ? "
                 "AND resolved_at IS NULL", key)]
-            acts = not copies
-            if copies:
+            acts = not copies or self._nothing_done(key, copies)
+            if copies and not acts:
                 finished = self._settled(key, copies)
                 if finished is not None and _epoch(starts_at) > finished:
                     self._write("UPDATE incidents SET resolved_at = ? WHERE fingerprint = ? AND alertname = ? "
@@ -351,26 +352,60 @@ class Ledger:
             f"AND starts_at IN ({marks})", (key[0], key[1], key[2], *copies))
         return row["finished"] if row["n"] and not row["pending"] else None
 
+    def _nothing_done(self, key: tuple[str, str, str], copies: list[str] | None = None) -> bool:
+        """Whether the open incident's playbooks all ended deciding there was nothing to do (`skipped`: the
+        bot was up when looked at): that incident has not been acted on, and a later copy that finds the
+        trouble real must act. False while one is pending or running, and for an incident with no action."""
+        if copies is None:
+            copies = [row["starts_at"] for row in self._read(
+                "SELECT starts_at FROM incidents WHERE fingerprint = ? AND alertname = ? AND bot = ? "
+                "AND resolved_at IS NULL", key)]
+        if not copies:
+            return False
+        marks = ",".join("?" * len(copies))
+        row = self._one(
+            f"SELECT COUNT(*) AS n, SUM(CASE WHEN state = 'done' AND outcome = 'skipped' THEN 1 ELSE 0 END) AS idle "
+            f"FROM actions WHERE fingerprint = ? AND alertname = ? AND bot = ? AND starts_at IN ({marks})",
+            (key[0], key[1], key[2], *copies))
+        return bool(row["n"]) and row["idle"] == row["n"]
+
     def _superseded(self, key: tuple[str, str, str], starts_at: str) -> bool:
         """Whether a copy belongs to an incident closed because a later one opened (it started before
         that one's actions had finished)."""
         boundary = self.get(_boundary_key(key))
         return boundary is not None and _epoch(starts_at) <= boundary
 
-    def resolve_incident(self, fingerprint: str, starts_at: str, alertname: str, bot: str, now: float) -> bool:
-        """Close the incident, every copy of it; the resolving copy is remembered too (a late firing resend
-        of it is then a duplicate, not a new incident). False when the copy belongs to an incident a later
-        one already superseded: the open one stays open."""
+    def resolve_incident(self, fingerprint: str, starts_at: str, alertname: str, bot: str, now: float,
+                         ends_at: str | None = None) -> bool:
+        """Close the incident this resolved copy describes, every copy of it; the resolving copy is remembered
+        too (a late firing resend of it is then a duplicate, not a new incident). False when the copy belongs
+        to an earlier episode than the open incident — one a later incident superseded, a copy already
+        resolved, or one that ended (`ends_at`) before the open incident's first copy started (the HA peer's
+        late resolve of the previous episode): the open incident stays open."""
         key = (fingerprint, alertname, bot)
         with self.transaction():
-            superseded = self._superseded(key, starts_at)
-            if not superseded:
+            earlier = self._superseded(key, starts_at) or self._earlier_episode(key, fingerprint, starts_at, ends_at)
+            if not earlier:
                 self._write("UPDATE incidents SET resolved_at = ? WHERE fingerprint = ? AND alertname = ? "
                             "AND bot = ? AND resolved_at IS NULL", (now, *key))
             self._write("INSERT INTO incidents (fingerprint, starts_at, alertname, bot, opened_at, resolved_at) "
                         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                         (fingerprint, starts_at, alertname, bot, now, now))
-            return not superseded
+            return not earlier
+
+    def _earlier_episode(self, key: tuple[str, str, str], fingerprint: str, starts_at: str,
+                         ends_at: str | None) -> bool:
+        """Whether a resolved copy describes an episode before the open incident (if any)."""
+        copies = [row["starts_at"] for row in self._read(
+            "SELECT starts_at FROM incidents WHERE fingerprint = ? AND alertname = ? AND bot = ? "
+            "AND resolved_at IS NULL", key)]
+        if not copies or starts_at in copies:
+            return False
+        if self._one("SELECT 1 AS seen FROM incidents WHERE fingerprint = ? AND starts_at = ? "
+                     "AND resolved_at IS NOT NULL", (fingerprint, starts_at)):
+            return True                  # a copy of an incident closed before this one opened
+        # an episode cannot end before it began: one that did ended before the open incident's first copy
+        return ends_at is not None and _epoch(ends_at) < min(_epoch(copy) for copy in copies)
 
     def incident_open(self, fingerprint: str | None, starts_at: str | None) -> bool:
         """Whether the incident this copy belongs to is still open (any copy of it unresolved)."""

@@ -21,6 +21,7 @@ class Alert:
     labels: dict[str, str]
     fingerprint: str
     starts_at: str
+    ends_at: str | None = None   # a resolved copy's end; None for a firing one (Go's zero time) or when absent
 
     @property
     def alertname(self) -> str:
@@ -73,7 +74,16 @@ def _alert(index: int, raw) -> Alert:
         fingerprint = hashlib.sha256(json.dumps(labels, sort_keys=True).encode()).hexdigest()[:16]
     if not isinstance(fingerprint, str) or not 0 < len(fingerprint) <= 128:
         raise PayloadError(f"{where}.fingerprint must be a short string")
-    return Alert(status, dict(labels), fingerprint, starts_at)
+    return Alert(status, dict(labels), fingerprint, starts_at, _ends_at(where, raw.get("endsAt"), status))
+
+
+def _ends_at(where: str, ends_at, status: str) -> str | None:
+    """A resolved alert's endsAt, which tells its episode from a later one; a firing alert's is a guess."""
+    if ends_at is None or status != "resolved":
+        return None
+    if not isinstance(ends_at, str) or not _timestamp(ends_at):
+        raise PayloadError(f"{where}.endsAt must be an RFC 3339 time")
+    return None if ends_at.startswith("0001-") else ends_at
 
 
 def _timestamp(text: str) -> bool:

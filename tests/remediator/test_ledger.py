@@ -129,3 +129,46 @@ def test_an_old_ledger_file_gets_the_job_columns(tmp_path):
     ledger = Ledger(path)
     [job] = ledger.claim("local", "w", 2.0, 30.0)
     assert (job.bot, job.host, job.attempt) == ("b", "local", 1)
+
+
+def _finish(ledger, bot, starts_at, outcome, now, alertname="TradingBotDown"):
+    job = ledger.schedule(bot, "restart", now, alertname, "fp", starts_at)
+    ledger.start(job, now)
+    ledger.finish(job, now + 1, outcome, outcome)
+    return job
+
+
+def test_a_late_resolve_of_the_previous_episode_leaves_the_new_incident_open(pair):
+    """Killed again 20 s after its last TradingBotDown resolved: the peer's late `resolved` copy of the old
+    episode (its own startsAt, an endsAt before the new episode began) must not close the new incident."""
+    a, b = pair
+    assert a.open_incident("fp", "2026-11-25T08:00:00Z", "TradingBotDown", "bot-1", 100.0)
+    _finish(a, "bot-1", "2026-11-25T08:00:00Z", "success", 101.0)
+    assert a.resolve_incident("fp", "2026-11-25T08:00:00Z", "TradingBotDown", "bot-1", 160.0,
+                              ends_at="2026-11-25T08:01:00Z")
+    assert b.open_incident("fp", "2026-11-25T08:01:20Z", "TradingBotDown", "bot-1", 180.0)     # killed again
+    assert not b.resolve_incident("fp", "2026-11-25T08:00:01Z", "TradingBotDown", "bot-1", 185.0,
+                                  ends_at="2026-11-25T08:01:01Z")      # the other Prometheus' old episode, late
+    assert not a.resolve_incident("fp", "2026-11-25T08:00:00Z", "TradingBotDown", "bot-1", 186.0,
+                                  ends_at="2026-11-25T08:01:00Z")      # the same old copy again
+    assert a.incident_open("fp", "2026-11-25T08:01:20Z")
+    assert not b.open_incident("fp", "2026-11-25T08:01:20Z", "TradingBotDown", "bot-1", 187.0)   # still one
+    assert a.resolve_incident("fp", "2026-11-25T08:01:19Z", "TradingBotDown", "bot-1", 300.0,
+                              ends_at="2026-11-25T08:03:00Z")          # its own end, from either peer
+    assert not a.incident_open("fp", "2026-11-25T08:01:20Z")
+
+
+def test_an_incident_whose_playbook_found_nothing_to_do_acts_on_a_later_copy(pair):
+    """'Already up, skipped' is not 'acted on': the same episode delivered again (a frozen bot whose Stuck
+    alert never resolved) acts again; once something was done, it is a duplicate."""
+    a, b = pair
+    starts = "2026-11-25T08:00:00Z"
+    assert a.open_incident("fp", starts, "TradingBotStuck", "bot-1", 100.0)
+    job = a.schedule("bot-1", "restart", 100.0, "TradingBotStuck", "fp", starts)
+    assert not b.open_incident("fp", starts, "TradingBotStuck", "bot-1", 101.0)     # pending: a duplicate
+    a.start(job, 102.0)
+    a.finish(job, 103.0, "skipped", "already up, not restarted")
+    assert b.open_incident("fp", starts, "TradingBotStuck", "bot-1", 130.0)         # nothing was done: act
+    assert b.incident_open("fp", starts)
+    _finish(b, "bot-1", starts, "success", 131.0, "TradingBotStuck")
+    assert not a.open_incident("fp", starts, "TradingBotStuck", "bot-1", 160.0)     # done: a duplicate
