@@ -5,6 +5,7 @@ user's own."""
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import shutil
 from pathlib import Path
@@ -50,11 +51,17 @@ def freqtrade_bot(state: Path, freqtrade: str, exchange_url: str, api_port: int)
     config_path = folder / "config.json"
     write_atomic(config_path, json.dumps(config, indent=2), private=True)   # it holds the API password
     return {"name": "ft-demo", "type": "spot", "preset": "freqtrade", "check_interval": 5,
-            "process_name": str(config_path),        # an exact argv element: this Freqtrade, no other
+            "process_cmdline": freqtrade_cmdline(config_path),     # this Freqtrade, no other
             "api_url": f"http://127.0.0.1:{api_port}", "api_auth_file": str(folder / "api-auth"),
             "data_file": str(db), "log_file": str(log), "starting_balance": 1000, "exchange": "binance",
             "start_command": [freqtrade, "trade", "--config", str(config_path), "--logfile", str(log)],
             "stop_timeout": "10s"}
+
+
+def freqtrade_cmdline(config_path: Path) -> str:
+    """The `process_cmdline` regex of a Freqtrade run with this config: `freqtrade trade … --config PATH`,
+    never another program that merely names the file (`tail -f`, an editor)."""
+    return rf"(^|/)freqtrade trade( .*)? --config {re.escape(str(config_path))}( |$)"
 
 
 def demo_bots(state: Path, t: dict, botwatch: list[str]) -> list[dict]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -30,7 +31,7 @@ from botwatch import alertmanager as am
 from botwatch.core import mixin
 from botwatch.core.config import Config, ConfigError, config_from_mapping, load_config
 from botwatch.core.files import write_atomic
-from botwatch.core.liveness import ProcessNameProbe, process_alive
+from botwatch.core.liveness import ProcessCmdlineProbe, process_alive
 from botwatch.core.serve import free_port
 from botwatch.demo import FreqtradeNotFound, demo_bots, find_freqtrade, freqtrade_bot
 from botwatch.localexchange import LocalExchange
@@ -198,14 +199,14 @@ class Stack:
             time.sleep(0.1)
 
     def _our_bots(self, config: Config | None) -> list[int]:
-        """Live bots of the config known by a pidfile, or by a process_name inside the state dir (the demo
+        """Live bots of the config known by a pidfile, or by a process_cmdline naming the state dir (the demo
         Freqtrade); a user's bot known only by its name is not the stack's to stop."""
         pids = []
         for bot in (config.bots if config else []):
             if bot.pidfile:
                 pids.append(running_pid(bot.pidfile))
-            elif bot.process_name and bot.process_name.startswith(str(self.state)):
-                pids.append(ProcessNameProbe(bot.process_name)().pid)
+            elif bot.process_cmdline and re.escape(str(self.state)) in bot.process_cmdline:
+                pids.append(ProcessCmdlineProbe(bot.process_cmdline)().pid)
         return [pid for pid in pids if pid]
 
 

@@ -57,7 +57,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from botwatch.core.liveness import ProcessNameProbe  # noqa: E402
+from botwatch.core.liveness import ProcessCmdlineProbe  # noqa: E402
 from botwatch.core.serve import free_port  # noqa: E402
 from botwatch.core.stores import open_sqlite_store  # noqa: E402
 from botwatch.core.tradefile import validate_file  # noqa: E402
@@ -376,7 +376,7 @@ class Soak:
 
     def _pid(self, name: str) -> int | None:
         bot = self.bots[name]
-        return ProcessNameProbe(bot["process_name"])().pid if name == self.ft else running_pid(bot["pidfile"])
+        return ProcessCmdlineProbe(bot["process_cmdline"])().pid if name == self.ft else running_pid(bot["pidfile"])
 
     def _health(self, name: str) -> str:
         bot = self.bots[name]

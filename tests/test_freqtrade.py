@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from botwatch.core.liveness import process_alive
+from botwatch.demo import freqtrade_cmdline
 from botwatch.localexchange import DEMO_STRATEGY, LocalExchange, freqtrade_config
 from tests.conftest import BOTWATCH, FREQTRADE_VENV, ROOT, free_port, http_get, parse_metrics, sample, wait_for
 from tests.test_e2e import Stack
@@ -31,7 +32,7 @@ class Freqtrade:
         self.port = free_port()
         self.db = folder / "tradesv3.dryrun.sqlite"
         self.log = folder / "freqtrade.log"
-        self.config = folder / "ft-live-config.json"          # its path marks the process (process_name)
+        self.config = folder / "ft-live-config.json"          # its path marks the process (process_cmdline)
         (folder / "strategies").mkdir()
         (folder / "user_data").mkdir()
         (folder / "strategies" / "botwatch_demo.py").write_text(DEMO_STRATEGY)
@@ -44,7 +45,7 @@ class Freqtrade:
                      "--logfile", str(self.log)]
 
     def bot(self) -> dict:
-        return {"name": "ft-live", "preset": "freqtrade", "check_interval": 1, "process_name": str(self.config),
+        return {"name": "ft-live", "preset": "freqtrade", "check_interval": 1, "process_cmdline": freqtrade_cmdline(self.config),
                 "api_url": f"http://127.0.0.1:{self.port}", "api_auth_file": str(self.folder / "api-auth"),
                 "data_file": str(self.db), "log_file": str(self.log), "start_command": self.argv,
                 "health_timeout": "2s", "stop_timeout": "3s", "stuck_after": "6s", "starting_balance": 1000}

@@ -23,7 +23,7 @@ from botwatch.core.config_types import (Argv, ArgvWithPid, ChatIds, ClockTime, D
 __all__ = ["Bot", "Config", "ConfigError", "config_from_mapping", "load_config", "parse_text", "warnings"]
 
 PRESETS = presets.PRESETS
-LIVENESS_KEYS = ("process_name", "pidfile", "container", "compose_service", "systemd_unit")
+LIVENESS_KEYS = ("process_name", "process_cmdline", "pidfile", "container", "compose_service", "systemd_unit")
 BOT_TYPES = ("spot", "futures", "market-maker")
 ERROR_KINDS = ("auth", "rate_limit", "other")
 LOCAL_HOST = "local"   # a bot's host when the config names none: the machine botwatch itself runs on
@@ -134,6 +134,7 @@ class Bot(Strict):
     type: Literal[BOT_TYPES] = "spot"
     check_interval: PositiveDuration = 60.0
     process_name: NonEmpty | None = None
+    process_cmdline: Regex | None = None          # a regex on the whole command line, for bots only arguments tell apart
     pidfile: Path | None = None
     container: NonEmpty | None = None
     compose_service: NonEmpty | None = None
@@ -192,7 +193,7 @@ class Bot(Strict):
     @property
     def runtime(self) -> str:
         """How the bot runs: process, docker, compose, systemd, or none (health endpoint only)."""
-        if self.process_name or self.pidfile:
+        if self.process_name or self.process_cmdline or self.pidfile:
             return "process"
         if self.container:
             return "docker"

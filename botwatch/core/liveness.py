@@ -7,6 +7,7 @@ Every probe answers a `Liveness`; none raises for a bot that is down or a runtim
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -68,9 +69,50 @@ class PidfileProbe:
         return Liveness(True, f"pid {pid} state {state}", pid)
 
 
+# programs that run a script: the script (or `-m` module) names the process, as its comm and argv[0] can't
+INTERPRETER = re.compile(rb"(python|pypy)[0-9.]*|node|nodejs|bun|deno|ruby|perl|php|bash|sh|dash|zsh|Rscript")
+# interpreter options that take the next argument as their value (not the script)
+VALUE_OPTIONS = {b"-W", b"-X", b"-Q", b"-r", b"--require", b"-I", b"--import", b"--loader"}
+
+
+def process_names(comm: bytes, argv: list[bytes]) -> set[bytes]:
+    """The names a process answers to, the way pgrep and process-exporter name one: its comm, its program
+    (argv[0] and its basename), and for an interpreter its script (path, basename, basename without
+    extension) or `-m` module. Never its other arguments: `tail -f doge_long_bot.log` and `grep doge_long_bot`
+    are not the bot."""
+    names = {comm}
+    if not argv:
+        return names
+    names.update((argv[0], os.path.basename(argv[0])))
+    if INTERPRETER.fullmatch(os.path.basename(argv[0])):
+        script = _script(argv[1:])
+        if script:
+            base = os.path.basename(script)
+            names.update((script, base, os.path.splitext(base)[0]))
+    names.discard(b"")
+    return names
+
+
+def _script(args: list[bytes]) -> bytes | None:
+    """The script an interpreter runs (or the module after -m); None for -c/-e code or a bare interpreter."""
+    it = iter(args)
+    for arg in it:
+        if arg in (b"-m",):
+            return next(it, None)
+        if arg in (b"-c", b"-e", b"--eval", b"-"):
+            return None
+        if arg in VALUE_OPTIONS:
+            next(it, None)
+            continue
+        if arg.startswith(b"-"):
+            continue
+        return arg
+    return None
+
+
 class ProcessTable:
-    """One scan of /proc, indexed by every name a process-name probe matches (comm, each argv element and its
-    basename), shared by the probes of one exporter.
+    """One scan of /proc, indexed by every name a process-name probe matches (`process_names`), shared by the
+    probes of one exporter; the command lines too, for `process_cmdline` probes.
 
     `lookup()` scans when the table is stale: always, unless a round has begun (`new_round()`, called by the
     exporter's scheduler before it starts a batch of checks), in which case the first lookup of the round
@@ -83,6 +125,7 @@ class ProcessTable:
         self.rounds = rounds           # False: every lookup scans (a probe on its own)
         self.scans = 0
         self._index: dict[bytes, list[int]] | None = None
+        self._cmdlines: list[tuple[int, str]] = []
         self._error: str | None = None
         self._lock = threading.Lock()
 
@@ -92,21 +135,36 @@ class ProcessTable:
 
     def lookup(self, name: str) -> tuple[int | None, str | None]:
         """(the lowest live pid known by this name, None), or (None, why the table could not be read)."""
+        index, _, error = self._current()
+        if error:
+            return None, error
+        return self._first_alive(index.get(name.encode(), ())), None
+
+    def search(self, pattern: re.Pattern) -> tuple[int | None, str | None]:
+        """(the lowest live pid whose command line, arguments joined by spaces, matches the regex, None),
+        or (None, why the table could not be read)."""
+        _, cmdlines, error = self._current()
+        if error:
+            return None, error
+        return self._first_alive(pid for pid, cmdline in cmdlines if pattern.search(cmdline)), None
+
+    def _current(self):
         with self._lock:
             if self._index is None or not self.rounds:
                 self._scan()
-            index, error = self._index, self._error
-        if error:
-            return None, error
-        return next((pid for pid in index.get(name.encode(), ()) if _alive(_proc_state(self.proc, pid))), None), None
+            return self._index, self._cmdlines, self._error
+
+    def _first_alive(self, pids) -> int | None:
+        return next((pid for pid in pids if _alive(_proc_state(self.proc, pid))), None)
 
     def _scan(self) -> None:
         self.scans += 1
         index: dict[bytes, list[int]] = {}
+        cmdlines: list[tuple[int, str]] = []
         try:
             entries = sorted(int(entry) for entry in os.listdir(self.proc) if entry.isdigit())
         except OSError as err:
-            self._index, self._error = {}, f"cannot list {self.proc}: {err.strerror}"
+            self._index, self._cmdlines, self._error = {}, [], f"cannot list {self.proc}: {err.strerror}"
             return
         me = os.getpid()
         for pid in entries:
@@ -115,20 +173,20 @@ class ProcessTable:
             base = f"{self.proc}/{pid}"
             try:
                 with open(f"{base}/comm", "rb") as f:
-                    names = {f.read().rstrip(b"\n")}
+                    comm = f.read().rstrip(b"\n")
                 with open(f"{base}/cmdline", "rb") as f:
                     argv = [arg for arg in f.read().split(b"\0") if arg]
             except OSError:
                 continue       # gone since the listing
-            names.update(argv)
-            names.update(os.path.basename(arg) for arg in argv)
-            for key in names:
+            for key in process_names(comm, argv):
                 index.setdefault(key, []).append(pid)
-        self._index, self._error = index, None
+            if argv:
+                cmdlines.append((pid, b" ".join(argv).decode("utf-8", "replace")))
+        self._index, self._cmdlines, self._error = index, cmdlines, None
 
 
 class ProcessNameProbe:
-    """Up when a live process has this name (comm), or this exact argv element (or its basename)."""
+    """Up when a live process answers to this name (`process_names`: comm, program, or script)."""
 
     def __init__(self, name: str, proc: Path = Path("/proc"), table: ProcessTable | None = None):
         self.name = name
@@ -141,6 +199,23 @@ class ProcessNameProbe:
         if pid is None:
             return Liveness(False, f"no process named {self.name!r}")
         return Liveness(True, f"process {self.name!r} is pid {pid}", pid)
+
+
+class ProcessCmdlineProbe:
+    """Up when a live process's whole command line matches this regex (`process_cmdline`, for a bot that only
+    its arguments tell apart, e.g. one Freqtrade of several by its --config)."""
+
+    def __init__(self, pattern: str, proc: Path = Path("/proc"), table: ProcessTable | None = None):
+        self.pattern = re.compile(pattern)
+        self.table = table or ProcessTable(proc)
+
+    def __call__(self) -> Liveness:
+        pid, error = self.table.search(self.pattern)
+        if error:
+            return Liveness(False, error, error=True)
+        if pid is None:
+            return Liveness(False, f"no process whose command line matches {self.pattern.pattern!r}")
+        return Liveness(True, f"pid {pid}'s command line matches {self.pattern.pattern!r}", pid)
 
 
 def _docker_client():
@@ -249,6 +324,8 @@ def probe_for(bot: Bot, proc: Path = Path("/proc"), docker_client: Callable = _d
         return PidfileProbe(bot.pidfile, proc)
     if bot.process_name:
         return ProcessNameProbe(bot.process_name, proc, processes)
+    if bot.process_cmdline:
+        return ProcessCmdlineProbe(bot.process_cmdline, proc, processes)
     if bot.container:
         return DockerProbe(bot.container, docker_client)
     if bot.compose_service:
