@@ -114,8 +114,8 @@ class _Families:
         self.check_duration = _gauge("botwatch_exporter_check_duration_seconds",
                                      "Time the bot's last round of checks took.")
         self.check_errors = _gauge("botwatch_exporter_check_unknown",
-                                   "1 when the last check could not ask the bot's runtime (docker, systemd).",
-                                   ("bot", "check"))
+                                   "1 when the last check could not ask the bot's runtime (docker, systemd, /proc): "
+                                   "its up state is unknown and not published.", ("bot", "check"))
 
     def add(self, bot, status) -> None:
         self._hosts[bot.name] = bot.host
@@ -140,9 +140,10 @@ class _Families:
 
     def dynamic(self, s):
         name = [s.bot]
-        self.up.add_metric(name, int(s.up))
-        if s.liveness is not None:
-            self.process_up.add_metric(name, int(s.liveness.up))
+        if "liveness" not in s.errors:       # unknown is not down: no sample, and BotwatchCheckUnknown says why
+            self.up.add_metric(name, int(s.up))
+            if s.liveness is not None:
+                self.process_up.add_metric(name, int(s.liveness.up))
         if s.health is not None:
             self.health_up.add_metric(name, int(s.health.up))
             self.health_latency.add_metric(name, s.health.latency)

@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
 from botwatch.core.config import COLUMNS, Bot
+from botwatch.core.units import format_duration
 from botwatch.core.files import fsync_dir, write_chunks
 from remediator.backup import BackupError, BackupStore, check_snapshot, newest_good, snapshot
 from remediator.exchange_fills import ExchangeSource
+from remediator.verify import verify
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +238,7 @@ def newest_backup(bot: Bot, store: BackupStore | None, clock: Callable[[], float
 
 
 def restore(bot: Bot, store: BackupStore | None, runtime, check_alive: Callable, clock: Callable[[], float] = time.time,
-            sleep: Callable[[float], None] = time.sleep, verify_after: float = 5.0,
+            sleep: Callable[[float], None] = time.sleep, verify_after: float = 1.0, verify_within: float = 60.0,
             source: TradeSource | None = None, on_step: Callable[[str], None] = lambda step: None) -> RestoreReport:
     """Run the whole procedure; raises RestoreFailed (after touching nothing, where it says so)."""
     report = RestoreReport(bot.name)
@@ -288,10 +290,12 @@ def restore(bot: Bot, store: BackupStore | None, runtime, check_alive: Callable,
     runtime.start()
     report.say("bot started")
     on_step("started")
-    sleep(verify_after)
-    alive = check_alive()
-    if not alive.up:
-        raise RestoreFailed(f"file restored ({report.rows} rows) but the bot is not up: {alive.detail}")
+    verdict = verify(lambda: (lambda alive: (alive.up, alive))(check_alive()), clock, sleep, verify_after, verify_within)
+    alive = verdict.last
+    if not verdict.ok:
+        raise RestoreFailed(f"file restored ({report.rows} rows) but the bot is not up after {format_duration(round(verdict.waited, 1))}: "
+                            f"{alive.detail}")
+    report.say(f"bot up after {format_duration(round(verdict.waited, 1))}")
     after = check_snapshot(snapshot(bot.data_file), bot, clock)
     if not after.valid:
         raise RestoreFailed(f"the bot is up but its file no longer validates: {after.problem}")

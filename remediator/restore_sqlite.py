@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Callable
 
 from botwatch.core.config import Bot
+from botwatch.core.units import format_duration
 from remediator.backup import BackupStore, Manifest
 from remediator.restore import (RestoreFailed, RestoreReport, move_into_place, newest_backup, quarantine, temp_path,
                                 write_temp)
 from remediator.sqlite_backup import check_database_file
+from remediator.verify import verify
 
 # fill_in(restored copy, report, the backup's manifest): adds the fills the backup lacks, says how many
 FillIn = Callable[[Path, RestoreReport, Manifest], None]
@@ -31,7 +33,7 @@ SQLITE_STEPS = ("planned", "stopped", "quarantined", "written", "built", "replac
 
 def restore_database(bot: Bot, store: BackupStore | None, runtime, check_alive: Callable, fill_in: FillIn,
                      clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
-                     verify_after: float = 5.0, on_step: Callable[[str], None] = lambda step: None) -> RestoreReport:
+                     verify_after: float = 1.0, verify_within: float = 60.0, on_step: Callable[[str], None] = lambda step: None) -> RestoreReport:
     """The whole procedure; raises RestoreFailed (after touching nothing, where it says so)."""
     report = RestoreReport(bot.name)
     good = newest_backup(bot, store, clock, report)
@@ -71,9 +73,11 @@ def restore_database(bot: Bot, store: BackupStore | None, runtime, check_alive: 
     runtime.start()
     report.say("bot started")
     on_step("started")
-    sleep(verify_after)
-    alive = check_alive()
-    if not alive.up:
-        raise RestoreFailed(f"database restored ({rows} rows) but the bot is not up: {alive.detail}")
+    verdict = verify(lambda: (lambda alive: (alive.up, alive))(check_alive()), clock, sleep, verify_after, verify_within)
+    alive = verdict.last
+    if not verdict.ok:
+        raise RestoreFailed(f"database restored ({rows} rows) but the bot is not up after {format_duration(round(verdict.waited, 1))}: "
+                            f"{alive.detail}")
+    report.say(f"bot up after {format_duration(round(verdict.waited, 1))}")
     report.say("verified: bot up")
     return report

@@ -326,6 +326,22 @@ def kill_pidfile(path: Path) -> None:
              timeout=10, what=f"pid {pid} to stop")
 
 
+def kill_mentioning(marker: str) -> list[int]:
+    """Stop every process whose command line mentions `marker` (a test's own folder): bots a remediator
+    started that have not written their pidfile yet, so that a failing test still stops what it started."""
+    needle, killed = marker.encode(), []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "cmdline").read_bytes():
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+        except OSError:
+            continue
+    return killed
+
+
 @pytest.fixture
 def prometheus(tmp_path):
     """start(config_text, tsdb=None) runs Debian's Prometheus 2.42 on 127.0.0.1; returns its URL."""

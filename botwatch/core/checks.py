@@ -102,6 +102,12 @@ class Aliveness:
     def pid(self) -> int | None:
         return self.liveness.pid if self.liveness else None
 
+    @property
+    def unknown(self) -> bool:
+        """The runtime could not be asked (docker daemon away, systemctl failing): not up, and not down
+        either. Nothing acts on it; BotwatchCheckUnknown tells the operator botwatch is blind."""
+        return self.liveness is not None and self.liveness.error
+
 
 def check_alive(bot: Bot, probe=None, session: requests.Session | None = None,
                 symbols: list[str] | None = None) -> Aliveness:
@@ -159,8 +165,8 @@ class BotStatus:
     datafile: DataFileStatus
     book: BookSummary
     api_errors: dict[str, int]
-    down_checks: int                  # consecutive rounds with up False, this one included
-    errors: tuple[str, ...] = ()      # checks that could not tell (runtime unreachable)
+    down_checks: int                  # consecutive rounds that found it down, this one included (unknown skipped)
+    errors: tuple[str, ...] = ()      # checks that could not tell (runtime unreachable): up is unknown
     loop: LoopHealth | None = None    # a preset bot's own word on its main loop and state (last known)
 
 
@@ -186,8 +192,9 @@ class BotCheck:
         started = time.monotonic()
         alive = check_alive(self.bot, self.probe, self.session, self.store.symbols())
         liveness, health, up = alive.liveness, alive.health, alive.up
-        errors = ["liveness"] if liveness and liveness.error else []
-        self.down_checks = 0 if up else self.down_checks + 1
+        errors = ["liveness"] if alive.unknown else []
+        if not alive.unknown:          # unknown is not down: it neither counts towards a restart nor resets it
+            self.down_checks = 0 if up else self.down_checks + 1
         datafile = self.store.collect()
         if liveness is not None and liveness.pid != self.loop_pid:
             self.loop, self.loop_pid = None, liveness.pid    # a new process: the old one's loop time says nothing

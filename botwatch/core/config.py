@@ -240,7 +240,8 @@ class Backup(Strict):
 
 class Remediation(Strict):
     dry_run: bool = False
-    verify_after: Duration = 30.0
+    verify_after: Duration = 1.0               # the first look after an action: a restart is verified by polling
+    verify_within: PositiveDuration = 60.0     # until healthy, or failed when still not after this long
     backoff: list[Duration] = Field(default_factory=lambda: [300.0, 900.0, 1800.0], min_length=1)
     max_attempts: int = Field(default=3, ge=1)
     healthy_reset_after: PositiveDuration = 3600.0

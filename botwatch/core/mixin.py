@@ -68,6 +68,11 @@ CONFIG = {
     # TradingBotAbsent: a bot seen within this lookback that the exporter no longer publishes.
     "absent_lookback": "1h",
     "absent_for": "5m",
+    # BotwatchCheckUnknown: botwatch could not ask a bot's runtime (docker daemon away, socket permission,
+    # systemctl failing). Unknown is not down, so nothing restarts it, and tradingbot_up has no sample: for
+    # this long botwatch is blind to that bot, as bad as a bot down, so it pages; a daemon hiccup shorter
+    # than this says nothing.
+    "unknown_for": "5m",
     # Self-monitoring.
     "component_down_for": "2m",
     "delivery_rate_window": "5m",
@@ -87,7 +92,7 @@ CONFIG = {
 }
 
 # `botwatch up --timings fast`: the same rules, minutes become seconds, for demos and the e2e test.
-FAST = dict(CONFIG, down_critical_for="20s", corrupted_for="2s", stopped_for="2s", stuck_for="2s", stale_for="5s", auth_error_window="1m",
+FAST = dict(CONFIG, down_critical_for="20s", unknown_for="20s", corrupted_for="2s", stopped_for="2s", stuck_for="2s", stale_for="5s", auth_error_window="1m",
             rate_limit_window="1m", rate_limited_for="5s", trade_rate_window="1m", abnormal_frequency_for="10s",
             absent_for="20s", component_down_for="10s", delivery_failing_for="10s", host_down_after="10s")
 
@@ -264,6 +269,12 @@ def self_alerts(c: dict) -> list[dict]:
                "Prometheus can't scrape the agent of {{ $labels.host }} and it has not heartbeat to any remediator for "
                "more than " + c["host_down_after"] + "; its bots' own alerts are held back meanwhile, and its queued "
                "jobs expire."),
+        _alert(c, "BotwatchCheckUnknown", "botwatch_exporter_check_unknown == 1", c["unknown_for"], "critical",
+               "botwatch cannot tell whether a trading bot is up.",
+               "botwatch could not ask the runtime of {{ $labels.bot }} ({{ $labels.check }} check) for "
+               + c["unknown_for"] + ": docker daemon, its socket's permissions or systemctl; the exporter's page "
+               "and log say which. Unknown is not down: nothing is restarted while it lasts, and nothing would be "
+               "if the bot died."),
         _alert(c, "BotwatchAlertDeliveryFailing",
                f"sum by (integration) (rate(alertmanager_notifications_failed_total{{{am}}}[{c['delivery_rate_window']}])) > 0",
                c["delivery_failing_for"], "critical",

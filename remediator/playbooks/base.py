@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from botwatch.core.checks import loop_trouble
+from remediator.verify import Verdict, verify
 
 # alerts about a live bot's main loop: the bot's own API, not its process, says whether help is needed
 LOOP_ALERTS = ("TradingBotStuck", "TradingBotStopped")
@@ -55,10 +56,24 @@ class Context:
     def dry_run(self) -> bool:
         return self.config.remediation.dry_run
 
+    def verify(self, judge: Callable[[], tuple[bool, object]]) -> "Verdict":
+        """Poll `judge` from `verify_after` until ok or `verify_within` (remediator/verify.py)."""
+        rem = self.config.remediation
+        return verify(judge, self.clock, self.sleep, rem.verify_after, rem.verify_within)
+
+    def verify_trouble(self) -> "Verdict":
+        """Poll until the bot's trouble is gone; `last` is (trouble, aliveness) of the deciding look."""
+        def judge():
+            trouble, alive = self.trouble()
+            return trouble is None, (trouble, alive)
+        return self.verify(judge)
+
     def trouble(self) -> tuple[str | None, "Aliveness"]:
         """Why the bot needs help now, as its alert sees it (down; for a preset bot also stuck or not
         running), or None; and the aliveness it was judged by."""
         alive = self.check_alive()
+        if alive.unknown:
+            return f"unknown: {alive.detail}", alive
         if not alive.up:
             return f"down: {alive.detail}", alive
         if self.action.alertname in LOOP_ALERTS:

@@ -29,6 +29,9 @@ def restart_playbook(ctx: Context) -> Result:
     if trouble is None:
         ctx.ledger.update_bot(bot.name, healthy_since=now)
         return Result("skipped", f"already up, not restarted: {alive.detail}")
+    if alive.unknown:
+        return Result("skipped", f"not restarted: its runtime could not be asked ({alive.detail}); unknown is "
+                                 "not down (BotwatchCheckUnknown)")
     if state.attempts >= rem.max_attempts:
         ctx.ledger.update_bot(bot.name, circuit_open=1)
         return Result("gave_up", f"{state.attempts} restarts did not keep it up; circuit open, escalating",
@@ -73,20 +76,21 @@ def restart_playbook(ctx: Context) -> Result:
     # that ignored SIGTERM took stop_timeout to stop, which must not shorten the wait before the next try
     _count_attempt(ctx, attempt, ctx.clock())
     faults.reached("restart-after")
-    ctx.sleep(rem.verify_after)
-    trouble, alive = ctx.trouble()
+    verdict = ctx.verify_trouble()
+    trouble, alive = verdict.last
     faults.reached("restart-verified")
-    if trouble is None:
+    took = format_duration(round(verdict.waited, 1))
+    if verdict.ok:
         ctx.ledger.update_bot(bot.name, healthy_since=ctx.clock())
         return Result("success", "; ".join(steps + [f"restarted, attempt {attempt}/{rem.max_attempts}; "
-                                                    f"up after {format_duration(rem.verify_after)}: {alive.detail}"]),
+                                                    f"up after {took}: {alive.detail}"]),
                       excerpt, notice=f"🔧 <b>{escape(bot.name)}</b> was down; restarted and verified up "
-                                      f"(attempt {attempt}/{rem.max_attempts}).")
+                                      f"in {took} (attempt {attempt}/{rem.max_attempts}).")
     return Result("failed", "; ".join(steps + [f"restarted, attempt {attempt}/{rem.max_attempts}; after "
-                                               f"{format_duration(rem.verify_after)} still {trouble}"]),
+                                               f"{took} still {trouble}"]),
                   excerpt, retry=True,
-                  notice=f"⚠️ <b>{escape(bot.name)}</b>: restarted but still down after "
-                         f"{format_duration(rem.verify_after)} (attempt {attempt}/{rem.max_attempts}).")
+                  notice=f"⚠️ <b>{escape(bot.name)}</b>: restarted but still not well after "
+                         f"{took} (attempt {attempt}/{rem.max_attempts}).")
 
 
 def _database_corrupt(ctx: Context) -> str | None:

@@ -29,10 +29,9 @@ def _finish_interrupted(ctx: Context, excerpt: str) -> Result:
     try:
         if not ctx.check_alive().up:
             ctx.runtime.start()
-            ctx.sleep(ctx.config.remediation.verify_after)
     except RuntimeFailure as err:
         return Result("failed", f"restore completed, but starting the bot failed: {err}", excerpt, retry=True)
-    alive = ctx.check_alive()
+    alive = ctx.verify(lambda: (lambda alive: (alive.up, alive))(ctx.check_alive())).last
     check = check_snapshot(snapshot(ctx.bot.data_file, ctx.bot.store), ctx.bot, ctx.clock)
     if not alive.up or not check.valid:
         return Result("failed", f"restore completed before an interruption; now the bot is "
@@ -58,10 +57,10 @@ def restore_playbook(ctx: Context) -> Result:
                 else freqtrade_fill_in(ctx.mirror)
             report = restore_database(bot, store_for(ctx.config.backup), ctx.runtime, ctx.check_alive, fill_in,
                                       ctx.clock, ctx.sleep, ctx.config.remediation.verify_after,
-                                      on_step=lambda step: _reached(ctx, progress, step))
+                                      ctx.config.remediation.verify_within, on_step=lambda step: _reached(ctx, progress, step))
         else:
             report = restore(bot, store_for(ctx.config.backup), ctx.runtime, ctx.check_alive, ctx.clock, ctx.sleep,
-                             ctx.config.remediation.verify_after, on_step=lambda step: _reached(ctx, progress, step))
+                             ctx.config.remediation.verify_after, ctx.config.remediation.verify_within, on_step=lambda step: _reached(ctx, progress, step))
     except (RestoreFailed, RuntimeFailure, OSError, sqlite3.Error) as err:
         return Result("failed", f"restore failed: {err}", excerpt,
                       notice=f"🧨 <b>{escape(bot.name)}</b>: trade file corrupt and the restore failed: "

@@ -16,16 +16,16 @@ def start_playbook(ctx: Context) -> Result:
     if trouble is None:
         return Result("skipped", f"running again, nothing to do: {alive.detail}")
     if not alive.up or ctx.api is None:
-        return restart_playbook(ctx)          # down, or no API to ask: only a restart can help
+        return restart_playbook(ctx)          # down, unknown (it says so), or no API to ask          # down, or no API to ask: only a restart can help
     if ctx.dry_run:
         return Result("dry_run", f"dry run: would ask it to start through its API ({trouble})",
                       notice=f"🧪 <b>{escape(bot.name)}</b> stopped trading; dry run: would start it.")
     asked = ctx.api.start()
-    ctx.sleep(ctx.config.remediation.verify_after)
-    after, _ = ctx.trouble()
-    if after is None:
+    verdict = ctx.verify_trouble()
+    after, _ = verdict.last
+    if verdict.ok:
         return Result("success", f"{trouble}; started through its API, running after "
-                                 f"{format_duration(ctx.config.remediation.verify_after)}",
+                                 f"{format_duration(round(verdict.waited, 1))}",
                       notice=f"▶️ <b>{escape(bot.name)}</b> had stopped trading ({escape(trouble)}); "
                              f"started again through its API, no restart.")
     result = restart_playbook(ctx)

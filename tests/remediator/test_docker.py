@@ -100,3 +100,97 @@ def test_a_compose_service_is_found_by_its_labels_and_restarted(tmp_path, docker
     assert action.outcome == "success", action.detail
     c.reload()
     assert c.status == "running"
+
+
+def test_a_docker_daemon_that_cannot_be_asked_is_unknown_never_down_and_nothing_is_restarted(
+        tmp_path, dockerd, container, engine_factory):
+    """A docker hiccup (the daemon's socket unreachable) is "unknown": it never counts towards
+    TradingBotDown, tradingbot_up has no sample, botwatch_exporter_check_unknown says it, and a restart that
+    arrives meanwhile does not touch the container. When the daemon answers again, a real death counts."""
+    import docker
+    from botwatch.core.checks import BotCheck
+    from exporter.collector import bot_families
+
+    c = container("blindbot", ["sleep", "1000"])
+    proxy = SocketProxy(tmp_path / "docker.sock", dockerd.host.removeprefix("unix://"))
+    factory = lambda: docker.DockerClient(base_url=f"unix://{proxy.path}", timeout=5)   # noqa: E731
+    config = make_config(tmp_path, [{"name": "blindbot", "container": "blindbot", "data_file": str(tmp_path / "b.csv")}])
+    check = BotCheck(config.bots[0], docker_client=factory)
+    assert check.run().up
+    proxy.cut()                                                                # the daemon away
+    for _ in range(3):
+        status = check.run()
+    assert (status.up, status.errors, status.down_checks) == (False, ("liveness",), 0)
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in bot_families(config.bots[0], status) for s in family.samples}
+    assert not [key for key in samples if key[0] in ("tradingbot_up", "tradingbot_process_up")]
+    assert samples[("botwatch_exporter_check_unknown", (("bot", "blindbot"), ("check", "liveness"),
+                                                        ("host", "local")))] == 1
+    assert samples[("tradingbot_down_checks", (("bot", "blindbot"), ("host", "local")))] == 0
+
+    started = dockerd.client.containers.get("blindbot").attrs["State"]["StartedAt"]
+    engine = engine_factory(config, runtime_factory=lambda b: DockerRuntime(b, factory))
+    post(client_for(engine), payload(alert("blindbot")))
+    engine.runner.dispatch_due(inline=True)
+    [action] = engine.ledger.actions()
+    assert action.outcome == "skipped" and "could not be asked" in action.detail, action.detail
+    assert dockerd.client.containers.get("blindbot").attrs["State"]["StartedAt"] == started, "not restarted"
+
+    proxy.serve()                                                              # back; now the bot really dies
+    c.kill()
+    wait_for(lambda: check.run().down_checks >= 2, what="two checks that find it down")
+    proxy.cut()
+
+
+class SocketProxy:
+    """A unix socket in front of dockerd's that can be cut (every connection closed, the socket gone) and
+    served again: a docker daemon that hiccups, as the docker SDK sees it."""
+
+    def __init__(self, path, target: str):
+        self.path, self.target = path, target
+        self.conns: list = []
+        self.listener = None
+        self.serve()
+
+    def serve(self) -> None:
+        import socket
+        import threading
+        self.listener = socket.socket(socket.AF_UNIX)
+        self.listener.bind(str(self.path))
+        self.listener.listen(16)
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        self.listener.close()
+        self.path.unlink(missing_ok=True)
+        for conn in self.conns:
+            conn.close()
+        self.conns.clear()
+
+    def _accept(self, listener) -> None:
+        import socket
+        import threading
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return                          # cut
+            upstream = socket.socket(socket.AF_UNIX)
+            upstream.connect(self.target)
+            self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(2)
+                except OSError:
+                    pass

@@ -12,7 +12,7 @@ from botwatch.core.tradefile import validate_file
 from remediator.backup import LocalStore, backup_bot
 from remediator.restore import STEPS, RestoreFailed, restore
 from remediator.runtimes import ProcessRuntime
-from tests.conftest import kill_pidfile, wait_for
+from tests.conftest import kill_mentioning, kill_pidfile, wait_for
 from tests.remediator.conftest import alert, client_for, make_config, payload, post
 
 pytestmark = pytest.mark.slow
@@ -211,3 +211,26 @@ def test_kill_9_of_botwatch_restore_at_any_moment_then_again_loses_nothing(tmp_p
         assert any(q.read_bytes() == corrupt for q in bots.glob("k.csv.corrupt-*")), "the corrupt copy is kept"
     finally:
         kill_pidfile(bots / "k.pid")
+        kill_mentioning(str(bots))        # a restored bot still reading its journal has no pidfile yet
+
+
+def test_a_restored_bot_slow_to_come_up_is_verified_by_polling_not_by_one_look(tmp_path, paperbots):
+    """A bot that needs 4 s to come up after the restore (a long journal read at start) is up, not "restore
+    failed": verification looks from verify_after until verify_within, and says how long it took."""
+    bot = paperbots("slowpoke", trade_interval=0.02)
+    wait_for(lambda: len(journal_ids(bot)) >= 15, what="15 fills")
+    slow_start = ["sh", "-c", 'sleep 4; exec "$@"', "slow-start", *bot.argv]
+    config = make_config(tmp_path, [bot.bot_config(check_interval=1, start_command=slow_start)], verify_after="1s")
+    store = LocalStore(tmp_path / "backups")
+    assert backup_bot(config.bots[0], store).outcome == "success"
+    CORRUPTIONS["nul_bytes"](bot.csv)
+    try:
+        b = config.bots[0]
+        report = restore(b, store, ProcessRuntime(b, tmp_path), lambda: check_alive(b), verify_after=1.0,
+                         verify_within=30.0)
+        waited = next(line for line in report.detail.split("; ") if line.startswith("bot up after"))
+        assert float(waited.split()[-1].rstrip("s")) >= 3.5, report.detail
+        stop_and_compare(bot, tmp_path)
+    finally:
+        kill_pidfile(bot.pidfile)
+        kill_mentioning(str(bot.dir))
