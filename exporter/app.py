@@ -42,15 +42,29 @@ def create_app(monitor: Monitor):
     return app
 
 
+def _up_cell(status) -> str:
+    if status is None:
+        return "?"
+    if "liveness" in status.errors:       # could not ask: say why, it is what the operator must fix
+        return f"UNKNOWN: {html.escape(status.liveness.detail if status.liveness else '')}"
+    return "up" if status.up else "DOWN"
+
+
+def _file_cell(status) -> str:
+    if status is None:
+        return "?"
+    if not status.datafile.present:
+        return "VANISHED" if status.datafile.seen else "not there yet"
+    return "valid" if status.datafile.valid else "CORRUPT"
+
+
 def landing_page(config: Config, monitor: Monitor) -> str:
     results = monitor.snapshot()
     rows = []
     for bot in config.bots:
         status = results.get(bot.name)
-        up = "?" if status is None else ("up" if status.up else "DOWN")
-        valid = "?" if status is None else ("valid" if status.datafile.valid else "CORRUPT")
         rows.append(f"<tr><td>{html.escape(bot.name)}</td><td>{html.escape(bot.runtime)}</td>"
-                    f"<td>{up}</td><td>{valid}</td><td>{bot.check_interval:g}s</td></tr>")
+                    f"<td>{_up_cell(status)}</td><td>{_file_cell(status)}</td><td>{bot.check_interval:g}s</td></tr>")
     return (f"<!doctype html><html><head><title>botwatch exporter</title></head><body>"
             f"<h1>botwatch exporter {__version__}</h1><p><a href=\"/metrics\">Metrics</a></p>"
             f"<table><tr><th>bot</th><th>runtime</th><th>up</th><th>data file</th><th>every</th></tr>"

@@ -77,7 +77,10 @@ class _Families:
         self.health_up = _gauge("tradingbot_health_up", "1 when the health endpoint answered 2xx with a healthy status.")
         self.health_latency = _gauge("tradingbot_health_latency_seconds", "Time the last health request took.")
         self.valid = _gauge("tradingbot_data_file_valid",
-                            "1 while the trade file validates; once corrupt, 0 until the file is repaired.")
+                            "1 while the trade file validates; once corrupt, 0 until the file is repaired. No "
+                            "sample for a file that does not exist yet (see tradingbot_data_file_present).")
+        self.present = _gauge("tradingbot_data_file_present",
+                              "1 when the trade file exists; 0 before the bot wrote its first trade, or when it vanished.")
         self.problems = _gauge("tradingbot_data_file_problems",
                                "Problems found in the current trade file, by check.", ("bot", "check"))
         self.rows = _gauge("tradingbot_data_file_rows", "Data rows in the trade file.")
@@ -148,7 +151,9 @@ class _Families:
             self.health_up.add_metric(name, int(s.health.up))
             self.health_latency.add_metric(name, s.health.latency)
         self.check_errors.add_metric([s.bot, "liveness"], int("liveness" in s.errors))
-        self.valid.add_metric(name, int(s.datafile.valid))
+        self.present.add_metric(name, int(s.datafile.present))
+        if s.datafile.present or s.datafile.seen:     # not there yet is not corrupt; vanished is
+            self.valid.add_metric(name, int(s.datafile.valid))
         for check in s.datafile.checks:
             self.problems.add_metric([s.bot, check], s.datafile.problems.get(check, 0))
         self.rows.add_metric(name, s.datafile.rows)

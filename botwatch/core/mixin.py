@@ -38,6 +38,10 @@ CONFIG = {
     # TradingBotDataCorrupted: the validity gauge is already a state (it does not flap), so a short
     # wait only rides out one bad scrape.
     "corrupted_for": "30s",
+    # TradingBotDataFileMissing: a running bot that has written no trade file yet is not corrupt: a new
+    # bot may wait a while for its first fill. After this long up without one, the path is probably wrong.
+    # (A file that existed and vanished is TradingBotDataCorrupted, check="missing", at once.)
+    "data_file_grace": "10m",
     # TradingBotStaleData: the threshold is per bot (tradingbot_stale_after_seconds); this is how long
     # the file must stay stale before a warning.
     "stale_for": "2m",
@@ -92,7 +96,7 @@ CONFIG = {
 }
 
 # `botwatch up --timings fast`: the same rules, minutes become seconds, for demos and the e2e test.
-FAST = dict(CONFIG, down_critical_for="20s", unknown_for="20s", corrupted_for="2s", stopped_for="2s", stuck_for="2s", stale_for="5s", auth_error_window="1m",
+FAST = dict(CONFIG, down_critical_for="20s", unknown_for="20s", data_file_grace="30s", corrupted_for="2s", stopped_for="2s", stuck_for="2s", stale_for="5s", auth_error_window="1m",
             rate_limit_window="1m", rate_limited_for="5s", trade_rate_window="1m", abnormal_frequency_for="10s",
             absent_for="20s", component_down_for="10s", delivery_failing_for="10s", host_down_after="10s")
 
@@ -170,6 +174,14 @@ def liveness_alerts(c: dict) -> list[dict]:
                "A trading bot's trade data file is corrupt.",
                "The trade file of {{ $labels.bot }} failed validation; botwatch is restoring it from the last "
                "good backup and the bot's journal.", notify="telegram"),
+        _alert(c, "TradingBotDataFileMissing",
+               "tradingbot_data_file_present == 0 unless on (bot) tradingbot_data_file_valid"
+               " and on (bot) tradingbot_up == 1",
+               c["data_file_grace"], "warning",
+               "A running trading bot has no trade file yet.",
+               "{{ $labels.bot }} has been up for " + c["data_file_grace"] + " and its trade file does not exist: "
+               "no trade yet, or data_file points to the wrong place. Nothing is restored: there is nothing to "
+               "restore."),
         _alert(c, "TradingBotStuck",
                "((time() - tradingbot_last_loop_timestamp_seconds) > on (bot) tradingbot_stuck_after_seconds"
                " or on (bot) (tradingbot_health_up == 0 and on (bot) tradingbot_stuck_after_seconds))"

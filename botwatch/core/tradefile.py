@@ -82,6 +82,8 @@ class DataFileStatus:
     last_trade_ts: float | None
     first_problem: str | None = None
     checks: tuple[str, ...] = CHECKS        # every check this kind of store makes (the `check` label)
+    present: bool = True                    # the file exists (a bot yet to write its first trade has none)
+    seen: bool = True                       # it has existed while watched: missing now means it vanished
 
 
 class _NullSink:
@@ -152,7 +154,11 @@ class DataFileCheck:
     def _absent(self, check: str, detail: str) -> DataFileStatus:
         problems = dict(self._counts, missing=0, unreadable=0)
         problems[check] = 1
-        return DataFileStatus(False, problems, self._rows, self._trades, None, self._last_ts, detail)
+        seen = check != "missing" or self._ident is not None
+        if check == "missing":
+            detail += " (it existed: it vanished)" if seen else " yet"
+        return DataFileStatus(False, problems, self._rows, self._trades, None, self._last_ts, detail,
+                              present=check != "missing", seen=seen)
 
     def _collect_open(self, fd: int) -> None:
         st = os.fstat(fd)

@@ -135,3 +135,48 @@ def test_every_bot_series_carries_its_host(tmp_path):
     hosts = {(sample.labels["bot"], sample.labels.get("host")) for family in families if family.name.startswith("tradingbot_")
              for sample in family.samples}
     assert hosts == {("here", "local"), ("there", "vps-2")}
+
+
+@pytest.mark.parametrize("preset", [None, "freqtrade"])
+def test_a_trade_file_not_there_yet_is_missing_not_corrupt_and_one_that_vanished_is_corrupt(tmp_path, preset):
+    """A bot that has not written its first trade: tradingbot_data_file_present 0 and no validity sample (so
+    no TradingBotDataCorrupted, no restore); once the file existed, its vanishing is corruption, said as such."""
+    import sqlite3
+    from exporter.collector import bot_families
+    (tmp_path / "me.pid").write_text(f"{os.getpid()}\n")
+    data = tmp_path / ("trades.sqlite" if preset else "trades.csv")
+    bot = {"name": "newbie", "pidfile": "me.pid", "data_file": data.name}
+    if preset:
+        bot["preset"] = preset
+    config = config_from_mapping({"bots": [bot]}, base=tmp_path)
+    check = BotCheck(config.bots[0])
+
+    def metrics():
+        status = check.run()
+        return status, {(s.name, s.labels.get("check")): s.value
+                        for family in bot_families(config.bots[0], status) for s in family.samples}
+
+    status, seen = metrics()
+    assert seen[("tradingbot_data_file_present", None)] == 0 and ("tradingbot_data_file_valid", None) not in seen
+    assert "does not exist yet" in status.datafile.first_problem
+    if preset:
+        FREQTRADE_SCHEMA(data)
+    else:
+        data.write_text("timestamp,trade_id,symbol,side,price,qty,fee\n2026-11-25T08:00:00Z,t1,BTC/USDT,buy,100,1,0.1\n")
+    _, seen = metrics()
+    assert (seen[("tradingbot_data_file_present", None)], seen[("tradingbot_data_file_valid", None)]) == (1, 1)
+    data.unlink()
+    status, seen = metrics()
+    assert (seen[("tradingbot_data_file_present", None)], seen[("tradingbot_data_file_valid", None)]) == (0, 0)
+    assert seen[("tradingbot_data_file_problems", "missing")] == 1 and "vanished" in status.datafile.first_problem
+    check.close()
+
+
+def FREQTRADE_SCHEMA(path):
+    """An empty database with the tables and columns Freqtrade's store reads."""
+    import sqlite3
+    from botwatch.core.stores.freqtrade_db import FreqtradeStore
+    with sqlite3.connect(path) as db:
+        for table, columns in FreqtradeStore.SCHEMA.items():
+            db.execute(f"CREATE TABLE {table} ({', '.join(columns)})")
+    db.close()

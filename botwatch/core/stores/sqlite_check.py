@@ -152,6 +152,7 @@ class SqliteStore:
         self.path = Path(path)
         self.name = name or self.path.name
         self._file: FileState | None = None
+        self._seen = False               # the file has existed while watched
         self._reset()
         self._status = self._build_status(None)
 
@@ -189,7 +190,7 @@ class SqliteStore:
             return self._status
         except Corrupt as err:
             self._mark(err.check, str(err))
-        self._file = state
+        self._file, self._seen = state, True
         self._status = self._build_status(state)
         return self._status
 
@@ -222,11 +223,16 @@ class SqliteStore:
         self._first_problem = self._first_problem or f"{check}: {detail}"
 
     def _absent(self, check: str, detail: str) -> DataFileStatus:
+        self._seen = self._seen or self._file is not None
         self._file = None
         problems = dict(self._problems, missing=0, unreadable=0)
         problems[check] = 1
         rows, trades, last_trade = self._counts()
-        return DataFileStatus(False, problems, rows, trades, None, last_trade, detail, CHECKS)
+        seen = check != "missing" or self._seen
+        if check == "missing":
+            detail += " (it existed: it vanished)" if seen else " yet"
+        return DataFileStatus(False, problems, rows, trades, None, last_trade, detail, CHECKS,
+                              present=check != "missing", seen=seen)
 
     def _build_status(self, state: FileState | None) -> DataFileStatus:
         last_write = None
