@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import hmac
 import html
 import logging
@@ -136,6 +138,14 @@ def _job(action, now: float) -> dict:
 def _held(job_id: int):
     """The job an agent's request is about and the request, if the claim it names is the current one; else
     a 400/404/409."""
+    action, data, attempt = _agents_job(job_id)
+    if action.attempt != attempt or action.state != "running":
+        abort(409, f"job {job_id}: attempt {attempt} is no longer the current claim")
+    return action, data
+
+
+def _agents_job(job_id: int):
+    """The job an agent's request is about (of the agent's host), the request, and the claim it names."""
     r = _remediator()
     data = _body()
     attempt = _field(data, "attempt", int)
@@ -144,9 +154,7 @@ def _held(job_id: int):
         abort(404, f"no job {job_id}")
     if action.host != data.get("host"):
         abort(409, f"job {job_id} is for host {action.host}")
-    if action.attempt != attempt or action.state != "running":
-        abort(409, f"job {job_id}: attempt {attempt} is no longer the current claim")
-    return action, data
+    return action, data, attempt
 
 
 def _agent_call(handler):
@@ -201,20 +209,23 @@ def agent_renew(job_id: int):
 def agent_finish(job_id: int):
     from remediator.playbooks import OUTCOMES, Result
     r = _remediator()
-    action, data = _held(job_id)
+    action, data, attempt = _agents_job(job_id)
     outcome = _field(data, "outcome", str, 20)
     if outcome not in OUTCOMES and outcome != "deferred":
         abort(400, f"outcome: one of {', '.join(OUTCOMES)}, or deferred")
     detail = _field(data, "detail", str, 4000)
     if outcome == "deferred":
         after = _field(data, "after", (int, float))
+        if action.attempt != attempt or action.state != "running":
+            abort(409, f"job {job_id}: attempt {attempt} is no longer the current claim")
         ok = r.outcomes.deferred(action, Result("deferred", detail, run_at=r.clock() + max(0.0, float(after))))
     else:
         duration = data.get("duration")
         duration = float(duration) if isinstance(duration, (int, float)) and duration >= 0 else 0.0
         result = Result(outcome, detail, _text(data, "log_excerpt", 4000), retry=bool(data.get("retry")),
                         notice=_text(data, "notice", 4000))
-        ok = r.outcomes.finished(action, result, r.clock() - duration, duration, bool(data.get("restarted")))
+        run = dataclasses.replace(action, attempt=attempt)     # the run that ended, whichever claim is current
+        ok = r.outcomes.finished(run, result, r.clock() - duration, duration, bool(data.get("restarted")))
     if not ok:
         abort(409, f"job {job_id}: the claim is no longer current")
     return _answer(200, {"status": "recorded"})

@@ -55,8 +55,7 @@ class Outcomes:
         now = self.clock()
         if not self.ledger.finish(action.id, now, result.outcome, result.detail, result.log_excerpt,
                                   attempt=action.attempt):
-            log.warning("%s: %s (job %d, attempt %d) ended %s, but the claim is no longer current: not recorded",
-                        action.bot, action.playbook, action.id, action.attempt, result.outcome)
+            self.late(action, result, started, duration, restarted, now)
             return False
         faults.reached(f"{action.playbook}-finished")
         self.opslog.append(started, action.bot, action.alertname, action.playbook, result.outcome, duration,
@@ -74,6 +73,31 @@ class Outcomes:
                                  action.starts_at, "retry after a failed attempt", host=action.host,
                                  deadline=deadline_for(self.config, action.host, now))
         return True
+
+    def late(self, action: Action, result: Result, started: float, duration: float, restarted: bool,
+             now: float) -> None:
+        """A run that ended after its claim lapsed (its worker froze past the lease; the job expired or was
+        claimed again): its end is refused, fencing the job, but what it did happened, so it is recorded
+        once as its own done row, "done after its lease", with its line, metrics and notice; no retry."""
+        log.warning("%s: %s (job %d, attempt %d) ended %s after its claim lapsed: recorded as done after its lease",
+                    action.bot, action.playbook, action.id, action.attempt, result.outcome)
+        if result.outcome == "skipped" and not restarted:
+            return                           # nothing was done
+        key = f"late-end:{action.id}:{action.attempt}"
+        with self.ledger.transaction():
+            if self.ledger.get(key) is not None:
+                return                       # the same late end reported again
+            self.ledger.put(key, now)
+            detail = (f"done after its lease (job {action.id}, attempt {action.attempt}; the job had been "
+                      f"claimed again or had expired): {result.detail}")
+            self.ledger.record(action.bot, action.playbook, now, result.outcome, detail, host=action.host)
+        self.opslog.append(started, action.bot, action.alertname, action.playbook, result.outcome, duration,
+                           detail, result.log_excerpt)
+        self.metrics.remediations.labels(action.bot, action.playbook, result.outcome).inc()
+        if restarted:
+            self.metrics.restarts.labels(action.bot).inc()
+        if result.notice:
+            self.notifier.send(result.notice)
 
     def deferred(self, action: Action, result: Result) -> bool:
         ok = self.ledger.defer(action.id, result.run_at, result.detail, attempt=action.attempt,
@@ -221,7 +245,8 @@ class Runner:
             result = PLAYBOOKS[action.playbook].run(ctx)
         except Exception as err:  # a bug or an unexpected failure: recorded, never raised to the webhook
             log.exception("%s: %s playbook raised", action.bot, action.playbook)
-            result = Result("failed", f"playbook error: {type(err).__name__}: {err}")
+            done = "the bot was restarted, then " if ctx.extra.get("restarted") else ""
+            result = Result("failed", f"{done}playbook error: {type(err).__name__}: {err}")
         return result, bool(ctx.extra.get("restarted"))
 
     def run_command(self, argv: list[str]) -> tuple[int, str]:

@@ -182,6 +182,34 @@ def test_an_agent_killed_mid_job_loses_it_and_its_late_end_is_refused(fleet):
     assert fleet.jobs("c1")[0]["detail"] == job["detail"]
 
 
+def test_an_agent_frozen_past_its_lease_has_its_restart_recorded_as_done_after_its_lease(fleet):
+    """The agent restarts the bot, then freezes (SIGSTOP) past its lease and the job's deadline: the job
+    expires and the late end is refused (fencing), but the restart that happened is in the ledger, the
+    operations log and botwatch_bot_restarts_total, once."""
+    fleet.configure({"host-c": ["c1"]}, verify_after="4s", job_deadline="6s")
+    remediator = fleet.remediator("r1")
+    fleet.agent("host-c")
+    fleet.bots["c1"].kill()
+    assert post(remediator, "/alerts", alert_down("c1")) == 200
+    wait_for(lambda: running_pid(fleet.bots["c1"].pidfile), what="the agent's restart")
+    agent = fleet.processes["agent-host-c"]
+    agent.send_signal(signal.SIGSTOP)                    # frozen while it verifies
+    try:
+        wait_for(lambda: fleet.jobs("c1")[0]["outcome"] == "expired", timeout=30, what="the job expired")
+    finally:
+        agent.send_signal(signal.SIGCONT)
+    wait_for(lambda: len(fleet.jobs("c1")) == 2, timeout=30, what="the late end recorded")
+    expired, late = fleet.jobs("c1")
+    assert expired["outcome"] == "expired"
+    # its verification's ledger write was refused (fenced), so it could not call it a success; what it did is said
+    assert late["detail"].startswith("done after its lease") and "restarted" in late["detail"], late
+    opslog = (fleet.tmp / "r1" / "memory" / "bot-operations.md").read_text()
+    assert "done after its lease" in opslog
+    metrics = http_get(remediator + "/metrics").decode()
+    assert 'botwatch_bot_restarts_total{bot="c1"} 1.0' in metrics
+    assert len(fleet.jobs("c1")) == 2
+
+
 def test_a_replica_killed_mid_job_and_the_agent_finishes_through_the_other(fleet):
     fleet.configure({"host-b": ["b1"]}, verify_after="4s")
     r1, r2 = fleet.remediator("r1"), fleet.remediator("r2")
