@@ -25,7 +25,7 @@ from botwatch.core.serve import free_port
 from botwatch.demo import demo_bots
 from botwatch.outbox import TelegramOutbox
 from botwatch.postgres import PostgresCluster, PostgresError
-from botwatch.stack import (TIMINGS, Stack, find_binary, secret_file, wait_cluster, supervise, alertmanager_config,
+from botwatch.stack import (TIMINGS, Stack, cluster_args, find_binary, secret_file, wait_cluster, supervise, alertmanager_config,
                             botwatch_argv, stack_config)
 
 AGENT_PORT = 9817
@@ -201,12 +201,11 @@ def up_fleet(hosts: int, timings: str, state_dir: str) -> int:
                           urls[name] + "/-/healthy", env={"BOTWATCH_DATA_DIR": str(state / name)})
         am_file = state / "alertmanager" / "alertmanager.yml"
         am.write(am_file, fleet_alertmanager_config(config, urls, files["token"], timings))
-        for name in ("alertmanager", "alertmanager-2"):
-            other = "alertmanager-2" if name == "alertmanager" else "alertmanager"
+        peers = ["alertmanager", "alertmanager-2"]
+        for name in peers:
             stack.service(name, [find_binary("prometheus-alertmanager", "alertmanager"), f"--config.file={am_file}",
                                  f"--storage.path={state / name / 'data'}", f"--web.listen-address=127.0.0.1:{ports[name]}",
-                                 f"--cluster.listen-address=127.0.0.1:{ports['cluster-' + name]}",
-                                 f"--cluster.peer=127.0.0.1:{ports['cluster-' + other]}"], urls[name] + "/-/ready")
+                                 *cluster_args(name, peers, ports, timings)], urls[name] + "/-/ready")
         for name in ("alertmanager", "alertmanager-2"):
             wait_cluster(urls[name], 2)
         for name, replica in (("prometheus", "a"), ("prometheus-2", "b")):

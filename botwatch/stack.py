@@ -42,10 +42,12 @@ log = logging.getLogger("botwatch.up")
 TIMINGS = {
     "fast": {"check_interval": 1, "trade_interval": 1.0, "stale_after": "30s", "scrape": "1s",
              "verify_after": "2s", "backoff": ["10s", "30s", "60s"], "healthy_reset_after": "2m",
-             "group_wait": "1s", "group_interval": "5s", "remediator_repeat": "10s", "rules": mixin.FAST},
+             "group_wait": "1s", "group_interval": "5s", "remediator_repeat": "10s", "peer_timeout": "2s",
+             "rules": mixin.FAST},
     "default": {"check_interval": 15, "trade_interval": 5.0, "stale_after": "5m", "scrape": "15s",
                 "verify_after": "30s", "backoff": ["5m", "15m", "30m"], "healthy_reset_after": "1h",
-                "group_wait": None, "group_interval": None, "remediator_repeat": None, "rules": mixin.CONFIG},
+                "group_wait": None, "group_interval": None, "remediator_repeat": None, "peer_timeout": "15s",
+                "rules": mixin.CONFIG},
 }
 DEFAULT_PORTS = {"exporter": 9817, "remediator": 9818, "prometheus": 9090, "alertmanager": 9093}
 BOT_PIDFILE_GRACE = 2.0     # seconds a bot started just before the stop takes to write its pidfile
@@ -283,7 +285,7 @@ def write_files(stack: Stack, config: Config, ports: dict[str, int], urls: dict[
     return files
 
 
-def start_services(stack: Stack, files: dict, ports: dict[str, int], urls: dict[str, str]) -> None:
+def start_services(stack: Stack, files: dict, ports: dict[str, int], urls: dict[str, str], timings: str) -> None:
     """The exporter, the remediator, Alertmanager and Prometheus, each waited for until it answers."""
     state, config = stack.state, str(files["config"])
     stack.service("exporter", botwatch_argv() + ["exporter", "--config", config,
@@ -295,10 +297,7 @@ def start_services(stack: Stack, files: dict, ports: dict[str, int], urls: dict[
                   urls["remediator"] + "/-/healthy", env={"BOTWATCH_DATA_DIR": str(state / "remediator")})
     peers = [name for name in ports if name.startswith("alertmanager")]
     for name in peers:          # one, or an HA pair gossiping on 127.0.0.1
-        cluster = ["--cluster.listen-address="]
-        if len(peers) > 1:
-            cluster = [f"--cluster.listen-address=127.0.0.1:{ports['cluster-' + name]}",
-                       *[f"--cluster.peer=127.0.0.1:{ports['cluster-' + other]}" for other in peers if other != name]]
+        cluster = cluster_args(name, peers, ports, timings) if len(peers) > 1 else ["--cluster.listen-address="]
         stack.service(name, [find_binary("prometheus-alertmanager", "alertmanager"), f"--config.file={files['alertmanager']}",
                              f"--storage.path={state / name / 'data'}",
                              f"--web.listen-address=127.0.0.1:{ports[name]}", *cluster], urls[name] + "/-/ready")
@@ -310,6 +309,16 @@ def start_services(stack: Stack, files: dict, ports: dict[str, int], urls: dict[
                              f"--storage.tsdb.path={state / name / 'data'}",
                              f"--web.listen-address=127.0.0.1:{ports[name]}",
                              "--web.enable-lifecycle"], urls[name] + "/-/ready")
+
+
+def cluster_args(name: str, peers: list[str], ports: dict[str, int], timings: str) -> list[str]:
+    """An Alertmanager peer's cluster flags. Its peer timeout stays below every group_interval: peer N waits
+    N × peer timeout before it sends, and then sends the group's state as it was when the wait began; a
+    wait longer than a group_interval sends a state older than what the first peer already sent (a FIRING
+    after the RESOLVED, a host listed after it came back)."""
+    return [f"--cluster.listen-address=127.0.0.1:{ports['cluster-' + name]}",
+            *[f"--cluster.peer=127.0.0.1:{ports['cluster-' + other]}" for other in peers if other != name],
+            f"--cluster.peer-timeout={TIMINGS[timings]['peer_timeout']}"]
 
 
 def wait_cluster(url: str, size: int, timeout: float = 60) -> None:
@@ -361,7 +370,7 @@ def up(config_file: str | None, timings: str, state_dir: str, with_freqtrade: st
         config = stack_config(raw, state, timings, urls["prometheus"], outbox)
         files = write_files(stack, config, ports, urls, timings)
         stack.start_bots(config)
-        start_services(stack, files, ports, urls)
+        start_services(stack, files, ports, urls, timings)
         stack.urls = urls
         _announce(stack.write_state(config, outbox.path), config, urls, timings, outbox)
         supervise(stack, stop)

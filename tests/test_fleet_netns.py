@@ -85,7 +85,7 @@ def test_a_host_cut_off_for_two_minutes_pages_once_and_nothing_restarts(fleet_st
     network = Network(fleet_stack.doc["network"]["tag"], fleet_stack.doc["network"]["subnet"])
     bots = ["host-3-bot-1", "host-3-bot-2"]
     pids = {bot: fleet_stack.pid(bot) for bot in bots}
-    seen = len([text for text in fleet_stack.telegram() if "BotwatchHostDown" in text])
+    seen = len([text for text in fleet_stack.telegram() if "BotwatchHostDown" in text and "FIRING" in text.upper()])
     network.cut(3)
     try:
         wait_for(lambda: fleet_stack.query('ALERTS{alertname="BotwatchHostDown",alertstate="firing",host="host-3"}'),
@@ -98,6 +98,11 @@ def test_a_host_cut_off_for_two_minutes_pages_once_and_nothing_restarts(fleet_st
     time.sleep(15)                     # the bots are checked afresh: none of them is down
     pages = [text for text in fleet_stack.telegram() if "BotwatchHostDown" in text and "FIRING" in text.upper()]
     assert len(pages) - seen == 1, pages
+    resolved = [text for text in fleet_stack.telegram() if "BotwatchHostDown" in text and "RESOLVED" in text.upper()]
+    wait_for(lambda: len([t for t in fleet_stack.telegram() if "BotwatchHostDown" in t and "RESOLVED" in t.upper()
+                          and "host-3" in t]) >= 1, timeout=60, what="the outage's end paged")
+    assert len([t for t in fleet_stack.telegram() if "BotwatchHostDown" in t and "RESOLVED" in t.upper()
+                and "host-3" in t]) == 1, resolved
     assert {bot: fleet_stack.pid(bot) for bot in bots} == pids
     assert fleet_stack.jobs("host = 'host-3'") == []
 

@@ -1,6 +1,7 @@
 """Routing, inhibition and the Telegram message, checked with amtool and a real Alertmanager 0.25."""
 
 import json
+import time
 import subprocess
 import threading
 from datetime import datetime, timedelta, timezone
@@ -190,3 +191,64 @@ def test_a_critical_alert_mutes_a_bots_warnings_but_not_what_the_remediator_acts
     wait_for(lambda: states().get("TradingBotAbnormalTradeFrequency") == "suppressed", what="the warning muted")
     s = states()
     assert s["TradingBotRateLimited"] == "active" and s["ExchangeRateLimited"] == "active", s
+
+
+def test_an_alertmanager_pair_pages_one_host_outage_once_and_its_end_once(tmp_path, telegram):
+    """Two Alertmanager peers, fed as two Prometheus servers feed them (every alert to both, resent every
+    second), at `botwatch up`'s fast timings: a host down for 20 s while another host has a short outage of
+    its own is one FIRING and one RESOLVED page for each, and no page lists a host that had come back. (Before:
+    a peer timeout longer than the group_interval let the second peer send a stale FIRING after the RESOLVED,
+    and every host shared one group.)"""
+    from botwatch.stack import TIMINGS, cluster_args, wait_cluster
+    from botwatch.core.units import parse_duration
+    from tests.conftest import Daemons, free_port
+    (tmp_path / "tg_token").write_text(telegram.token + "\n")
+    (tmp_path / "webhook_token").write_text("webhook-secret\n")
+    config = config_from_mapping({"telegram": {"bot_token_file": "tg_token", "chat_id": 4242, "api_url": telegram.url},
+                                  "bots": [{"name": "a", "pidfile": "a.pid", "data_file": "a.csv"}]}, base=tmp_path)
+    text = alertmanager_config(config, Capture().url, tmp_path / "webhook_token", "fast")
+    peers = ["alertmanager", "alertmanager-2"]
+    ports = {f"cluster-{name}": free_port() for name in peers}
+    daemons = Daemons(tmp_path)
+    try:
+        urls = [daemons.start("prometheus-alertmanager", "alertmanager.yml", text,
+                              lambda folder, name=name: [f"--storage.path={folder / 'data'}",
+                                                         *cluster_args(name, peers, ports, "fast")])
+                for name in peers]
+        for url in urls:
+            wait_cluster(url, 2)
+        started = datetime.now(timezone.utc)
+        down = {"host-3": started, "host-1": started + timedelta(seconds=3)}
+        back = {"host-1": started + timedelta(seconds=8), "host-3": started + timedelta(seconds=20)}
+
+        def pages(host: str) -> list[str]:
+            return [m["text"] for m in telegram.messages() if "BotwatchHostDown" in m["text"] and host in m["text"]]
+
+        def feed() -> None:
+            """What both Prometheus servers send both peers now: firing hosts (endsAt ahead), resolved ones."""
+            now = datetime.now(timezone.utc)
+            alerts = [{"labels": {"alertname": "BotwatchHostDown", "severity": "critical", "host": host},
+                       "startsAt": down[host].isoformat(),
+                       "endsAt": (now + timedelta(minutes=4) if now < back[host] else back[host]).isoformat()}
+                      for host in down if now >= down[host]]
+            for url in urls:
+                requests.post(f"{url}/api/v2/alerts", json=alerts, timeout=5).raise_for_status()
+
+        def resolved_both() -> bool:
+            feed()
+            return all(any("RESOLVED" in page.upper() for page in pages(host)) for host in down)
+
+        wait_for(resolved_both, timeout=90, interval=1.0, what="both outages paged and resolved")
+        # the window in which the second peer would still send what it waited on: peer timeout + 2 flushes
+        t = TIMINGS["fast"]
+        quiet_until = time.monotonic() + parse_duration(t["peer_timeout"]) * 2 + parse_duration(t["group_interval"]) * 2
+        while time.monotonic() < quiet_until:
+            feed()
+            time.sleep(1)
+        for host in down:
+            firing = [p for p in pages(host) if "RESOLVED" not in p.upper()]
+            resolved = [p for p in pages(host) if "RESOLVED" in p.upper()]
+            assert (len(firing), len(resolved)) == (1, 1), (host, pages(host))
+        assert not [p for p in pages("host-3") if "host-1" in p], "host-1 came back: no page of host-3 lists it"
+    finally:
+        daemons.stop()

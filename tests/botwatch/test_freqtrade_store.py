@@ -47,7 +47,7 @@ def drop_orders(path):
 
 def impossible_amount(path):
     with sqlite3.connect(path) as db:
-        db.execute("UPDATE trades SET amount = 0 WHERE is_open = 1")   # open rows are read again at each change
+        db.execute("UPDATE trades SET amount = -1 WHERE is_open = 1")  # open rows are read again at each change
 
 
 DAMAGE = {"not_a_database": zero_header, "truncated": truncate_half, "damaged": zero_a_middle_page,
@@ -132,3 +132,20 @@ def test_a_new_trade_with_impossible_values_is_found_incrementally(freqtrade_db)
         db.execute(f"INSERT INTO trades ({', '.join(columns)}) SELECT {', '.join(chosen)} FROM trades WHERE id = 1")
     status = store.collect()
     assert not status.valid and status.problems["values"] == 1 and "trade 23" in status.first_problem   # 20 closed, 2 open
+
+
+def test_an_open_trade_whose_limit_entry_has_not_filled_is_valid_a_closed_one_without_amount_is_not(freqtrade_db):
+    """Freqtrade creates a trade with amount 0 when it places its (limit) entry, and sets the amount as the
+    order fills: that row is Freqtrade working, not corruption. A closed trade always had a fill."""
+    path, _ = freqtrade_db("ft.sqlite", "--closed", "20", "--open", "2")
+    store = FreqtradeStore(path)
+    assert store.collect().valid
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE trades SET amount = 0 WHERE is_open = 1")
+    status = store.collect()
+    assert status.valid, status.first_problem
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE trades SET amount = 0 WHERE id = (SELECT MAX(id) FROM trades WHERE NOT is_open)")
+        db.execute("UPDATE trades SET id = id + 1000 WHERE id = (SELECT MAX(id) FROM trades WHERE NOT is_open)")
+    status = store.collect()
+    assert not status.valid and "closed with amount 0" in status.first_problem, status.first_problem

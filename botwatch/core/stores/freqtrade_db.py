@@ -28,11 +28,16 @@ SCHEMA = {
 }
 # id, pair, then the columns _impossible() reads, in its order
 TRADE_COLUMNS = "id, pair, is_open, amount, open_rate, close_rate, open_date, close_date, close_profit_abs"
-# the same rules as _impossible(), for SQLite to find the first offending row (dates compare as text:
-# Freqtrade writes them all as 'YYYY-MM-DD HH:MM:SS.ffffff')
-IMPOSSIBLE = ("amount IS NULL OR amount <= 0 OR open_rate IS NULL OR open_rate <= 0 OR (NOT is_open AND "
-              "(close_rate IS NULL OR close_rate <= 0 OR close_profit_abs IS NULL OR close_date IS NULL "
-              "OR close_date < open_date))")
+# Freqtrade's own invariants (freqtradebot.execute_entry, Trade.recalc_trade_from_orders, Trade.close):
+# a trade is created open with `amount 0` and `open_rate` the entry limit price, and gets its amount only
+# as its entry order fills (a limit entry, Freqtrade's default, can wait minutes); an entry cancelled with
+# no fill deletes the trade. So an open trade has amount >= 0 (0: no fill yet), a closed one amount > 0
+# and a close_rate, close_profit_abs and close_date not before open_date; open_rate is > 0 throughout.
+# The same rules as _impossible(), for SQLite to find the first offending row (dates compare as text:
+# Freqtrade writes them all as 'YYYY-MM-DD HH:MM:SS.ffffff').
+IMPOSSIBLE = ("amount IS NULL OR amount < 0 OR open_rate IS NULL OR open_rate <= 0 OR (NOT is_open AND "
+              "(amount <= 0 OR close_rate IS NULL OR close_rate <= 0 OR close_profit_abs IS NULL "
+              "OR close_date IS NULL OR close_date < open_date))")
 
 
 class FreqtradeStore(SqliteStore):
@@ -119,12 +124,14 @@ class FreqtradeStore(SqliteStore):
 
 
 def _impossible(is_open, amount, open_rate, close_rate, open_date, close_date, close_profit_abs, *_) -> str | None:
-    if amount is None or not amount > 0:
+    if amount is None or not amount >= 0:
         return f"amount {amount!r}"
     if open_rate is None or not open_rate > 0:
         return f"open_rate {open_rate!r}"
     if is_open:
-        return None
+        return None           # amount 0: its entry order has not filled yet
+    if not amount > 0:
+        return f"closed with amount {amount!r}"
     if close_rate is None or not close_rate > 0:
         return f"closed with close_rate {close_rate!r}"
     if close_profit_abs is None:
