@@ -27,7 +27,7 @@ AUTH = ("botwatch", "local-secret")
 
 
 class Freqtrade:
-    def __init__(self, folder: Path, exchange: LocalExchange):
+    def __init__(self, folder: Path, exchange: LocalExchange, price_side: str = "other"):
         self.folder = folder
         self.port = free_port()
         self.db = folder / "tradesv3.dryrun.sqlite"
@@ -39,6 +39,8 @@ class Freqtrade:
         config = freqtrade_config(exchange.url, self.port, f"sqlite:///{self.db}", *AUTH)
         config.update(user_data_dir=str(folder / "user_data"), strategy="BotwatchDemo",
                       strategy_path=str(folder / "strategies"))
+        for side in ("entry_pricing", "exit_pricing"):      # "same": a limit order that waits for the price
+            config[side]["price_side"] = price_side
         self.config.write_text(json.dumps(config, indent=1))
         (folder / "api-auth").write_text(":".join(AUTH) + "\n")
         self.argv = [str(FREQTRADE_VENV / "bin" / "freqtrade"), "trade", "--config", str(self.config),
@@ -207,3 +209,38 @@ def test_api_key_errors_restart_nothing_and_reach_telegram(live):
     assert live.ft.pid() == pid
     assert live.value('botwatch_bot_restarts_total{bot="ft-live"}') == restarts
 
+
+
+def test_limit_orders_that_fill_after_a_delay_never_read_corrupt(tmp_path, freqtrade_python):
+    """Freqtrade as users run it: limit orders (its default) priced on their own side of the book, so each
+    entry and exit waits seconds for the walk to cross it. Polled every second as the exporter does, its
+    database never reads invalid — not while a trade's entry is unfilled (amount 0), partly filled, or
+    exiting — across several entries and exits."""
+    from botwatch.core.checks import BotCheck
+    from botwatch.core.config import config_from_mapping
+    exchange = LocalExchange()
+    ft = Freqtrade(tmp_path, exchange, price_side="same")
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_VERSION"}
+    process = subprocess.Popen(ft.argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    check = BotCheck(config_from_mapping({"bots": [ft.bot()]}, base=tmp_path).bots[0])
+    unfilled, closed, invalid = set(), 0, []
+
+    def look() -> bool:
+        nonlocal closed
+        status = check.run()
+        if status.datafile.present and not status.datafile.valid:
+            invalid.append(status.datafile.first_problem)
+        if ft.db.exists():
+            with sqlite3.connect(f"file:{ft.db}?mode=ro", uri=True) as db:
+                unfilled.update(row[0] for row in db.execute("SELECT id FROM trades WHERE is_open AND amount = 0"))
+                closed = db.execute("SELECT COUNT(*) FROM trades WHERE NOT is_open").fetchone()[0]
+        return bool(invalid) or (len(unfilled) >= 2 and closed >= 3)
+
+    try:
+        wait_for(look, timeout=400, interval=1.0, what="entries seen unfilled and three trades closed")
+        assert not invalid, invalid
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+        check.close()
+        exchange.close()
