@@ -79,18 +79,22 @@ class Outcomes:
         """A run that ended after its claim lapsed (its worker froze past the lease; the job expired or was
         claimed again): its end is refused, fencing the job, but what it did happened, so it is recorded
         once as its own done row, "done after its lease", with its line, metrics and notice; no retry."""
-        log.warning("%s: %s (job %d, attempt %d) ended %s after its claim lapsed: recorded as done after its lease",
-                    action.bot, action.playbook, action.id, action.attempt, result.outcome)
         if result.outcome == "skipped" and not restarted:
             return                           # nothing was done
         key = f"late-end:{action.id}:{action.attempt}"
         with self.ledger.transaction():
+            now_is = self.ledger.find(action.id)
+            if now_is is not None and now_is.state == "done" and now_is.attempt == action.attempt \
+                    and now_is.outcome != "expired":
+                return                       # this claim's own end, reported again: recorded already
             if self.ledger.get(key) is not None:
                 return                       # the same late end reported again
             self.ledger.put(key, now)
             detail = (f"done after its lease (job {action.id}, attempt {action.attempt}; the job had been "
                       f"claimed again or had expired): {result.detail}")
             self.ledger.record(action.bot, action.playbook, now, result.outcome, detail, host=action.host)
+        log.warning("%s: %s (job %d, attempt %d) ended %s after its claim lapsed: recorded as done after its lease",
+                    action.bot, action.playbook, action.id, action.attempt, result.outcome)
         self.opslog.append(started, action.bot, action.alertname, action.playbook, result.outcome, duration,
                            detail, result.log_excerpt)
         self.metrics.remediations.labels(action.bot, action.playbook, result.outcome).inc()

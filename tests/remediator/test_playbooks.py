@@ -104,7 +104,8 @@ def test_the_backoff_counts_from_the_restart_not_from_a_slow_stop_before_it(tmp_
             clock.advance(10)
             super().restart()
 
-    config = make_config(tmp_path, [never_up_bot(tmp_path)], backoff=["10s", "30s", "60s"], verify_after="2s")
+    config = make_config(tmp_path, [never_up_bot(tmp_path)], backoff=["10s", "30s", "60s"], verify_after="2s",
+                         verify_within="2s")
     engine = engine_factory(config, clock=clock, runtime_factory=lambda bot: SlowStop(bot, comes_up=False))
     post(client_for(engine), payload(alert("sickly")))
     t0 = clock.now
