@@ -125,7 +125,7 @@ class RemoteLedger:
     def bot_state(self, bot: str) -> BotState:
         value = self._call("bot_state")
         return BotState(bot, value["attempts"], value["last_restart_at"], value["healthy_since"],
-                        bool(value["circuit_open"]), bool(value["memory_raised"]))
+                        bool(value["circuit_open"]), bool(value["memory_raised"]), value.get("last_start_at"))
 
     def update_bot(self, bot: str, **fields) -> None:
         self._call("update_bot", fields=fields)

@@ -77,8 +77,11 @@ ADDED_COLUMNS = {
         ("deadline", "{REAL}"),                         # a job not started by then expires (a host's jobs)
         ("worker", "TEXT"),                             # who holds the current claim
     ),
+    "bots": (
+        ("last_start_at", "{REAL}"),                    # when a playbook last started it (restart, restore)
+    ),
 }
-BOT_FIELDS = ("attempts", "last_restart_at", "healthy_since", "circuit_open", "memory_raised")
+BOT_FIELDS = ("attempts", "last_restart_at", "healthy_since", "circuit_open", "memory_raised", "last_start_at")
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ class BotState:
     healthy_since: float | None = None
     circuit_open: bool = False
     memory_raised: bool = False
+    last_start_at: float | None = None      # a bot botwatch started is given verify_within to come up
 
 
 @dataclass(frozen=True)
@@ -594,7 +598,7 @@ class Ledger:
 
 def _bot_state(row: dict) -> BotState:
     return BotState(row["bot"], row["attempts"], row["last_restart_at"], row["healthy_since"],
-                    bool(row["circuit_open"]), bool(row["memory_raised"]))
+                    bool(row["circuit_open"]), bool(row["memory_raised"]), row.get("last_start_at"))
 
 
 def _boundary_key(key: tuple[str, str, str]) -> str:

@@ -32,6 +32,11 @@ def restart_playbook(ctx: Context) -> Result:
     if alive.unknown:
         return Result("skipped", f"not restarted: its runtime could not be asked ({alive.detail}); unknown is "
                                  "not down (BotwatchCheckUnknown)")
+    starting = _still_starting(ctx, state, alive, now)
+    if starting is not None:
+        return Result("deferred", f"{trouble}; botwatch started it {format_duration(round(now - state.last_start_at))} "
+                                  f"ago and its process runs: still starting, looked at again at {_hhmm(starting)}",
+                      run_at=starting)
     if state.attempts >= rem.max_attempts:
         ctx.ledger.update_bot(bot.name, circuit_open=1)
         return Result("gave_up", f"{state.attempts} restarts did not keep it up; circuit open, escalating",
@@ -93,6 +98,17 @@ def restart_playbook(ctx: Context) -> Result:
                          f"{took} (attempt {attempt}/{rem.max_attempts}).")
 
 
+def _still_starting(ctx: Context, state, alive, now: float) -> float | None:
+    """When to look again at a bot botwatch started (a restart, a restore) less than verify_within ago whose
+    process runs: a Freqtrade replaying its database, or a bot whose health endpoint is not up yet, is not
+    stuck or down, and restarting it would start it a second time. None when it is not starting (its process
+    is gone, or it was started long enough ago)."""
+    if state.last_start_at is None or alive.liveness is None or not alive.liveness.up:
+        return None
+    until = state.last_start_at + ctx.config.remediation.verify_within
+    return until if now < until else None
+
+
 def _database_corrupt(ctx: Context) -> str | None:
     """Why a bot's SQLite trade database is corrupt, or None: a bot that died of it (Freqtrade exits on
     "file is not a database") would only die again, and each restart would spend an attempt towards
@@ -107,7 +123,7 @@ def _database_corrupt(ctx: Context) -> str | None:
 
 
 def _count_attempt(ctx: Context, attempt: int, now: float) -> None:
-    ctx.ledger.update_bot(ctx.bot.name, attempts=attempt, last_restart_at=now, healthy_since=None)
+    ctx.ledger.update_bot(ctx.bot.name, attempts=attempt, last_restart_at=now, last_start_at=now, healthy_since=None)
 
 
 def _raise_memory_after_oom(ctx: Context, state) -> list[str]:

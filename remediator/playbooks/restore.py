@@ -20,6 +20,8 @@ def _reached(ctx: Context, progress: str, step: str) -> None:
     """Remember how far this action's restore got, so that a run cut short by a crash is finished, not
     done again (a second run would quarantine the file the first one just restored)."""
     ctx.ledger.put(progress, step)
+    if step == "started":        # the restart playbook gives a bot it started verify_within to come up
+        ctx.ledger.update_bot(ctx.bot.name, last_start_at=ctx.clock())
     faults.reached(f"restore/{step}")
 
 
@@ -29,6 +31,7 @@ def _finish_interrupted(ctx: Context, excerpt: str) -> Result:
     try:
         if not ctx.check_alive().up:
             ctx.runtime.start()
+            ctx.ledger.update_bot(ctx.bot.name, last_start_at=ctx.clock())
     except RuntimeFailure as err:
         return Result("failed", f"restore completed, but starting the bot failed: {err}", excerpt, retry=True)
     alive = ctx.verify(lambda: (lambda alive: (alive.up, alive))(ctx.check_alive())).last

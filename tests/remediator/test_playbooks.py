@@ -310,3 +310,25 @@ def test_a_bot_whose_database_is_damaged_is_left_to_the_restore_not_restarted(tm
     post(client, payload(alert("ft", starts_at="2026-11-25T09:00:00Z")))
     engine.runner.dispatch_due(inline=True)
     assert runtimes["ft"].calls == ["restart"]
+
+
+def test_a_bot_botwatch_just_started_is_given_verify_within_not_started_again(tmp_path, engine_factory):
+    """A restore started the bot; its process runs but its health endpoint (or API) is not up yet, and
+    TradingBotDown/Stuck fire meanwhile: their restart waits until verify_within after that start, then
+    restarts only if it is still not well (before: a second start of a Freqtrade on its restored database)."""
+    clock = FakeClock()
+    bot = {"name": "slow", "pidfile": str(tmp_path / "slow.pid"), "data_file": str(tmp_path / "slow.csv"),
+           "health_endpoint": "http://127.0.0.1:9/health", "start_command": ["true"]}
+    config = make_config(tmp_path, [bot], verify_within="60s")
+    runtimes = {}
+    engine = engine_factory(config, clock=clock,
+                            runtime_factory=lambda b: runtimes.setdefault(b.name, RecordingRuntime(b, up=True)))
+    engine.ledger.update_bot("slow", last_start_at=clock.now - 5)        # the restore's start, 5 s ago
+    post(client_for(engine), payload(alert("slow", "TradingBotStuck")))
+    engine.runner.dispatch_due(inline=True)
+    [waiting] = engine.ledger.actions()
+    assert runtimes["slow"].calls == [] and waiting.state == "scheduled", waiting.detail
+    assert waiting.run_at == clock.now + 55 and "still starting" in waiting.detail
+    clock.advance(55)
+    engine.runner.dispatch_due(inline=True)                           # still not answering: now it is trouble
+    assert runtimes["slow"].calls == ["restart"]
