@@ -133,7 +133,9 @@ class Intake:
             return "resolved: an earlier episode; the open incident stays open"
         note = "resolved"
         if playbook:
-            cancelled = self.ledger.cancel_scheduled(bot, playbook, now, f"{alert.alertname} resolved")
+            # only this alert's: a TradingBotDown that resolves must not cancel the restart a Stuck asked for
+            cancelled = self.ledger.cancel_scheduled(bot, playbook, now, f"{alert.alertname} resolved",
+                                                     alertname=alert.alertname)
             note += f"; {cancelled} pending {playbook} cancelled" if cancelled else ""
         if playbook == "restart":
             state = self.ledger.bot_state(bot)

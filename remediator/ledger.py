@@ -357,9 +357,10 @@ class Ledger:
         return row["finished"] if row["n"] and not row["pending"] else None
 
     def _nothing_done(self, key: tuple[str, str, str], copies: list[str] | None = None) -> bool:
-        """Whether the open incident's playbooks all ended deciding there was nothing to do (`skipped`: the
-        bot was up when looked at): that incident has not been acted on, and a later copy that finds the
-        trouble real must act. False while one is pending or running, and for an incident with no action."""
+        """Whether the open incident's playbooks all ended without doing anything (`skipped`: the bot was up
+        when looked at; `cancelled`, `expired`: never run): that incident has not been acted on, and a later
+        copy that finds the trouble real must act. False while one is pending or running, and for an
+        incident with no action."""
         if copies is None:
             copies = [row["starts_at"] for row in self._read(
                 "SELECT starts_at FROM incidents WHERE fingerprint = ? AND alertname = ? AND bot = ? "
@@ -368,7 +369,8 @@ class Ledger:
             return False
         marks = ",".join("?" * len(copies))
         row = self._one(
-            f"SELECT COUNT(*) AS n, SUM(CASE WHEN state = 'done' AND outcome = 'skipped' THEN 1 ELSE 0 END) AS idle "
+            f"SELECT COUNT(*) AS n, SUM(CASE WHEN state = 'done' AND outcome IN ('skipped', 'cancelled', 'expired') "
+            f"THEN 1 ELSE 0 END) AS idle "
             f"FROM actions WHERE fingerprint = ? AND alertname = ? AND bot = ? AND starts_at IN ({marks})",
             (key[0], key[1], key[2], *copies))
         return bool(row["n"]) and row["idle"] == row["n"]

@@ -142,6 +142,32 @@ def test_a_frozen_freqtrade_is_stuck_and_restarted(live):
     wait_for(lambda: live.ft.api("ping") == {"status": "pong"}, timeout=60, what="its API back")
 
 
+def test_killed_then_frozen_within_one_stuck_episode_is_restarted_once(live):
+    """SIGKILL: TradingBotDown restarts it, and TradingBotStuck fires while it starts (its loop stale). Then,
+    within that same Stuck episode (no resolve between), the new Freqtrade freezes. The Stuck incident's
+    restart gives a bot botwatch just started verify_within, then finds it frozen and restarts it — once
+    (before: its restart found the bot up, `skipped`, and every later delivery was "duplicate: already
+    acted on": the frozen Freqtrade stayed frozen)."""
+    wait_for(lambda: not live.firing("TradingBotStuck", bot="ft-live") and not live.firing("TradingBotDown",
+                                                                                           bot="ft-live"),
+             timeout=120, what="earlier alerts resolved")
+    old = live.ft.pid()
+    os.kill(old, signal.SIGKILL)
+    wait_for(lambda: (pid := live.ft.pid()) and pid != old, timeout=90, what="Freqtrade restarted after the kill")
+    wait_for(lambda: live.firing("TradingBotStuck", bot="ft-live"), timeout=60, what="TradingBotStuck while it starts")
+    restarted = live.ft.pid()
+    restarts = live.value('botwatch_bot_restarts_total{bot="ft-live"}')
+    os.kill(restarted, signal.SIGSTOP)                    # within the Stuck episode: it never resolves between
+    try:
+        wait_for(lambda: (pid := live.ft.pid()) and pid != restarted, timeout=150, what="the frozen bot replaced")
+    finally:
+        if process_alive(restarted):
+            os.kill(restarted, signal.SIGKILL)
+    wait_for(lambda: live.ft.api("ping") == {"status": "pong"}, timeout=90, what="its API back")
+    wait_for(lambda: not live.firing("TradingBotStuck", bot="ft-live"), timeout=120, what="Stuck resolved")
+    assert live.value('botwatch_bot_restarts_total{bot="ft-live"}') == restarts + 1
+
+
 def test_stopped_through_its_api_is_started_again_without_a_restart(live):
     wait_for(lambda: live.ft.api("show_config")["state"] == "running", timeout=60, what="running")
     wait_for(lambda: not live.firing("TradingBotDown", bot="ft-live") and not live.firing("TradingBotStuck",

@@ -290,3 +290,35 @@ def test_the_agent_endpoints_take_only_a_current_claim_and_its_own_data(fleet):
     assert agent_post(client, "/agent/backups", {**backup, "outcome": "great"}).status_code == 400
     assert agent_post(client, "/agent/backups", backup).status_code == 200
     assert engine.metrics.last_backup.labels("bot-2")._value.get() == 1.8e9
+
+
+def test_a_down_that_resolves_leaves_the_restart_a_stuck_alert_asked_for(fleet):
+    """A kill: TradingBotDown and, while it restarts, TradingBotStuck. Down's resolve cancels Down's pending
+    restart only (before: it cancelled the Stuck one too, which counted as acted on, and a Freqtrade frozen
+    later in that Stuck episode was never restarted)."""
+    engine, client, runtimes, clock = fleet
+    runtimes["bot-7"]._up = False
+    post(client, payload(alert("bot-7", starts_at="2026-11-25T08:00:00Z"),
+                         alert("bot-7", "TradingBotStuck", starts_at="2026-11-25T08:00:03Z")))
+    post(client, payload(alert("bot-7", status="resolved", starts_at="2026-11-25T08:00:00Z")))
+    pending = [a for a in actions(engine) if a.state == "scheduled"]
+    assert [a.alertname for a in pending] == ["TradingBotStuck"], [(a.alertname, a.detail) for a in actions(engine)]
+
+
+def test_the_peers_late_resolve_of_the_last_episode_leaves_the_new_restart_pending(fleet):
+    """Killed again soon after its last TradingBotDown resolved: the other peer's late resolved copy of the
+    previous episode (its endsAt before the new one began) neither closes the new incident nor cancels its
+    restart (before: the bot was left down for good)."""
+    engine, client, runtimes, clock = fleet
+    post(client, payload(alert("bot-9", starts_at="2026-11-25T08:00:00Z")))
+    engine.runner.dispatch_due(inline=True)
+    post(client, payload(dict(alert("bot-9", status="resolved", starts_at="2026-11-25T08:00:00Z"),
+                              endsAt="2026-11-25T08:01:00Z")))
+    runtimes["bot-9"]._up = False
+    clock.advance(7200)
+    assert post(client, payload(alert("bot-9", starts_at="2026-11-25T08:01:20Z"))).get_json()["scheduled"] == 1
+    late = dict(alert("bot-9", status="resolved", starts_at="2026-11-25T08:00:01Z"), endsAt="2026-11-25T08:01:01Z")
+    assert post(client, payload(late)).get_json()["resolved"] == 1
+    assert engine.ledger.incident_open("fp-TradingBotDown-bot-9", "2026-11-25T08:01:20Z")
+    engine.runner.dispatch_due(inline=True)
+    assert runtimes["bot-9"].calls.count("restart") == 2
