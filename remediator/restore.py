@@ -237,6 +237,21 @@ def newest_backup(bot: Bot, store: BackupStore | None, clock: Callable[[], float
         return None
 
 
+def start_and_verify(runtime, check_alive: Callable, clock: Callable[[], float], sleep: Callable[[float], None],
+                     verify_after: float, verify_within: float, report: RestoreReport,
+                     on_step: Callable[[str], None], done: str) -> None:
+    """A restore's last steps: start the bot, and look from verify_after until it is up or verify_within
+    passed (a bot that replays a long journal at start is up a moment later, not "not up")."""
+    runtime.start()
+    report.say("bot started")
+    on_step("started")
+    verdict = verify(lambda: (lambda alive: (alive.up, alive))(check_alive()), clock, sleep, verify_after, verify_within)
+    took = format_duration(round(verdict.waited, 1))
+    if not verdict.ok:
+        raise RestoreFailed(f"{done} but the bot is not up after {took}: {verdict.last.detail}")
+    report.say(f"bot up after {took}")
+
+
 def restore(bot: Bot, store: BackupStore | None, runtime, check_alive: Callable, clock: Callable[[], float] = time.time,
             sleep: Callable[[float], None] = time.sleep, verify_after: float = 1.0, verify_within: float = 60.0,
             source: TradeSource | None = None, on_step: Callable[[str], None] = lambda step: None) -> RestoreReport:
@@ -287,15 +302,8 @@ def restore(bot: Bot, store: BackupStore | None, runtime, check_alive: Callable,
     report.say(f"{bot.data_file.name} replaced")
     on_step("replaced")
 
-    runtime.start()
-    report.say("bot started")
-    on_step("started")
-    verdict = verify(lambda: (lambda alive: (alive.up, alive))(check_alive()), clock, sleep, verify_after, verify_within)
-    alive = verdict.last
-    if not verdict.ok:
-        raise RestoreFailed(f"file restored ({report.rows} rows) but the bot is not up after {format_duration(round(verdict.waited, 1))}: "
-                            f"{alive.detail}")
-    report.say(f"bot up after {format_duration(round(verdict.waited, 1))}")
+    start_and_verify(runtime, check_alive, clock, sleep, verify_after, verify_within, report, on_step,
+                     f"file restored ({report.rows} rows)")
     after = check_snapshot(snapshot(bot.data_file), bot, clock)
     if not after.valid:
         raise RestoreFailed(f"the bot is up but its file no longer validates: {after.problem}")

@@ -19,12 +19,10 @@ from pathlib import Path
 from typing import Callable
 
 from botwatch.core.config import Bot
-from botwatch.core.units import format_duration
 from remediator.backup import BackupStore, Manifest
-from remediator.restore import (RestoreFailed, RestoreReport, move_into_place, newest_backup, quarantine, temp_path,
-                                write_temp)
+from remediator.restore import (RestoreFailed, RestoreReport, move_into_place, newest_backup, quarantine,
+                                start_and_verify, temp_path, write_temp)
 from remediator.sqlite_backup import check_database_file
-from remediator.verify import verify
 
 # fill_in(restored copy, report, the backup's manifest): adds the fills the backup lacks, says how many
 FillIn = Callable[[Path, RestoreReport, Manifest], None]
@@ -70,14 +68,7 @@ def restore_database(bot: Bot, store: BackupStore | None, runtime, check_alive: 
     report.say(f"{bot.data_file.name} replaced")
     on_step("replaced")
 
-    runtime.start()
-    report.say("bot started")
-    on_step("started")
-    verdict = verify(lambda: (lambda alive: (alive.up, alive))(check_alive()), clock, sleep, verify_after, verify_within)
-    alive = verdict.last
-    if not verdict.ok:
-        raise RestoreFailed(f"database restored ({rows} rows) but the bot is not up after {format_duration(round(verdict.waited, 1))}: "
-                            f"{alive.detail}")
-    report.say(f"bot up after {format_duration(round(verdict.waited, 1))}")
+    start_and_verify(runtime, check_alive, clock, sleep, verify_after, verify_within, report, on_step,
+                     f"database restored ({rows} rows)")
     report.say("verified: bot up")
     return report
