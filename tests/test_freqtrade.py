@@ -3,9 +3,11 @@ at fast timings with the real Prometheus and Alertmanager: its figures are Freqt
 frozen process (SIGSTOP), a stop through its API and API-key errors each get the right response.
 """
 
+import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -142,30 +144,44 @@ def test_a_frozen_freqtrade_is_stuck_and_restarted(live):
     wait_for(lambda: live.ft.api("ping") == {"status": "pong"}, timeout=60, what="its API back")
 
 
+def settled(live) -> None:
+    """Until the bot is well, no alert of it fires and no job is queued or running; then its restart count
+    is reset (the tests before restarted it more often than max_attempts allows within healthy_reset_after)."""
+    def quiet():
+        jobs = parse_metrics(http_get(live.info["remediator"] + "/metrics").decode())
+        return (live.ft.api("ping") == {"status": "pong"} and not live.query('ALERTS{bot="ft-live"}')
+                and sample(jobs, "botwatch_jobs", state="queued") == 0 and sample(jobs, "botwatch_jobs", state="running") == 0)
+    wait_for(quiet, timeout=180, interval=1.0, what="ft-live well, no alert, no job")
+    token = (live.state / "secrets" / "webhook_token").read_text().strip()
+    requests.post(live.info["remediator"] + "/reset/ft-live", headers={"Authorization": f"Bearer {token}"},
+                  timeout=10).raise_for_status()
+
+
 def test_killed_then_frozen_within_one_stuck_episode_is_restarted_once(live):
-    """SIGKILL: TradingBotDown restarts it, and TradingBotStuck fires while it starts (its loop stale). Then,
-    within that same Stuck episode (no resolve between), the new Freqtrade freezes. The Stuck incident's
-    restart gives a bot botwatch just started verify_within, then finds it frozen and restarts it — once
-    (before: its restart found the bot up, `skipped`, and every later delivery was "duplicate: already
-    acted on": the frozen Freqtrade stayed frozen)."""
-    wait_for(lambda: not live.firing("TradingBotStuck", bot="ft-live") and not live.firing("TradingBotDown",
-                                                                                           bot="ft-live"),
-             timeout=120, what="earlier alerts resolved")
+    """SIGKILL: TradingBotDown restarts it; the new Freqtrade freezes while it starts, so TradingBotStuck
+    fires and stays firing: one episode. Its restart gives a bot botwatch just started verify_within, then
+    finds it frozen and restarts it — once (before: the Stuck incident whose restart found the bot up, or
+    was cancelled by Down's resolve, counted as acted on, every later delivery was "duplicate: already acted
+    on", and the frozen Freqtrade stayed frozen)."""
+    settled(live)
+    restarts = live.value('botwatch_bot_restarts_total{bot="ft-live"}') or 0
     old = live.ft.pid()
     os.kill(old, signal.SIGKILL)
-    wait_for(lambda: (pid := live.ft.pid()) and pid != old, timeout=90, what="Freqtrade restarted after the kill")
-    wait_for(lambda: live.firing("TradingBotStuck", bot="ft-live"), timeout=60, what="TradingBotStuck while it starts")
-    restarted = live.ft.pid()
-    restarts = live.value('botwatch_bot_restarts_total{bot="ft-live"}')
-    os.kill(restarted, signal.SIGSTOP)                    # within the Stuck episode: it never resolves between
+    restarted = wait_for(lambda: (pid := live.ft.pid()) and pid != old and pid, timeout=90,
+                         what="Freqtrade restarted after the kill")
+    os.kill(restarted, signal.SIGSTOP)                    # frozen while it starts
     try:
+        wait_for(lambda: live.firing("TradingBotStuck", bot="ft-live"), timeout=60, what="TradingBotStuck")
         wait_for(lambda: (pid := live.ft.pid()) and pid != restarted, timeout=150, what="the frozen bot replaced")
     finally:
         if process_alive(restarted):
             os.kill(restarted, signal.SIGKILL)
     wait_for(lambda: live.ft.api("ping") == {"status": "pong"}, timeout=90, what="its API back")
     wait_for(lambda: not live.firing("TradingBotStuck", bot="ft-live"), timeout=120, what="Stuck resolved")
-    assert live.value('botwatch_bot_restarts_total{bot="ft-live"}') == restarts + 1
+    wait_for(lambda: live.value('botwatch_bot_restarts_total{bot="ft-live"}') == restarts + 2, timeout=30,
+             what="two restarts counted: the kill's and the freeze's")
+    settled(live)
+    assert live.value('botwatch_bot_restarts_total{bot="ft-live"}') == restarts + 2, "restarted once for the freeze"
 
 
 def test_stopped_through_its_api_is_started_again_without_a_restart(live):
@@ -269,4 +285,68 @@ def test_limit_orders_that_fill_after_a_delay_never_read_corrupt(tmp_path, freqt
         process.kill()
         process.wait(timeout=30)
         check.close()
+        exchange.close()
+
+
+def test_a_restore_that_puts_back_an_open_trade_and_its_open_order_leaves_freqtrade_able_to_manage_both(
+        tmp_path, freqtrade_python):
+    """Freqtrade with limit orders that wait for the price; the fill mirror syncs as the remediator's does.
+    It is killed while a trade is open with an order still open; its database is restored from a backup
+    taken before that trade, the mirror putting the trade and its orders back. A real Freqtrade started
+    on the restored database manages both: its order fills or is replaced, and the trade exits normally
+    (before: the rebuilt orders had ft_order_side '', price and amount NULL, and Freqtrade failed at every
+    start with `TypeError … limit None` in _dry_is_price_crossed)."""
+    from botwatch.core.config import config_from_mapping
+    from botwatch.core.freqtrade_api import FreqtradeAPI
+    from remediator.mirror import FillMirror
+    from remediator.restore import RestoreReport
+    from remediator.restore_freqtrade import freqtrade_fill_in
+    exchange = LocalExchange()
+    ft = Freqtrade(tmp_path, exchange, price_side="same")
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_VERSION"}
+    bot = config_from_mapping({"bots": [ft.bot()]}, base=tmp_path).bots[0]
+    mirror = FillMirror(bot, tmp_path / "mirror" / "ft-live.jsonl",
+                        FreqtradeAPI(bot.api_url, bot.api_auth_file, timeout=5))
+    backup = tmp_path / "backup.sqlite"
+    process = subprocess.Popen(ft.argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: ft.db.exists() and ft.api("ping"), timeout=90, what="Freqtrade up")
+        with contextlib.closing(sqlite3.connect(ft.db)) as live, contextlib.closing(sqlite3.connect(backup)) as copy:
+            live.backup(copy)                            # before any trade: every trade comes from the mirror
+
+        def open_order():
+            mirror.sync()
+            return next((t for t in ft.api("status") if any(o.get("is_open") for o in t.get("orders") or [])), None)
+
+        trade = wait_for(open_order, timeout=240, interval=0.5, what="an open trade with an open order")
+        mirror.sync()
+        process.kill()
+        process.wait(timeout=30)
+        restored = tmp_path / "restored.sqlite"
+        shutil.copy(backup, restored)
+        report = RestoreReport("ft-live")
+        freqtrade_fill_in(mirror.path)(restored, report, None)
+        assert "open trades put back" in report.detail and "not put back" not in report.detail, report.detail
+        for suffix in ("-wal", "-shm"):
+            Path(f"{ft.db}{suffix}").unlink(missing_ok=True)
+        os.replace(restored, ft.db)
+        with contextlib.closing(sqlite3.connect(ft.db)) as db:
+            orders = db.execute("SELECT ft_order_side, side, ft_price, price, amount FROM orders WHERE ft_trade_id = ?",
+                                (trade["trade_id"],)).fetchall()
+        assert orders and all(o[0] in ("buy", "sell") and o[1] and o[2] > 0 and o[3] and o[4] for o in orders), orders
+        ft.log.write_text("")
+        process = subprocess.Popen(ft.argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        wait_for(lambda: ft.api("ping"), timeout=90, what="Freqtrade up on the restored database")
+
+        def exited():
+            assert "TypeError" not in ft.log.read_text(), ft.log.read_text()[-3000:]
+            assert process.poll() is None, "Freqtrade exited on the restored database"
+            found = ft.api(f"trade/{trade['trade_id']}")
+            return not found["is_open"] and found["close_rate"]
+
+        wait_for(exited, timeout=300, interval=1.0, what=f"trade {trade['trade_id']} exited normally")
+    finally:
+        process.kill()
+        process.wait(timeout=30)
         exchange.close()
