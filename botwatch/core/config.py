@@ -40,7 +40,7 @@ DEFAULT_ERROR_PATTERNS = {
         r"(?i)\bPermissionDenied\b|permission denied for (this )?(api|action)",
     ],
     "rate_limit": [
-        r"(?i)\b429\b",
+        r"(?i)(?<![\w,.:])429(?![\w.,])",      # a status code, not a log's milliseconds (",429") or a price
         r"(?i)rate[ _-]?limit",
         r"(?i)too many requests",
         r"(?i)\bDDoSProtection\b|request weight",

@@ -26,7 +26,7 @@ FREQTRADE_ERROR_PATTERNS = {
         r"\bDDoSProtection\b",
         r"(?i)DDosProtection backoff",
         r"\bRateLimitExceeded\b",
-        r"\b(429|418)\b",
+        r"(?<![\w,.:])(429|418)(?![\w.,])",   # a status code, not the milliseconds of Freqtrade's log time
     ],
     "other": [
         r"\bInvalidNonce\b",
