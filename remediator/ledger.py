@@ -327,7 +327,9 @@ class Ledger:
                              (fingerprint, starts_at))
             if seen:
                 return seen["resolved_at"] is None and self._nothing_done(key)
-            if self._superseded(key, starts_at):           # a late copy of an incident already closed
+            if self._superseded(key, starts_at) or self._before_last_end(key, starts_at):
+                # a late copy of an incident already closed (the other Prometheus' copy of an episode whose
+                # resolve came first started before that episode ended: it is that episode)
                 self._write("INSERT INTO incidents (fingerprint, starts_at, alertname, bot, opened_at, resolved_at) "
                             "VALUES (?, ?, ?, ?, ?, ?)", (fingerprint, starts_at, alertname, bot, now, now))
                 return False
@@ -375,6 +377,15 @@ class Ledger:
             (key[0], key[1], key[2], *copies))
         return bool(row["n"]) and row["idle"] == row["n"]
 
+    def _before_last_end(self, key: tuple[str, str, str], starts_at: str) -> bool:
+        """Whether a copy no open incident has started before the last resolved episode ended (its endsAt):
+        episodes of one alert never overlap, so it belongs to that one."""
+        ended = self.get(_ended_key(key))
+        if ended is None or _epoch(starts_at) >= ended:
+            return False
+        return not self._one("SELECT 1 AS open FROM incidents WHERE fingerprint = ? AND alertname = ? AND bot = ? "
+                             "AND resolved_at IS NULL", key)
+
     def _superseded(self, key: tuple[str, str, str], starts_at: str) -> bool:
         """Whether a copy belongs to an incident closed because a later one opened (it started before
         that one's actions had finished)."""
@@ -394,6 +405,8 @@ class Ledger:
             if not earlier:
                 self._write("UPDATE incidents SET resolved_at = ? WHERE fingerprint = ? AND alertname = ? "
                             "AND bot = ? AND resolved_at IS NULL", (now, *key))
+                if ends_at is not None:
+                    self.put(_ended_key(key), max(_epoch(ends_at), self.get(_ended_key(key), 0.0)))
             self._write("INSERT INTO incidents (fingerprint, starts_at, alertname, bot, opened_at, resolved_at) "
                         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                         (fingerprint, starts_at, alertname, bot, now, now))
@@ -605,6 +618,10 @@ def _bot_state(row: dict) -> BotState:
 
 def _boundary_key(key: tuple[str, str, str]) -> str:
     return "incident-boundary:" + json.dumps(list(key))
+
+
+def _ended_key(key: tuple[str, str, str]) -> str:
+    return "incident-ended:" + json.dumps(list(key))
 
 
 def _epoch(starts_at: str) -> float:

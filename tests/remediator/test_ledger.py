@@ -172,3 +172,18 @@ def test_an_incident_whose_playbook_found_nothing_to_do_acts_on_a_later_copy(pai
     assert b.incident_open("fp", starts)
     _finish(b, "bot-1", starts, "success", 131.0, "TradingBotStuck")
     assert not a.open_incident("fp", starts, "TradingBotStuck", "bot-1", 160.0)     # done: a duplicate
+
+
+def test_the_other_prometheus_copy_of_an_episode_that_already_resolved_is_that_episode(pair):
+    """Two Prometheus servers: A's copy fires (08:00:42), is acted on and resolves (ended 08:00:46); B's copy
+    of the same episode (startsAt 08:00:43) reaches the remediator only after that resolve. It started before
+    the episode ended, so it is that episode: no second restore of a file already restored (seen in the
+    chaos soak: a spurious start). A later episode still acts."""
+    a, b = pair
+    assert a.open_incident("fp", "2026-11-25T08:00:42Z", "TradingBotDataCorrupted", "bot-5", 100.0)
+    _finish(a, "bot-5", "2026-11-25T08:00:42Z", "success", 101.0, "TradingBotDataCorrupted")
+    assert a.resolve_incident("fp", "2026-11-25T08:00:42Z", "TradingBotDataCorrupted", "bot-5", 105.0,
+                              ends_at="2026-11-25T08:00:46Z")
+    assert not b.open_incident("fp", "2026-11-25T08:00:43Z", "TradingBotDataCorrupted", "bot-5", 107.0)
+    assert not b.incident_open("fp", "2026-11-25T08:00:43Z")
+    assert b.open_incident("fp", "2026-11-25T08:05:00Z", "TradingBotDataCorrupted", "bot-5", 400.0)
