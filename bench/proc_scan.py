@@ -1,7 +1,7 @@
 """500 bots with process-name liveness: the CPU one check round costs with one /proc scan shared by every
 probe (the exporter's way), against a scan per probe (a probe on its own).
 
-Starts BENCH_BOTS (500) small processes, each carrying its bot's name as an argv element, so the probes
+Starts BENCH_BOTS (500) small processes, each carrying its bot's name as its argv[0], so the probes
 find real processes among everything else on the machine. Prints one JSON line: processes in /proc, the
 round's CPU seconds both ways, scans made, and the target (a round ≤ 1 s of CPU).
 """
@@ -30,10 +30,10 @@ def cpu_of(round_) -> float:
 
 def main() -> None:
     names = [f"bench-bot-{i}" for i in range(BOTS)]
-    processes = [subprocess.Popen(["sh", "-c", "sleep 600; :", name], start_new_session=True,
+    processes = [subprocess.Popen(["bash", "-c", f"exec -a {name} sleep 600"], start_new_session=True,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name in names]
     try:
-        time.sleep(1.0)      # every child has exec'd sh with its name
+        time.sleep(1.0)      # every child has exec'd sleep under its name
         table = ProcessTable(rounds=True)
         shared = [ProcessNameProbe(name, table=table) for name in names]
 
@@ -53,7 +53,7 @@ def main() -> None:
         }))
     finally:
         for process in processes:
-            os.killpg(process.pid, signal.SIGKILL)     # sh and its sleep
+            os.killpg(process.pid, signal.SIGKILL)
         for process in processes:
             process.wait()
 
