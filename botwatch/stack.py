@@ -41,11 +41,11 @@ log = logging.getLogger("botwatch.up")
 
 TIMINGS = {
     "fast": {"check_interval": 1, "trade_interval": 1.0, "stale_after": "30s", "scrape": "1s",
-             "verify_after": "2s", "backoff": ["10s", "30s", "60s"], "healthy_reset_after": "2m",
+             "verify_after": "2s", "verify_within": "30s", "backoff": ["10s", "30s", "60s"], "healthy_reset_after": "2m",
              "group_wait": "1s", "group_interval": "5s", "remediator_repeat": "10s", "peer_timeout": "2s",
              "rules": mixin.FAST},
     "default": {"check_interval": 15, "trade_interval": 5.0, "stale_after": "5m", "scrape": "15s",
-                "verify_after": "30s", "backoff": ["5m", "15m", "30m"], "healthy_reset_after": "1h",
+                "verify_after": "1s", "verify_within": "60s", "backoff": ["5m", "15m", "30m"], "healthy_reset_after": "1h",
                 "group_wait": None, "group_interval": None, "remediator_repeat": None, "peer_timeout": "15s",
                 "rules": mixin.CONFIG},
 }
@@ -72,7 +72,7 @@ def stack_config(raw: dict, state: Path, timings: str, prometheus_url: str, outb
     raw = dict(raw)
     remediation = dict(raw.get("remediation") or {})
     if timings == "fast":     # the demo's waits, unless the config sets its own
-        for key in ("verify_after", "backoff", "healthy_reset_after"):
+        for key in ("verify_after", "verify_within", "backoff", "healthy_reset_after"):
             remediation.setdefault(key, t[key])
     raw["remediation"] = remediation
     raw["report"] = {**(raw.get("report") or {}), "prometheus_url": prometheus_url}
