@@ -333,9 +333,7 @@ class Ledger:
                 self._write("INSERT INTO incidents (fingerprint, starts_at, alertname, bot, opened_at, resolved_at) "
                             "VALUES (?, ?, ?, ?, ?, ?)", (fingerprint, starts_at, alertname, bot, now, now))
                 return False
-            copies = [row["starts_at"] for row in self._read(
-                "SELECT starts_at FROM incidents WHERE fingerprint = ? AND alertname = ? AND bot = ? "
-                "AND resolved_at IS NULL", key)]
+            copies = self._open_copies(key)
             acts = not copies or self._nothing_done(key, copies)
             if copies and not acts:
                 finished = self._settled(key, copies)
@@ -358,15 +356,19 @@ class Ledger:
             f"AND starts_at IN ({marks})", (key[0], key[1], key[2], *copies))
         return row["finished"] if row["n"] and not row["pending"] else None
 
+    def _open_copies(self, key: tuple[str, str, str]) -> list[str]:
+        """The startsAt of every copy of the alert's open incident (none when no incident is open)."""
+        return [row["starts_at"] for row in self._read(
+            "SELECT starts_at FROM incidents WHERE fingerprint = ? AND alertname = ? AND bot = ? "
+            "AND resolved_at IS NULL", key)]
+
     def _nothing_done(self, key: tuple[str, str, str], copies: list[str] | None = None) -> bool:
         """Whether the open incident's playbooks all ended without doing anything (`skipped`: the bot was up
         when looked at; `cancelled`, `expired`: never run): that incident has not been acted on, and a later
         copy that finds the trouble real must act. False while one is pending or running, and for an
         incident with no action."""
         if copies is None:
-            copies = [row["starts_at"] for row in self._read(
-                "SELECT starts_at FROM incidents WHERE fingerprint = ? AND alertname = ? AND bot = ? "
-                "AND resolved_at IS NULL", key)]
+            copies = self._open_copies(key)
         if not copies:
             return False
         marks = ",".join("?" * len(copies))
@@ -383,8 +385,7 @@ class Ledger:
         ended = self.get(_ended_key(key))
         if ended is None or _epoch(starts_at) >= ended:
             return False
-        return not self._one("SELECT 1 AS open FROM incidents WHERE fingerprint = ? AND alertname = ? AND bot = ? "
-                             "AND resolved_at IS NULL", key)
+        return not self._open_copies(key)
 
     def _superseded(self, key: tuple[str, str, str], starts_at: str) -> bool:
         """Whether a copy belongs to an incident closed because a later one opened (it started before
@@ -415,9 +416,7 @@ class Ledger:
     def _earlier_episode(self, key: tuple[str, str, str], fingerprint: str, starts_at: str,
                          ends_at: str | None) -> bool:
         """Whether a resolved copy describes an episode before the open incident (if any)."""
-        copies = [row["starts_at"] for row in self._read(
-            "SELECT starts_at FROM incidents WHERE fingerprint = ? AND alertname = ? AND bot = ? "
-            "AND resolved_at IS NULL", key)]
+        copies = self._open_copies(key)
         if not copies or starts_at in copies:
             return False
         if self._one("SELECT 1 AS seen FROM incidents WHERE fingerprint = ? AND starts_at = ? "
