@@ -133,15 +133,19 @@ def test_kill_9_is_restarted_and_trading_resumes(live):
 
 
 def test_a_frozen_freqtrade_is_stuck_and_restarted(live):
-    old = live.ft.pid()
-    os.kill(old, signal.SIGSTOP)
+    frozen_until_replaced(live, live.ft.pid(), timeout=90)
+    wait_for(lambda: live.ft.api("ping") == {"status": "pong"}, timeout=60, what="its API back")
+
+
+def frozen_until_replaced(live, pid: int, timeout: float) -> None:
+    """SIGSTOP the bot's process; TradingBotStuck must fire and botwatch replace it (SIGKILLed at the end if not)."""
+    os.kill(pid, signal.SIGSTOP)
     try:
         wait_for(lambda: live.firing("TradingBotStuck", bot="ft-live"), timeout=60, what="TradingBotStuck")
-        wait_for(lambda: (pid := live.ft.pid()) and pid != old, timeout=90, what="the frozen bot replaced")
+        wait_for(lambda: (now := live.ft.pid()) and now != pid, timeout=timeout, what="the frozen bot replaced")
     finally:
-        if process_alive(old):
-            os.kill(old, signal.SIGKILL)
-    wait_for(lambda: live.ft.api("ping") == {"status": "pong"}, timeout=60, what="its API back")
+        if process_alive(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 def settled(live) -> None:
@@ -169,13 +173,7 @@ def test_killed_then_frozen_within_one_stuck_episode_is_restarted_once(live):
     os.kill(old, signal.SIGKILL)
     restarted = wait_for(lambda: (pid := live.ft.pid()) and pid != old and pid, timeout=90,
                          what="Freqtrade restarted after the kill")
-    os.kill(restarted, signal.SIGSTOP)                    # frozen while it starts
-    try:
-        wait_for(lambda: live.firing("TradingBotStuck", bot="ft-live"), timeout=60, what="TradingBotStuck")
-        wait_for(lambda: (pid := live.ft.pid()) and pid != restarted, timeout=150, what="the frozen bot replaced")
-    finally:
-        if process_alive(restarted):
-            os.kill(restarted, signal.SIGKILL)
+    frozen_until_replaced(live, restarted, timeout=150)   # frozen while it starts: one Stuck episode
     wait_for(lambda: live.ft.api("ping") == {"status": "pong"}, timeout=90, what="its API back")
     wait_for(lambda: not live.firing("TradingBotStuck", bot="ft-live"), timeout=120, what="Stuck resolved")
     wait_for(lambda: live.value('botwatch_bot_restarts_total{bot="ft-live"}') == restarts + 2, timeout=30,
