@@ -148,19 +148,23 @@ def frozen_until_replaced(live, pid: int, timeout: float) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def no_jobs(live) -> bool:
+    """No job of the remediator's is queued or running."""
+    jobs = parse_metrics(http_get(live.info["remediator"] + "/metrics").decode())
+    return sample(jobs, "botwatch_jobs", state="queued") == 0 and sample(jobs, "botwatch_jobs", state="running") == 0
+
+
 def settled(live) -> None:
     """Until the bot is well, no alert of it fires and no job is queued or running; then its restart count
     is reset (the tests before restarted it more often than max_attempts allows within healthy_reset_after)."""
-    def quiet():
-        jobs = parse_metrics(http_get(live.info["remediator"] + "/metrics").decode())
-        return (live.ft.api("ping") == {"status": "pong"} and not live.query('ALERTS{bot="ft-live"}')
-                and sample(jobs, "botwatch_jobs", state="queued") == 0 and sample(jobs, "botwatch_jobs", state="running") == 0)
-    wait_for(quiet, timeout=180, interval=1.0, what="ft-live well, no alert, no job")
+    wait_for(lambda: live.ft.api("ping") == {"status": "pong"} and not live.query('ALERTS{bot="ft-live"}')
+             and no_jobs(live), timeout=180, interval=1.0, what="ft-live well, no alert, no job")
     token = (live.state / "secrets" / "webhook_token").read_text().strip()
     requests.post(live.info["remediator"] + "/reset/ft-live", headers={"Authorization": f"Bearer {token}"},
                   timeout=10).raise_for_status()
 
 
+@pytest.mark.timeout(600)     # its start grace (verify_within) and two restarts of a real Freqtrade, by design
 def test_killed_then_frozen_within_one_stuck_episode_is_restarted_once(live):
     """SIGKILL: TradingBotDown restarts it; the new Freqtrade freezes while it starts, so TradingBotStuck
     fires and stays firing: one episode. Its restart gives a bot botwatch just started verify_within, then
@@ -178,7 +182,7 @@ def test_killed_then_frozen_within_one_stuck_episode_is_restarted_once(live):
     wait_for(lambda: not live.firing("TradingBotStuck", bot="ft-live"), timeout=120, what="Stuck resolved")
     wait_for(lambda: live.value('botwatch_bot_restarts_total{bot="ft-live"}') == restarts + 2, timeout=30,
              what="two restarts counted: the kill's and the freeze's")
-    settled(live)
+    wait_for(lambda: no_jobs(live), timeout=60, interval=1.0, what="no job left")
     assert live.value('botwatch_bot_restarts_total{bot="ft-live"}') == restarts + 2, "restarted once for the freeze"
 
 
