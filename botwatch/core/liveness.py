@@ -185,6 +185,16 @@ class ProcessTable:
         self._index, self._cmdlines, self._error = index, cmdlines, None
 
 
+def _table_liveness(found: tuple[int | None, str | None], missing: str, seen: str) -> Liveness:
+    """A process-table answer as liveness: unknown when /proc could not be read, else up or down."""
+    pid, error = found
+    if error:
+        return Liveness(False, error, error=True)
+    if pid is None:
+        return Liveness(False, missing)
+    return Liveness(True, seen.format(pid=pid), pid)
+
+
 class ProcessNameProbe:
     """Up when a live process answers to this name (`process_names`: comm, program, or script)."""
 
@@ -193,12 +203,8 @@ class ProcessNameProbe:
         self.table = table or ProcessTable(proc)
 
     def __call__(self) -> Liveness:
-        pid, error = self.table.lookup(self.name)
-        if error:
-            return Liveness(False, error, error=True)
-        if pid is None:
-            return Liveness(False, f"no process named {self.name!r}")
-        return Liveness(True, f"process {self.name!r} is pid {pid}", pid)
+        return _table_liveness(self.table.lookup(self.name), f"no process named {self.name!r}",
+                               f"process {self.name!r} is pid {{pid}}")
 
 
 class ProcessCmdlineProbe:
@@ -210,12 +216,10 @@ class ProcessCmdlineProbe:
         self.table = table or ProcessTable(proc)
 
     def __call__(self) -> Liveness:
-        pid, error = self.table.search(self.pattern)
-        if error:
-            return Liveness(False, error, error=True)
-        if pid is None:
-            return Liveness(False, f"no process whose command line matches {self.pattern.pattern!r}")
-        return Liveness(True, f"pid {pid}'s command line matches {self.pattern.pattern!r}", pid)
+        shown = self.pattern.pattern.replace("{", "{{").replace("}", "}}")
+        return _table_liveness(self.table.search(self.pattern),
+                               f"no process whose command line matches {self.pattern.pattern!r}",
+                               f"pid {{pid}}'s command line matches {shown!r}")
 
 
 def _docker_client():
