@@ -5,9 +5,6 @@ ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /opt/botwatch
 COPY pyproject.toml README.md ./
 COPY botwatch ./botwatch
-COPY exporter ./exporter
-COPY remediator ./remediator
-COPY paperbot ./paperbot
 COPY prometheus ./prometheus
 COPY alertmanager ./alertmanager
 RUN pip install . && useradd --system --uid 10001 --home-dir /var/lib/botwatch botwatch \

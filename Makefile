@@ -27,7 +27,7 @@ fuzz: deps
 DURATION ?= 10m
 SEED    ?= 1
 chaos: deps
-	$(BIN)/python chaos/soak.py --duration $(DURATION) --seed $(SEED) --with-freqtrade $(FT_VENV)/bin/freqtrade $(CHAOS_ARGS)
+	$(BIN)/python -m chaos.soak --duration $(DURATION) --seed $(SEED) --with-freqtrade $(FT_VENV)/bin/freqtrade $(CHAOS_ARGS)
 
 deps: system-deps venv freqtrade
 
@@ -61,7 +61,7 @@ $(FT_VENV)/.installed:
 	touch $@
 
 bench: deps
-	@for b in bench/*.py; do $(BIN)/python $$b; done
+	@for b in $(filter-out __init__,$(basename $(notdir $(wildcard bench/*.py)))); do $(BIN)/python -m bench.$$b; done
 
 clean:
 	rm -rf $(VENV) $(FT_VENV) var .pytest_cache

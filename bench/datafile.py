@@ -14,11 +14,10 @@ import time
 import tracemalloc
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from botwatch.core import tradefile  # noqa: E402
-from botwatch.core.book import TradeBook  # noqa: E402
-from botwatch.core.tradefile import DataFileCheck  # noqa: E402
+from botwatch.core import tradefile
+from botwatch.core.book import TradeBook
+from botwatch.core.tradefile import DataFileCheck
 
 ROWS = int(os.environ.get("BENCH_ROWS", 1_000_000))
 START = 1_700_000_000

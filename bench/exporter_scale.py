@@ -28,10 +28,9 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from bench.datafile import row  # noqa: E402
-from botwatch.core.config import DataFormat  # noqa: E402
+from bench.datafile import row
+from botwatch.core.config import DataFormat
 
 BOTS = int(os.environ.get("BENCH_BOTS", 200))
 ROWS = int(os.environ.get("BENCH_ROWS", 100_000))

@@ -19,10 +19,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from botwatch.core.stores import sqlite_check  # noqa: E402
-from botwatch.core.stores.freqtrade_db import TRADE_COLUMNS, FreqtradeStore  # noqa: E402
+from botwatch.core.stores import sqlite_check
+from botwatch.core.stores.freqtrade_db import TRADE_COLUMNS, FreqtradeStore
 
 TRADES = int(os.environ.get("BENCH_TRADES", 100_000))
 FREQTRADE_PYTHON = Path(os.environ.get("BOTWATCH_FREQTRADE_VENV", ROOT / ".venv-freqtrade")) / "bin" / "python"

@@ -28,10 +28,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from botwatch.stack import TIMINGS, running_pid  # noqa: E402
-from botwatch.core.units import parse_duration  # noqa: E402
+from botwatch.up.stack import TIMINGS, running_pid
+from botwatch.core.units import parse_duration
 
 BOTWATCH = [str(ROOT / ".venv/bin/python"), "-m", "botwatch"]
 

@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from botwatch.core.liveness import ProcessNameProbe, ProcessTable  # noqa: E402
+from botwatch.core.liveness import ProcessNameProbe, ProcessTable
 
 BOTS = int(os.environ.get("BENCH_BOTS", 500))
 

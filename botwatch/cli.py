@@ -45,7 +45,7 @@ def exporter(args) -> int:
     import os
 
     from botwatch.core.serve import setup_logging, writable_dir
-    from exporter.app import run
+    from botwatch.exporter.app import run
     setup_logging(args.log_level)
     config = _load(args.config)
     host, port = _listen(args.listen, EXPORTER_PORT)
@@ -58,13 +58,13 @@ def exporter(args) -> int:
 
 
 def paperbot(argv: list[str]) -> int:
-    from paperbot.bot import main as paperbot_main
+    from botwatch.up.standins.paperbot.bot import main as paperbot_main
     return paperbot_main(argv)
 
 
 def remediator(args) -> int:
     from botwatch.core.serve import setup_logging
-    from remediator import main as remediator_main
+    from botwatch.remediator import main as remediator_main
     setup_logging(args.log_level)
     config = _load(args.config)
     if args.action == "reset":
@@ -88,10 +88,10 @@ def agent(args) -> int:
     import os
     from pathlib import Path
 
-    from agent.main import run
+    from botwatch.agent.main import run
     from botwatch.core.config_types import SLUG
     from botwatch.core.serve import setup_logging, writable_dir
-    from remediator.main import read_token
+    from botwatch.remediator.main import read_token
     setup_logging(args.log_level)
     config = _load(args.config)
     if not SLUG.fullmatch(args.host):
@@ -111,21 +111,21 @@ def agent(args) -> int:
 
 def backup(args) -> int:
     from botwatch.core.serve import setup_logging
-    from remediator import main as remediator_main
+    from botwatch.remediator import main as remediator_main
     setup_logging(args.log_level)
     return remediator_main.backup(_load(args.config), args.bots)
 
 
 def restore(args) -> int:
     from botwatch.core.serve import setup_logging
-    from remediator import main as remediator_main
+    from botwatch.remediator import main as remediator_main
     setup_logging(args.log_level)
     return remediator_main.restore(_load(args.config), args.bot)
 
 
 def report(args) -> int:
     from botwatch.core.serve import setup_logging
-    from remediator import main as remediator_main
+    from botwatch.remediator import main as remediator_main
     setup_logging(args.log_level)
     return remediator_main.report(_load(args.config), args.prometheus, args.since, args.dry_run)
 
@@ -133,7 +133,7 @@ def report(args) -> int:
 def render_alertmanager(args) -> int:
     from pathlib import Path
 
-    from botwatch.alertmanager import RenderError, render, write
+    from botwatch.up.alertmanager import RenderError, render, write
     config = _load(args.config)
     try:
         text = render(config, args.remediator_url, args.webhook_token_file, template=args.template)
@@ -155,9 +155,9 @@ def up(args) -> int:
             print("botwatch up --fleet: runs its own demo hosts; --config, --with-freqtrade and --ha go without it",
                   file=sys.stderr)
             return 2
-        from botwatch.fleet import up_fleet
+        from botwatch.up.fleet import up_fleet
         return up_fleet(args.fleet, args.timings, args.state_dir)
-    from botwatch.stack import up as stack_up
+    from botwatch.up.stack import up as stack_up
     return stack_up(args.config, args.timings, args.state_dir, args.with_freqtrade, args.ha)
 
 

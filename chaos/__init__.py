@@ -1,1 +1,1 @@
-"""The chaos soak (`make chaos`, `chaos/soak.py`)."""
+"""The chaos soak (`make chaos`, `python -m chaos.soak`)."""

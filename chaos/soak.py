@@ -29,7 +29,7 @@ answers of the webhook; per bot the time it did not answer /health, against the 
 unavoidable (the detection and restart times of the timings). `ok` is true when nothing was lost,
 duplicated or started needlessly, no 5xx, and every fault healed.
 
-    python chaos/soak.py --duration 30m --seed 7
+    python -m chaos.soak --duration 30m --seed 7
 """
 
 from __future__ import annotations
@@ -55,17 +55,16 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from botwatch.core.liveness import ProcessCmdlineProbe  # noqa: E402
-from botwatch.core.serve import free_port  # noqa: E402
-from botwatch.core.stores import open_sqlite_store  # noqa: E402
-from botwatch.core.tradefile import validate_file  # noqa: E402
-from botwatch.demo import find_freqtrade, freqtrade_bot  # noqa: E402
-from botwatch.localexchange import LocalExchange  # noqa: E402
-from botwatch.core.units import parse_duration  # noqa: E402
-from botwatch.stack import TIMINGS, running_pid, service_pid  # noqa: E402
-from remediator.playbooks import BY_ALERT  # noqa: E402
+from botwatch.core.liveness import ProcessCmdlineProbe
+from botwatch.core.serve import free_port
+from botwatch.core.stores import open_sqlite_store
+from botwatch.core.tradefile import validate_file
+from botwatch.up.demo import find_freqtrade, freqtrade_bot
+from botwatch.up.standins.localexchange import LocalExchange
+from botwatch.core.units import parse_duration
+from botwatch.up.stack import TIMINGS, running_pid, service_pid
+from botwatch.remediator.playbooks import BY_ALERT
 
 BOTWATCH = [sys.executable, "-m", "botwatch"]
 T = TIMINGS["fast"]
@@ -760,7 +759,7 @@ def _signal(pid: int | None, signum: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="chaos/soak.py", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m chaos.soak", description=__doc__.split("\n\n")[0])
     p.add_argument("--duration", default="10m", help="how long faults are injected (then they get time to heal)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--bots", type=int, default=6)

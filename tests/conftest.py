@@ -380,7 +380,7 @@ def freqtrade_db(freqtrade_python, tmp_path):
 @pytest.fixture(scope="session")
 def postgres():
     """A PostgreSQL 15 cluster of the test session's own (initdb in a temp folder, 127.0.0.1)."""
-    from botwatch.postgres import PostgresCluster, PostgresError
+    from botwatch.up.postgres import PostgresCluster, PostgresError
     try:
         cluster = PostgresCluster().start()
     except PostgresError as err:

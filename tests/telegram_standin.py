@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 
-from botwatch.localhttp import JSONHandler, LocalServer
-from botwatch.outbox import bot_api_answer, bot_api_request
+from botwatch.up.standins.localhttp import JSONHandler, LocalServer
+from botwatch.up.standins.outbox import bot_api_answer, bot_api_request
 
 
 class TelegramStandIn:

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 
 def run_bench(name: str, **env) -> dict:
-    result = subprocess.run([sys.executable, str(ROOT / "bench" / f"{name}.py")], cwd=ROOT, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", f"bench.{name}"], cwd=ROOT, capture_output=True,
                             text=True, timeout=300, env={**os.environ, **{k: str(v) for k, v in env.items()}})
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]

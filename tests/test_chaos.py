@@ -64,7 +64,7 @@ def test_the_score_counts_every_kind_of_failure(tmp_path):
 
 @pytest.mark.slow
 def test_two_minutes_of_chaos_heal_everything_and_lose_nothing(freqtrade_python):
-    run = subprocess.run([sys.executable, "chaos/soak.py", "--duration", "2m", "--seed", "1",
+    run = subprocess.run([sys.executable, "-m", "chaos.soak", "--duration", "2m", "--seed", "1",
                           "--with-freqtrade", str(FREQTRADE_VENV / "bin" / "freqtrade")], cwd=ROOT,
                          capture_output=True, text=True, timeout=900)
     assert run.stdout.strip(), run.stderr[-3000:]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from botwatch.stack import service_pid as find_service
+from botwatch.up.stack import service_pid as find_service
 from tests.conftest import BOTWATCH, ROOT, free_port, http_get, kill_pidfile, wait_for
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from botwatch.stack import running_pid
+from botwatch.up.stack import running_pid
 from tests.conftest import http_get, wait_for
 from tests.test_e2e import paperbot, running, service_pid
 

@@ -16,8 +16,8 @@ import urllib.request
 import psycopg
 import pytest
 
-from botwatch.postgres import PostgresCluster
-from botwatch.stack import running_pid
+from botwatch.up.postgres import PostgresCluster
+from botwatch.up.stack import running_pid
 from tests.conftest import BOTWATCH, ROOT, free_port, http_get, wait_for, write_config
 
 pytestmark = pytest.mark.slow

@@ -14,8 +14,8 @@ import psycopg
 import pytest
 import yaml
 
-from botwatch.fleet import Network
-from botwatch.stack import running_pid
+from botwatch.up.fleet import Network
+from botwatch.up.stack import running_pid
 from tests.conftest import BOTWATCH, ROOT, free_port, http_get, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")]

@@ -18,8 +18,8 @@ import pytest
 import requests
 
 from botwatch.core.liveness import process_alive
-from botwatch.demo import freqtrade_cmdline
-from botwatch.localexchange import DEMO_STRATEGY, LocalExchange, freqtrade_config
+from botwatch.up.demo import freqtrade_cmdline
+from botwatch.up.standins.localexchange import DEMO_STRATEGY, LocalExchange, freqtrade_config
 from tests.conftest import BOTWATCH, FREQTRADE_VENV, ROOT, free_port, http_get, parse_metrics, sample, wait_for
 from tests.test_e2e import Stack
 
@@ -300,9 +300,9 @@ def test_a_restore_that_puts_back_an_open_trade_and_its_open_order_leaves_freqtr
     start with `TypeError … limit None` in _dry_is_price_crossed)."""
     from botwatch.core.config import config_from_mapping
     from botwatch.core.freqtrade_api import FreqtradeAPI
-    from remediator.mirror import FillMirror
-    from remediator.restore import RestoreReport
-    from remediator.restore_freqtrade import freqtrade_fill_in
+    from botwatch.remediator.restore.mirror import FillMirror
+    from botwatch.remediator.restore.csvfile import RestoreReport
+    from botwatch.remediator.restore.freqtrade import freqtrade_fill_in
     exchange = LocalExchange()
     ft = Freqtrade(tmp_path, exchange, price_side="same")
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_VERSION"}

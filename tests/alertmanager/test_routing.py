@@ -10,9 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from botwatch.alertmanager import render
+from botwatch.up.alertmanager import render
 from botwatch.core.config import config_from_mapping
-from botwatch.stack import alertmanager_config
+from botwatch.up.stack import alertmanager_config
 from tests.conftest import ROOT, require_tool, wait_for
 
 TEMPLATE = ROOT / "alertmanager" / "alertmanager.yml"
@@ -199,7 +199,7 @@ def test_an_alertmanager_pair_pages_one_host_outage_once_and_its_end_once(tmp_pa
     its own is one FIRING and one RESOLVED page for each, and no page lists a host that had come back. (Before:
     a peer timeout longer than the group_interval let the second peer send a stale FIRING after the RESOLVED,
     and every host shared one group.)"""
-    from botwatch.stack import TIMINGS, cluster_args, wait_cluster
+    from botwatch.up.stack import TIMINGS, cluster_args, wait_cluster
     from botwatch.core.units import parse_duration
     from tests.conftest import Daemons, free_port
     (tmp_path / "tg_token").write_text(telegram.token + "\n")

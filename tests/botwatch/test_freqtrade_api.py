@@ -6,7 +6,7 @@ import pytest
 
 from botwatch.core import freqtrade_api
 from botwatch.core.freqtrade_api import AuthFileError, FreqtradeAPI, read_auth
-from botwatch.localhttp import JSONHandler, LocalServer
+from botwatch.up.standins.localhttp import JSONHandler, LocalServer
 
 
 @pytest.fixture

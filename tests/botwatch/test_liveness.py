@@ -9,7 +9,7 @@ from tests.conftest import wait_for
 
 from botwatch.core.liveness import (ComposeProbe, DockerProbe, PidfileProbe, ProcessCmdlineProbe, ProcessNameProbe,
                                     ProcessTable, SystemdProbe)
-from botwatch.demo import freqtrade_cmdline
+from botwatch.up.demo import freqtrade_cmdline
 
 
 def _sleeper(folder, name: str) -> subprocess.Popen:

@@ -74,7 +74,7 @@ def test_the_alertmanager_config_renders_with_the_compose_paths(tmp_path):
     (tmp_path / "wh").write_text("s3cret\n")
     config = config_from_mapping(parse_text(f"telegram: {{bot_token_file: {tmp_path / 'tg'}, chat_id: 5}}\n"
                                             "bots: [{name: a, container: a, data_file: /data/a.csv}]\n"), base=tmp_path)
-    from botwatch.alertmanager import render
+    from botwatch.up.alertmanager import render
     text = render(config, "http://remediator:9818", tmp_path / "wh")
     path = tmp_path / "am.yml"
     path.write_text(text)

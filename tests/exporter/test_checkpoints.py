@@ -12,7 +12,7 @@ import pytest
 
 from botwatch.core.config import load_config
 from botwatch.core.stores.csv_store import CsvStore
-from exporter.checkpoints import Checkpoints
+from botwatch.exporter.checkpoints import Checkpoints
 from tests.botwatch.test_tradefile import HEADER, NOW, row
 from tests.conftest import http_get, parse_metrics, sample, wait_for, write_config
 

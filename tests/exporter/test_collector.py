@@ -14,9 +14,9 @@ from prometheus_client import generate_latest
 
 from botwatch.core.checks import BotCheck
 from botwatch.core.config import config_from_mapping
-from exporter.app import create_registry
-from exporter.monitor import Monitor
-from exporter.page import MetricsPage
+from botwatch.exporter.app import create_registry
+from botwatch.exporter.monitor import Monitor
+from botwatch.exporter.page import MetricsPage
 from tests.conftest import require_tool
 
 HERE = Path(__file__).parent
@@ -120,7 +120,7 @@ def test_a_check_that_raises_does_not_blank_the_other_bots(fleet):
 
 def test_every_bot_series_carries_its_host(tmp_path):
     from botwatch.core.config import config_from_mapping
-    from exporter.monitor import Monitor
+    from botwatch.exporter.monitor import Monitor
     (tmp_path / "a.csv").write_text("timestamp,trade_id,symbol,side,price,qty,fee\n")
     config = config_from_mapping({"bots": [
         {"name": "here", "health_endpoint": "http://127.0.0.1:9/health", "data_file": "a.csv"},
@@ -142,7 +142,7 @@ def test_a_trade_file_not_there_yet_is_missing_not_corrupt_and_one_that_vanished
     """A bot that has not written its first trade: tradingbot_data_file_present 0 and no validity sample (so
     no TradingBotDataCorrupted, no restore); once the file existed, its vanishing is corruption, said as such."""
     import sqlite3
-    from exporter.collector import bot_families
+    from botwatch.exporter.collector import bot_families
     (tmp_path / "me.pid").write_text(f"{os.getpid()}\n")
     data = tmp_path / ("trades.sqlite" if preset else "trades.csv")
     bot = {"name": "newbie", "pidfile": "me.pid", "data_file": data.name}

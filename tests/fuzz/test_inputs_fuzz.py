@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from botwatch.core.config import ERROR_KINDS, ConfigError, config_from_mapping, load_config
 from botwatch.core.logtail import LogTail
-from remediator.notifier import MAX_WAIT, read_answer
+from botwatch.remediator.tell.notifier import MAX_WAIT, read_answer
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.fuzz

@@ -19,8 +19,8 @@ ALERTNAMES = ["TradingBotDown", "TradingBotDataCorrupted", "TradingBotApiKeyErro
 
 @pytest.fixture(scope="module")
 def receiver(tmp_path_factory):
-    from remediator.engine import Remediator
-    from remediator.notifier import Notifier
+    from botwatch.remediator.engine import Remediator
+    from botwatch.remediator.tell.notifier import Notifier
     tmp = tmp_path_factory.mktemp("fuzz-webhook")
     bots = [{"name": name, "pidfile": f"{name}.pid", "data_file": f"{name}.csv", "start_command": ["true"],
              "exchange": "binance"} for name in BOTS]

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from botwatch.core.config import config_from_mapping
-from remediator.app import create_app
-from remediator.engine import Remediator
-from remediator.notifier import Notifier
+from botwatch.remediator.web.app import create_app
+from botwatch.remediator.engine import Remediator
+from botwatch.remediator.tell.notifier import Notifier
 
 TOKEN = "test-webhook-token"
 

@@ -7,7 +7,7 @@ import boto3
 import pytest
 
 from botwatch.core.config import config_from_mapping
-from remediator.backup import LocalStore, Manifest, S3Store, backup_bot, newest_good, retention
+from botwatch.remediator.restore.backup import LocalStore, Manifest, S3Store, backup_bot, newest_good, retention
 from tests.conftest import wait_for
 from tests.remediator.conftest import make_config
 
@@ -83,7 +83,7 @@ def test_s3_store_through_moto_server(tmp_path, bot, moto_s3, aws_env):
     config = config_from_mapping({"backup": {"s3": {"bucket": "bw-backups", "prefix": "fleet", "endpoint_url": moto_s3}},
                                   "bots": [{"name": "saver", "pidfile": "s.pid", "data_file": "t.csv"}]},
                                  base=tmp_path)
-    from remediator.backup import store_for
+    from botwatch.remediator.restore.backup import store_for
     store = store_for(config.backup)
     assert isinstance(store, S3Store)
     assert backup_bot(config.bots[0], store).outcome == "success"

@@ -18,8 +18,8 @@ import pytest
 
 from botwatch.core.stores import open_sqlite_store
 from botwatch.core.tradefile import validate_file
-from remediator.restore import STEPS
-from remediator.restore_sqlite import SQLITE_STEPS
+from botwatch.remediator.restore.csvfile import STEPS
+from botwatch.remediator.restore.sqlite import SQLITE_STEPS
 from tests.conftest import BOTWATCH, ROOT, free_port, kill_pidfile, wait_for
 from tests.fixtures.hummingbot_db import Fill, HummingbotFiles
 from tests.remediator.conftest import TOKEN, alert, payload

@@ -3,7 +3,7 @@
 import pytest
 
 from botwatch.core.liveness import DockerProbe
-from remediator.runtimes import DockerRuntime
+from botwatch.remediator.runtimes import DockerRuntime
 from tests.conftest import wait_for
 from tests.remediator.conftest import alert, client_for, make_config, payload, post
 
@@ -85,7 +85,7 @@ def test_the_exporter_probe_sees_a_container_die(dockerd, container):
 
 
 def test_a_compose_service_is_found_by_its_labels_and_restarted(tmp_path, dockerd, container, engine_factory):
-    from remediator.runtimes import ComposeRuntime
+    from botwatch.remediator.runtimes import ComposeRuntime
     labels = {"com.docker.compose.service": "mm-bot", "com.docker.compose.project": "fleet"}
     c = container("fleet-mm-bot-1", ["sleep", "1000"], labels=labels)
     container("other-mm-bot-1", ["sleep", "1000"], labels={**labels, "com.docker.compose.project": "other"})
@@ -109,7 +109,7 @@ def test_a_docker_daemon_that_cannot_be_asked_is_unknown_never_down_and_nothing_
     arrives meanwhile does not touch the container. When the daemon answers again, a real death counts."""
     import docker
     from botwatch.core.checks import BotCheck
-    from exporter.collector import bot_families
+    from botwatch.exporter.collector import bot_families
 
     c = container("blindbot", ["sleep", "1000"])
     proxy = SocketProxy(tmp_path / "docker.sock", dockerd.host.removeprefix("unix://"))

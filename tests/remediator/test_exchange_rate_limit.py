@@ -56,7 +56,7 @@ def test_an_exchange_without_any_command_sends_one_notice(tmp_path, engine_facto
 
 
 def test_the_exchange_alert_resolving_cancels_only_what_it_scheduled(tmp_path):
-    from remediator.ledger import Ledger
+    from botwatch.remediator.ledger import Ledger
 
     ledger = Ledger(tmp_path / "ledger.sqlite3")
     ledger.schedule("a", "api_rate_limit", 100.0, "ExchangeRateLimited")

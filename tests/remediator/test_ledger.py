@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from remediator.ledger import Ledger
+from botwatch.remediator.ledger import Ledger
 
 STARTS = "2026-11-25T08:00:00Z"
 

@@ -256,7 +256,7 @@ def test_botwatch_remediator_reset_closes_the_circuit_in_the_ledger(tmp_path):
     import json
     import subprocess
 
-    from remediator.ledger import Ledger
+    from botwatch.remediator.ledger import Ledger
     from tests.conftest import BOTWATCH, ROOT
     (tmp_path / "bots.json").write_text(json.dumps({"bots": [never_up_bot(tmp_path)]}))
     data = tmp_path / "state"

@@ -12,12 +12,12 @@ import pytest
 from botwatch.core.config import config_from_mapping
 from botwatch.core.stores.hummingbot_db import HummingbotStore
 from botwatch.core.tradefile import validate_file
-from botwatch.localexchange import LocalExchange
-from remediator.backup import LocalStore, backup_bot
-from remediator.mirror_hummingbot import LogFillMirror
-from remediator.restore import restore
-from remediator.restore_sqlite import restore_database
-from remediator.restore_hummingbot import hummingbot_fill_in
+from botwatch.up.standins.localexchange import LocalExchange
+from botwatch.remediator.restore.backup import LocalStore, backup_bot
+from botwatch.remediator.restore.mirror_hummingbot import LogFillMirror
+from botwatch.remediator.restore.csvfile import restore
+from botwatch.remediator.restore.sqlite import restore_database
+from botwatch.remediator.restore.hummingbot import hummingbot_fill_in
 from tests.fixtures.hummingbot_db import Fill, HummingbotFiles
 
 HOUR = 3600

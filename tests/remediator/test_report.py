@@ -10,10 +10,10 @@ from datetime import datetime, timezone
 import pytest
 
 from botwatch.core.config import config_from_mapping
-from remediator.ledger import Ledger
-from remediator.notifier import Notifier, split_message
-from remediator.report import build_report
-from remediator.scheduler import CATCH_UP, claim, due, next_run
+from botwatch.remediator.ledger import Ledger
+from botwatch.remediator.tell.notifier import Notifier, split_message
+from botwatch.remediator.tell.report import build_report
+from botwatch.remediator.actions.scheduler import CATCH_UP, claim, due, next_run
 from tests.conftest import free_port, require_tool, wait_for, write_config
 from tests.remediator.conftest import FakeClock, make_config
 

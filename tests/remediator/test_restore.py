@@ -9,9 +9,9 @@ import pytest
 
 from botwatch.core.checks import check_alive
 from botwatch.core.tradefile import validate_file
-from remediator.backup import LocalStore, backup_bot
-from remediator.restore import STEPS, RestoreFailed, restore
-from remediator.runtimes import ProcessRuntime
+from botwatch.remediator.restore.backup import LocalStore, backup_bot
+from botwatch.remediator.restore.csvfile import STEPS, RestoreFailed, restore
+from botwatch.remediator.runtimes import ProcessRuntime
 from tests.conftest import kill_mentioning, kill_pidfile, wait_for
 from tests.remediator.conftest import alert, client_for, make_config, payload, post
 

@@ -7,8 +7,8 @@ import shutil
 import pytest
 
 from botwatch.core.stores.freqtrade_db import FreqtradeStore
-from remediator.restore_freqtrade import replay
-from remediator.sqlite_backup import integrity_problem
+from botwatch.remediator.restore.freqtrade import replay
+from botwatch.remediator.restore.backup_sqlite import integrity_problem
 
 
 def test_the_backup_plus_the_mirror_is_the_database_freqtrade_had(freqtrade_db, tmp_path):

@@ -1,0 +1,121 @@
+"""Runs each bot's checks at most once per its check_interval, in a worker pool, and keeps the results.
+
+Scrapes read the last results and never wait on a check, so one slow health endpoint can't stall
+them; different bots are checked concurrently. The checks that fall due together are a round: their
+process-name probes share one scan of /proc.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Callable
+
+from botwatch.core.checks import BotCheck, BotStatus
+from botwatch.core.config import Config
+from botwatch.core.liveness import ProcessTable
+from botwatch.exporter.checkpoints import Checkpoints
+
+log = logging.getLogger(__name__)
+
+MAX_WORKERS = 16
+
+
+class Monitor:
+    def __init__(self, config: Config, check_factory: Callable | None = None,
+                 monotonic: Callable[[], float] = time.monotonic, checkpoints: Checkpoints | None = None):
+        self.config = config
+        self.monotonic = monotonic
+        self.processes = ProcessTable(rounds=True)       # one /proc scan per round, for every process-name probe
+        check_factory = check_factory or (lambda bot: BotCheck(bot, processes=self.processes))
+        self.checks = {bot.name: check_factory(bot) for bot in config.bots}
+        self.checkpoints = checkpoints
+        self.on_result: list[Callable[[str, BotStatus], None]] = []     # called in the check thread
+        if checkpoints:
+            for check in self.checks.values():
+                if hasattr(check.store, "checkpoint"):
+                    checkpoints.load(check.bot, check.store)
+        self.results: dict[str, BotStatus] = {}
+        self.failures: dict[str, int] = dict.fromkeys(self.checks, 0)   # rounds that raised (bugs)
+        self._due = dict.fromkeys(self.checks, 0.0)
+        self._running: set[str] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=max(1, min(MAX_WORKERS, len(self.checks))),
+                                        thread_name_prefix="check")
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> dict[str, BotStatus]:
+        """Check every bot now, concurrently, and wait for all of them."""
+        self.processes.new_round()
+        futures = [self._pool.submit(self._check, name) for name in self.checks]
+        wait(futures)
+        return self.snapshot()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._schedule, name="scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for check in self.checks.values():
+            check.close()
+
+    def snapshot(self) -> dict[str, BotStatus]:
+        with self._lock:
+            return dict(self.results)
+
+    def _schedule(self) -> None:
+        while not self._stopping.is_set():
+            now = self.monotonic()
+            with self._lock:
+                due = [name for name, at in self._due.items() if at <= now and name not in self._running]
+                self._running.update(due)
+            if due:
+                self.processes.new_round()
+            for name in due:
+                self._pool.submit(self._check, name)
+            with self._lock:
+                waiting = [at for name, at in self._due.items() if name not in self._running]
+            timeout = max(0.05, min(waiting, default=now + 1.0) - now)
+            self._wake.wait(min(timeout, 1.0))
+            self._wake.clear()
+
+    def _checkpoint(self, check: BotCheck) -> None:
+        if not self.checkpoints or not hasattr(check.store, "checkpoint"):
+            return
+        try:
+            self.checkpoints.save(check.bot, check.store)
+        except OSError as err:   # a full disk costs the next start a re-read, never a check
+            log.warning("%s: can't write its checkpoint: %s", check.bot.name, err)
+
+    def _check(self, name: str) -> None:
+        check = self.checks[name]
+        started = self.monotonic()
+        try:
+            status = check.run()
+        except Exception:  # a bug in a check must not stop the others
+            log.exception("%s: the check round failed", name)
+            with self._lock:
+                self.failures[name] += 1
+        else:
+            with self._lock:
+                self.results[name] = status
+            for hook in self.on_result:
+                try:
+                    hook(name, status)
+                except Exception:  # a page that can't be pre-rendered is rendered by the scrape
+                    log.exception("%s: rendering its metrics failed", name)
+            self._checkpoint(check)
+        finally:
+            with self._lock:
+                self._due[name] = started + check.bot.check_interval
+                self._running.discard(name)
+            self._wake.set()

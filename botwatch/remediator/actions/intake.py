@@ -1,0 +1,143 @@
+"""The intake: alerts from the webhook become ledger decisions, once per incident, before the webhook answers.
+
+It never runs a playbook: it records each alert and schedules what the playbook table asks for; the
+runner takes it from the ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from botwatch.core.config import Config
+from botwatch.remediator.ledger import Ledger
+from botwatch.remediator.tell.opslog import OperationsLog
+from botwatch.remediator.actions.payload import Alert
+from botwatch.remediator.playbooks import BY_ALERT, EXCHANGE_ALERTS
+from botwatch.remediator.actions.runner import deadline_for
+
+log = logging.getLogger(__name__)
+
+COUNTS = ("scheduled", "duplicate", "resolved", "ignored", "noted")
+
+
+class Intake:
+    def __init__(self, config: Config, ledger: Ledger, opslog: OperationsLog, clock: Callable[[], float],
+                 on_scheduled: Callable[[], None] = lambda: None, learned: dict[str, str] | None = None):
+        self.config = config
+        self.learned = learned if learned is not None else {}   # bot -> exchange, as its own API said
+        self.ledger = ledger
+        self.opslog = opslog
+        self.clock = clock
+        self.on_scheduled = on_scheduled
+
+    def handle(self, alerts: list[Alert]) -> dict[str, int]:
+        """Record the alerts and schedule what they ask for; returns how many of each kind."""
+        counts = dict.fromkeys(COUNTS, 0)
+        now = self.clock()
+        with self.ledger.transaction():     # one delivery, one commit: all of it recorded, or none
+            for alert in alerts:
+                counts[self._take(alert, now)] += 1
+        if counts["scheduled"]:
+            self.on_scheduled()
+        return counts
+
+    def reset(self, bot: str) -> bool:
+        """An operator's reset: close the circuit and forget past attempts."""
+        if self.config.bot(bot) is None:
+            return False
+        self.ledger.update_bot(bot, attempts=0, circuit_open=0, memory_raised=0)
+        self.opslog.append(self.clock(), bot, None, "reset", "success", 0.0, "operator reset: circuit closed")
+        self.on_scheduled()
+        return True
+
+    def _take(self, alert: Alert, now: float) -> str:
+        if alert.alertname in EXCHANGE_ALERTS:
+            return self._take_exchange(alert, now)
+        bot = self.config.bot(alert.bot) if alert.bot is not None else None
+        playbook = BY_ALERT.get(alert.alertname)
+        if bot is None:
+            log.warning("alert %.80r for unknown bot %.80r ignored", alert.alertname, alert.bot)
+            self._note(alert, now, "unknown bot: ignored", alert.alertname[:200], (alert.bot or "")[:200])
+            return "ignored"
+        if alert.status == "resolved":
+            self._note(alert, now, self._resolved(alert, bot.name, playbook, now), bot=bot.name)
+            return "resolved"
+        if playbook is None:
+            self._note(alert, now, "no playbook: noted", bot=bot.name)
+            return "noted"
+        if not self.ledger.open_incident(alert.fingerprint, alert.starts_at, alert.alertname, bot.name, now):
+            self._note(alert, now, "duplicate: already acted on", bot=bot.name)
+            return "duplicate"
+        self._new_incident(bot.name, playbook, now)
+        self._schedule(bot, playbook, now, alert)
+        self._note(alert, now, f"scheduled {playbook}", bot=bot.name)
+        log.info("%s: %s firing: %s scheduled", bot.name, alert.alertname, playbook)
+        return "scheduled"
+
+    def _take_exchange(self, alert: Alert, now: float) -> str:
+        """An alert about an exchange: once per incident, each bot on it runs its own on_rate_limit, and the
+        exchange's own command (or, with none anywhere, a notice) runs once, on the first of its bots."""
+        exchange = alert.labels.get("exchange")
+        bots = self.config.bots_on(exchange, self.learned) if exchange else []
+        if not bots:
+            self._note(alert, now, "no configured bot on this exchange: ignored", bot=f"exchange:{str(exchange)[:200]}")
+            return "ignored"
+        target = f"exchange:{exchange}"
+        if alert.status == "resolved":
+            if not self.ledger.resolve_incident(alert.fingerprint, alert.starts_at, alert.alertname, target, now,
+                                                alert.ends_at):
+                self._note(alert, now, "resolved: an earlier episode; the open incident stays open", bot=target)
+                return "resolved"
+            cancelled = sum(self.ledger.cancel_scheduled(bot.name, playbook, now, f"{alert.alertname} resolved",
+                                                         alertname=alert.alertname)
+                            for bot in bots for playbook in ("api_rate_limit", "exchange_rate_limit"))
+            self._note(alert, now, f"resolved; {cancelled} pending cancelled" if cancelled else "resolved", bot=target)
+            return "resolved"
+        if not self.ledger.open_incident(alert.fingerprint, alert.starts_at, alert.alertname, target, now):
+            self._note(alert, now, "duplicate: already acted on", bot=target)
+            return "duplicate"
+        own = [bot for bot in bots if bot.on_rate_limit]
+        for bot in own:
+            self._schedule(bot, "api_rate_limit", now, alert, f"{exchange} rate-limits its bots together")
+        settings = self.config.exchanges.get(exchange)
+        if (settings and settings.on_rate_limit) or not own:
+            self._schedule(bots[0], "exchange_rate_limit", now, alert, f"exchange {exchange}")
+        self._note(alert, now, f"scheduled on_rate_limit for {len(own)} bot(s) on {exchange}", bot=target)
+        log.info("%s: %s firing: %d bot(s) asked to slow down", exchange, alert.alertname, len(own))
+        return "scheduled"
+
+    def _schedule(self, bot, playbook: str, now: float, alert: Alert, detail: str | None = None) -> None:
+        """A job for the bot's host: run here for this machine's bots, else by that host's agent."""
+        self.ledger.schedule(bot.name, playbook, now, alert.alertname, alert.fingerprint, alert.starts_at, detail,
+                             host=bot.host, deadline=deadline_for(self.config, bot.host, now))
+
+    def _note(self, alert: Alert, now: float, note: str, alertname: str | None = None, bot: str = "") -> None:
+        self.ledger.record_delivery(now, alertname or alert.alertname, bot, alert.status, alert.fingerprint,
+                                    alert.starts_at, note)
+
+    def _new_incident(self, bot: str, playbook: str, now: float) -> None:
+        """A restart incident after a long healthy stretch starts the backoff afresh."""
+        if playbook != "restart":
+            return
+        state = self.ledger.bot_state(bot)
+        reset_after = self.config.remediation.healthy_reset_after
+        if state.attempts and state.healthy_since is not None and now - state.healthy_since >= reset_after:
+            log.info("%s: healthy for %.0fs since the last restart; restart count reset", bot, now - state.healthy_since)
+            self.ledger.update_bot(bot, attempts=0, memory_raised=0)
+
+    def _resolved(self, alert: Alert, bot: str, playbook: str | None, now: float) -> str:
+        """Close the incident and cancel what it still had pending; returns the delivery's note."""
+        if not self.ledger.resolve_incident(alert.fingerprint, alert.starts_at, alert.alertname, bot, now,
+                                            alert.ends_at):
+            return "resolved: an earlier episode; the open incident stays open"
+        note = "resolved"
+        if playbook:
+            # only this alert's: a TradingBotDown that resolves must not cancel the restart a Stuck asked for
+            cancelled = self.ledger.cancel_scheduled(bot, playbook, now, f"{alert.alertname} resolved",
+                                                     alertname=alert.alertname)
+            note += f"; {cancelled} pending {playbook} cancelled" if cancelled else ""
+        if playbook == "restart":
+            state = self.ledger.bot_state(bot)
+            self.ledger.update_bot(bot, healthy_since=state.healthy_since or now, circuit_open=0)
+        return note

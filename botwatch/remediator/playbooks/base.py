@@ -1,0 +1,83 @@
+"""What every playbook gets (a Context) and gives back (a Result)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+from botwatch.core.checks import loop_trouble
+from botwatch.remediator.actions.verify import Verdict, verify
+
+# alerts about a live bot's main loop: the bot's own API, not its process, says whether help is needed
+LOOP_ALERTS = ("TradingBotStuck", "TradingBotStopped")
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from botwatch.core.freqtrade_api import FreqtradeAPI
+    from botwatch.core.checks import Aliveness
+    from botwatch.core.config import Bot, Config
+    from botwatch.remediator.ledger import Action, Ledger
+    from botwatch.remediator.runtimes import Runtime
+
+# how a playbook run ends ("deferred" is not an end: the run is due again at Result.run_at)
+OUTCOMES = ("success", "failed", "skipped", "dry_run", "escalated", "gave_up")
+
+
+@dataclass
+class Result:
+    outcome: str                     # success | failed | skipped | deferred | dry_run | escalated | gave_up
+    detail: str
+    log_excerpt: str | None = None
+    run_at: float | None = None      # deferred: when to run again
+    retry: bool = False              # failed: schedule another attempt (backoff decides when)
+    notice: str | None = None        # a Telegram notice, HTML
+
+
+@dataclass
+class Context:
+    """What a playbook may use: the bot's config and runtime, the ledger, time, and the shared checks."""
+
+    config: "Config"
+    bot: "Bot"
+    action: "Action"
+    runtime: "Runtime"
+    ledger: "Ledger"
+    clock: Callable[[], float]
+    sleep: Callable[[float], None]
+    check_alive: Callable[[], "Aliveness"]
+    run_command: Callable[..., tuple[int, str]]
+    restore: Callable[["Context"], Result] | None = None
+    api: "FreqtradeAPI | None" = None            # a preset bot's own REST API
+    mirror: "Path | None" = None                  # a preset bot's fill mirror (botwatch.remediator.restore.mirror)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def dry_run(self) -> bool:
+        return self.config.remediation.dry_run
+
+    def verify(self, judge: Callable[[], tuple[bool, object]]) -> "Verdict":
+        """Poll `judge` from `verify_after` until ok or `verify_within` (remediator/verify.py)."""
+        rem = self.config.remediation
+        return verify(judge, self.clock, self.sleep, rem.verify_after, rem.verify_within)
+
+    def verify_trouble(self) -> "Verdict":
+        """Poll until the bot's trouble is gone; `last` is (trouble, aliveness) of the deciding look."""
+        def judge():
+            trouble, alive = self.trouble()
+            return trouble is None, (trouble, alive)
+        return self.verify(judge)
+
+    def trouble(self) -> tuple[str | None, "Aliveness"]:
+        """Why the bot needs help now, as its alert sees it (down; for a preset bot also stuck or not
+        running), or None; and the aliveness it was judged by."""
+        alive = self.check_alive()
+        if alive.unknown:
+            return f"unknown: {alive.detail}", alive
+        if not alive.up:
+            return f"down: {alive.detail}", alive
+        if self.action.alertname in LOOP_ALERTS:
+            if alive.health is not None and not alive.health.up:
+                return f"stuck: its API does not answer ({alive.health.detail})", alive
+            return loop_trouble(self.bot, self.api, self.clock()), alive
+        return None, alive

@@ -1,0 +1,247 @@
+"""`botwatch up --fleet N`: many hosts on one machine, each a network namespace with its agent and two demo
+paperbots, plus the central part: two remediator replicas on one PostgreSQL ledger, an Alertmanager pair
+delivering to both, and two Prometheus servers finding the agents at the remediators' /sd.
+
+The namespaces hang off one bridge with a 10.77.K.0/24 network that exists only inside this machine (no
+default route, no NAT); cutting a host off is `ip link set` of its end of the veth pair. Needs root.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from botwatch.up import alertmanager as am
+from botwatch.core import mixin
+from botwatch.core.files import write_atomic
+from botwatch.core.serve import free_port
+from botwatch.up.demo import demo_bots
+from botwatch.up.standins.outbox import TelegramOutbox
+from botwatch.up.postgres import PostgresCluster, PostgresError
+from botwatch.up.stack import (TIMINGS, Stack, cluster_args, find_binary, secret_file, wait_cluster, supervise, alertmanager_config,
+                            botwatch_argv, stack_config)
+
+AGENT_PORT = 9817
+BOTS_PER_HOST = 2
+FLEET_TIMINGS = {"fast": {"job_lease": "5s", "job_deadline": "30s", "sd_refresh": "2s"},
+                 "default": {"job_lease": "30s", "job_deadline": "2m", "sd_refresh": "30s"}}
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(["ip", *args], capture_output=True, text=True)
+    if check and result.returncode:
+        raise RuntimeError(f"ip {' '.join(args)}: {result.stderr.strip()}")
+    return result
+
+
+class Network:
+    """A bridge (the 'switch' every host is plugged into) and the hosts' namespaces."""
+
+    def __init__(self, tag: str, subnet: int):
+        self.tag, self.subnet = tag, subnet
+        self.bridge = f"bw{tag}"
+        self.gateway = f"10.77.{subnet}.1"
+
+    @classmethod
+    def new(cls) -> "Network":
+        pid = os.getpid()
+        return cls(str(pid % 100000), 1 + pid % 250)
+
+    def namespace(self, index: int) -> str:
+        return f"bw{self.tag}-h{index}"
+
+    def link(self, index: int) -> str:
+        return f"vh{self.tag}x{index}"
+
+    def address(self, index: int) -> str:
+        return f"10.77.{self.subnet}.{10 + index}"
+
+    def create(self) -> None:
+        _ip("link", "add", self.bridge, "type", "bridge")
+        _ip("addr", "add", f"{self.gateway}/24", "dev", self.bridge)
+        _ip("link", "set", self.bridge, "up")
+
+    def add_host(self, index: int) -> str:
+        """A namespace plugged into the bridge; its address."""
+        ns, link, inner = self.namespace(index), self.link(index), f"vn{self.tag}x{index}"
+        _ip("netns", "add", ns)
+        _ip("link", "add", link, "type", "veth", "peer", "name", inner)
+        _ip("link", "set", inner, "netns", ns)
+        _ip("-n", ns, "addr", "add", f"{self.address(index)}/24", "dev", inner)
+        _ip("-n", ns, "link", "set", inner, "up")
+        _ip("-n", ns, "link", "set", "lo", "up")
+        _ip("link", "set", link, "master", self.bridge)
+        _ip("link", "set", link, "up")
+        return self.address(index)
+
+    def run_in(self, index: int) -> list[str]:
+        return ["ip", "netns", "exec", self.namespace(index)]
+
+    def cut(self, index: int) -> None:
+        _ip("link", "set", self.link(index), "down")
+
+    def mend(self, index: int) -> None:
+        _ip("link", "set", self.link(index), "up")
+
+    def remove(self, hosts: int) -> None:
+        for index in range(1, hosts + 1):
+            _ip("netns", "del", self.namespace(index), check=False)
+            _ip("link", "del", self.link(index), check=False)
+        _ip("link", "del", self.bridge, check=False)
+
+    def describe(self) -> dict:
+        return {"tag": self.tag, "subnet": self.subnet, "bridge": self.bridge, "gateway": self.gateway}
+
+
+def host_bots(state: Path, host: str, timings: str) -> list[dict]:
+    """Two demo paperbots for one host, named after it."""
+    bots = demo_bots(state / "hosts" / host, TIMINGS[timings], botwatch_argv())[:BOTS_PER_HOST]
+    for j, bot in enumerate(bots, 1):
+        old = bot["name"]
+        bot["name"], bot["host"] = f"{host}-bot-{j}", host
+        bot["start_command"] = [arg.replace(old, bot["name"]) if old in arg else arg for arg in bot["start_command"]]
+        for key in ("data_file", "journal", "pidfile", "log_file"):
+            bot[key] = bot[key].replace(old, bot["name"])
+    return bots
+
+
+def prometheus_config(ports: dict[str, int], gateway: str, timings: str, rules: Path, replica: str) -> str:
+    """One of the pair: agents found at its own remediator replica's /sd; both peers and replicas listed."""
+    scrape = TIMINGS[timings]["scrape"]
+    own = "remediator" if replica == "a" else "remediator-2"
+    peers = [f"127.0.0.1:{ports[name]}" for name in ("alertmanager", "alertmanager-2")]
+    doc = {
+        "global": {"scrape_interval": scrape, "evaluation_interval": scrape,
+                   "external_labels": {"monitor": "botwatch", "replica": replica}},
+        "rule_files": [str(rules)],
+        "alerting": {"alert_relabel_configs": [{"action": "labeldrop", "regex": "replica"}],
+                     "alertmanagers": [{"static_configs": [{"targets": peers}]}]},
+        "scrape_configs": [
+            # the agents label their series with `host` themselves; honor_labels keeps it `host`
+            {"job_name": "botwatch-agents", "honor_labels": True,
+             "http_sd_configs": [{"url": f"http://{gateway}:{ports[own]}/sd",
+                                  "refresh_interval": FLEET_TIMINGS[timings]["sd_refresh"]}]},
+            {"job_name": "botwatch-remediator", "static_configs": [
+                {"targets": [f"{gateway}:{ports[name]}" for name in ("remediator", "remediator-2")]}]},
+            {"job_name": "alertmanager", "static_configs": [{"targets": peers}]},
+            {"job_name": "prometheus", "static_configs": [
+                {"targets": [f"127.0.0.1:{ports[name]}" for name in ("prometheus", "prometheus-2")]}]},
+        ],
+    }
+    return "# written by `botwatch up --fleet`\n" + yaml.safe_dump(doc, sort_keys=False)
+
+
+def fleet_alertmanager_config(config, urls: dict[str, str], token: Path, timings: str) -> str:
+    """The shipped routes, the remediator receiver sending to both replicas (each decides once, together)."""
+    doc = yaml.safe_load(alertmanager_config(config, urls["remediator"], token, timings))
+    for receiver in doc["receivers"]:
+        if receiver["name"] == "remediator":
+            first = receiver["webhook_configs"][0]
+            receiver["webhook_configs"].append({**first, "url": urls["remediator-2"] + "/alerts"})
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+
+
+def start_agent(stack: Stack, network: Network, index: int, host: str, config_file: Path, token: Path,
+                remediators: list[str]) -> str:
+    address = f"{network.address(index)}:{AGENT_PORT}"
+    argv = network.run_in(index) + botwatch_argv() + [
+        "agent", "--config", str(config_file), "--host", host, "--listen", address, "--token-file", str(token),
+        "--state-dir", str(stack.state / "hosts" / host / "agent")]
+    for url in remediators:
+        argv += ["--remediator", url]
+    stack.service(f"agent-{host}", argv, f"http://{address}/metrics")
+    return f"http://{address}"
+
+
+def up_fleet(hosts: int, timings: str, state_dir: str) -> int:
+    if os.geteuid() != 0:
+        print("botwatch up --fleet: needs root (network namespaces)", file=sys.stderr)
+        return 2
+    if not 1 <= hosts <= 200:
+        print("botwatch up --fleet: between 1 and 200 hosts", file=sys.stderr)
+        return 2
+    state = Path(state_dir).resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    stop = {"asked": False}
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.update(asked=True))
+    stack, outbox, network = Stack(state), TelegramOutbox(state / "telegram-outbox.jsonl"), Network.new()
+    # the cluster's folder must be the postgres user's to enter: a temp folder, not the (maybe private) state dir
+    postgres, config = PostgresCluster(), None
+    names = [f"host-{i}" for i in range(1, hosts + 1)]
+    try:
+        network.create()
+        postgres.start()
+        ledger = postgres.create_database("botwatch")
+        ports = {name: free_port() for name in ("remediator", "remediator-2", "prometheus", "prometheus-2",
+                                                "alertmanager", "alertmanager-2", "cluster-alertmanager",
+                                                "cluster-alertmanager-2")}
+        urls = {name: f"http://{network.gateway if name.startswith('remediator') else '127.0.0.1'}:{port}"
+                for name, port in ports.items() if not name.startswith("cluster-")}
+        raw = {"bots": [bot for host in names for bot in host_bots(state, host, timings)],
+               "remediation": {key: value for key, value in FLEET_TIMINGS[timings].items() if key.startswith("job_")}}
+        config = stack_config(raw, state, timings, urls["prometheus"], outbox)
+        files = {"config": state / "bots.yaml", "token": state / "secrets" / "webhook_token",
+                 "rules": state / "prometheus" / "rules" / "botwatch.rules.yml"}
+        write_atomic(files["config"], "# written by `botwatch up --fleet`\n" + yaml.safe_dump(
+            config.model_dump(mode="json", exclude_none=True, exclude={"path"}), sort_keys=False))
+        secret_file(files["token"], secrets.token_urlsafe(32))
+        write_atomic(files["rules"], mixin.render(TIMINGS[timings]["rules"]))
+        for name in ("remediator", "remediator-2"):
+            stack.service(name, botwatch_argv() + ["remediator", "--config", str(files["config"]), "--listen",
+                                                   f"{network.gateway}:{ports[name]}", "--token-file",
+                                                   str(files["token"]), "--ledger", ledger],
+                          urls[name] + "/-/healthy", env={"BOTWATCH_DATA_DIR": str(state / name)})
+        am_file = state / "alertmanager" / "alertmanager.yml"
+        am.write(am_file, fleet_alertmanager_config(config, urls, files["token"], timings))
+        peers = ["alertmanager", "alertmanager-2"]
+        for name in peers:
+            stack.service(name, [find_binary("prometheus-alertmanager", "alertmanager"), f"--config.file={am_file}",
+                                 f"--storage.path={state / name / 'data'}", f"--web.listen-address=127.0.0.1:{ports[name]}",
+                                 *cluster_args(name, peers, ports, timings)], urls[name] + "/-/ready")
+        for name in ("alertmanager", "alertmanager-2"):
+            wait_cluster(urls[name], 2)
+        for name, replica in (("prometheus", "a"), ("prometheus-2", "b")):
+            path = state / name / "prometheus.yml"
+            write_atomic(path, prometheus_config(ports, network.gateway, timings, files["rules"], replica))
+            stack.service(name, [find_binary("prometheus"), f"--config.file={path}", f"--storage.tsdb.path={state / name / 'data'}",
+                                 f"--web.listen-address=127.0.0.1:{ports[name]}", "--web.enable-lifecycle"],
+                          urls[name] + "/-/ready")
+        remediators = [urls["remediator"], urls["remediator-2"]]
+        described = {}
+        for index, host in enumerate(names, 1):
+            network.add_host(index)
+            for bot in config.bots:
+                if bot.host == host:
+                    stack.spawn(f"bot-{bot.name}", network.run_in(index) + bot.start_command, detach=True)
+            described[host] = {"namespace": network.namespace(index), "index": index, "link": network.link(index),
+                               "agent": start_agent(stack, network, index, host, files["config"], files["token"],
+                                                    remediators)}
+        stack.urls = urls
+        path = stack.write_state(config, outbox.path)
+        doc = json.loads(path.read_text())
+        doc.update(hosts=described, network=network.describe(), ledger=ledger, token_file=str(files["token"]),
+                   remediators=remediators)
+        write_atomic(path, json.dumps(doc, indent=2) + "\n")
+        print(f"botwatch fleet is up: {hosts} hosts, {len(config.bots)} bots, {timings} timings, state in {state}")
+        for name in ("prometheus", "prometheus-2", "alertmanager", "alertmanager-2", "remediator", "remediator-2"):
+            print(f"  {name:<14} {urls[name]}")
+        print(f"  ledger         {ledger}\n  stack.json     {path}\nCtrl-C stops everything.", flush=True)
+        supervise(stack, stop)
+        return 0
+    except (RuntimeError, OSError, PostgresError) as err:
+        print(f"botwatch up --fleet: {err}", file=sys.stderr)
+        return 1
+    finally:
+        stack.stop(config)
+        outbox.close()
+        network.remove(hosts)
+        postgres.remove()
+        print("botwatch stopped", flush=True)

@@ -1,0 +1,5 @@
+import sys
+
+from botwatch.up.standins.paperbot.bot import main
+
+sys.exit(main())

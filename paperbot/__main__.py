@@ -1,5 +1,0 @@
-import sys
-
-from paperbot.bot import main
-
-sys.exit(main())
