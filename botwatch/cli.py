@@ -1,4 +1,4 @@
-"""The `botwatch` command: one console script, a subcommand per part (README, "Command line").
+"""The `botwatch` command: one console script, a subcommand per part (README, "Commands").
 
 The top floor: it parses arguments and dispatches to the services and the ground floor below it;
 nothing imports it. A mistake a user can make at start-up is one line on stderr and exit 2.

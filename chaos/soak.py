@@ -112,7 +112,7 @@ def _shrink(path: Path, rng: random.Random) -> str:
 
 
 def _rewrite(path: Path, rng: random.Random) -> str:
-    """One digit of a row the exporter validated seconds ago, inside the last 4 KiB (README: a rewrite of the
+    """One digit of a row the exporter validated seconds ago, inside the last 4 KiB (docs/data-integrity.md: a rewrite of the
     tail or the header is always caught; elsewhere in a large file only when it touches a sampled block)."""
     data = path.read_bytes()
     end = data.rstrip(b"\n").rfind(b"\n")

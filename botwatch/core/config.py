@@ -2,7 +2,7 @@
 
 `load_config(path)` returns a `Config` or raises `ConfigError`, whose `str()` lists each problem by its
 path in the file (`bots[1].health_endpoint: ...`; config_problems.py words them). Relative paths resolve
-against the file's folder. The keys are documented in the README, "Configuration".
+against the file's folder. The keys are documented in docs/configuration.md.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ class Exchange(Strict):
 
 class Bot(Strict):
     name: Slug
-    host: Slug = LOCAL_HOST                    # the machine it runs on: its agent acts on it (README, "Many hosts")
+    host: Slug = LOCAL_HOST                    # the machine it runs on: its agent acts on it (docs/operations.md, "Many hosts")
     type: Literal[BOT_TYPES] = "spot"
     check_interval: PositiveDuration = 60.0
     process_name: NonEmpty | None = None

@@ -1,4 +1,4 @@
-"""Turns the monitor's latest check results into the tradingbot_* metrics (README, "Metrics")."""
+"""Turns the monitor's latest check results into the tradingbot_* metrics (docs/metrics.md)."""
 
 from __future__ import annotations
 

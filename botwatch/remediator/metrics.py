@@ -1,4 +1,4 @@
-"""The remediator's own metrics (README, "Metrics"); labelled counters start at 0 for every bot."""
+"""The remediator's own metrics (docs/metrics.md); labelled counters start at 0 for every bot."""
 
 from __future__ import annotations
 

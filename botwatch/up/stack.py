@@ -3,7 +3,7 @@
 The demo paperbots (or your bots, with --config), the exporter, the remediator, Prometheus with the
 project's rules and Alertmanager with its routes (the webhook token and the Telegram token rendered in
 at start). Without a Telegram token, a local stand-in of the Bot API writes every message to
-`STATE/telegram-outbox.jsonl`. `STATE/stack.json` (README, "botwatch up") says where everything is.
+`STATE/telegram-outbox.jsonl`. `STATE/stack.json` (README, "Commands") says where everything is.
 
 Bots are started in their own sessions so that they outlive a restart of any monitor; on stop, every
 process the stack started, and every bot named by a pidfile of the config, is stopped.

@@ -33,7 +33,7 @@ dashboard = botwatch_dashboard(
                     target(f"sum by (bot, playbook, outcome) (increase(botwatch_remediations_total{{{S}}}[{INCREASE}]))",
                            "{{bot}} {{playbook}} {{outcome}}", "B")], 0, 28),
         timeseries("Firing alerts", [target('ALERTS{alertstate="firing"}', "{{alertname}} {{host}} {{bot}}")], 12, 28),
-        # many hosts (README, "Many hosts"): one agent per host, jobs queued by the central remediator
+        # many hosts (docs/operations.md, "Many hosts"): one agent per host, jobs queued by the central remediator
         timeseries("Bots up per host", [target(f"sum by (host) (tradingbot_up{{{S}}})", "{{host}} up"),
                                         target(f"count by (host) (tradingbot_up{{{S}}})", "{{host}} bots", "B")],
                    0, 36, description="Each host's bots that are up, against how many it has."),

@@ -12,7 +12,7 @@ from tests.fixtures.sqlite_damage import truncate_half, zero_a_middle_page, zero
 
 T0 = 1_790_000_000.0
 
-# Worked by hand, average cost (README, "P&L"):
+# Worked by hand, average cost (docs/data-integrity.md, "P&L"):
 #   BUY  0.5 @ 30000 fee 15    -> long 0.5 @ 30000
 #   BUY  0.5 @ 32000 fee 16    -> long 1.0 @ 31000
 #   SELL 0.4 @ 33000 fee 13.2  -> +800 (0.4 × 2000), long 0.6 @ 31000

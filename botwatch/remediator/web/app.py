@@ -98,7 +98,7 @@ def reset(bot: str):
     return _answer(200, {"status": "reset", "bot": bot})
 
 
-# -- the agents' side: heartbeats and jobs (README, "Many hosts") -------------------------------------------
+# -- the agents' side: heartbeats and jobs (docs/operations.md, "Many hosts") -------------------------------------------
 
 JOB_FIELDS = ("id", "bot", "playbook", "alertname", "fingerprint", "starts_at", "state", "detail", "host", "attempt")
 FORGET_AGENT_AFTER = 86400.0     # /sd lists an agent this long after its last heartbeat (so its absence pages)
