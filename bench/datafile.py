@@ -8,7 +8,6 @@ appended rows and for none; and what a check keeps once it has read the file (ta
 
 import json
 import os
-import sys
 import tempfile
 import time
 import tracemalloc

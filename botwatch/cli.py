@@ -26,13 +26,13 @@ def _load(path: str):
 
 
 def check_config(args) -> int:
-    from botwatch.core.config import warnings
+    from botwatch.core.config import HEALTH_ONLY, warnings
     config = _load(args.file)
     for bot in config.bots:
         extras = [f"every {bot.check_interval:g}s", bot.liveness_source]
         if bot.preset:
             extras.insert(0, f"preset {bot.preset}" + (f" (API {bot.api_url})" if bot.api_url else ""))
-        if bot.health_endpoint and bot.runtime != "none":
+        if bot.health_endpoint and bot.runtime != HEALTH_ONLY:
             extras.append(f"health {bot.health_endpoint}")
         extras.append(f"data {bot.data_file}")
         print(f"{bot.name}: {bot.type}, {bot.runtime}, " + ", ".join(extras))

@@ -58,7 +58,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from botwatch.core.liveness import ProcessCmdlineProbe
 from botwatch.core.serve import free_port
-from botwatch.core.stores import open_sqlite_store
+from botwatch.core.presets import open_database
 from botwatch.core.tradefile import validate_file
 from botwatch.up.demo import find_freqtrade, freqtrade_bot
 from botwatch.up.standins.localexchange import LocalExchange
@@ -597,7 +597,7 @@ class Soak:
         if not answering or not self._restored_since(fault.target, fault.injected):
             return False
         if fault.target == self.ft:
-            if not open_sqlite_store("freqtrade", bot["data_file"]).collect().valid:
+            if not open_database("freqtrade", bot["data_file"]).collect().valid:
                 return False
             self._check_freqtrade(bot, fault.extra["closed"] or {})
         elif validate_file(bot["data_file"]).valid:
@@ -660,7 +660,7 @@ class Soak:
                             (mirror.read_text().splitlines() if mirror.exists() else []) if line.strip()}
                 lost_end += len(mirrored - set(closed_trades(bot["data_file"]) or {}))
                 duplicated_end += twice(bot["data_file"])
-                valid = open_sqlite_store("freqtrade", bot["data_file"]).collect().valid
+                valid = open_database("freqtrade", bot["data_file"]).collect().valid
             else:
                 journal, ids = journal_ids(bot["journal"]), csv_ids(bot["data_file"])
                 duplicated_end += len(ids) - len(set(ids))

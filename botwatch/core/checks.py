@@ -18,9 +18,9 @@ import requests
 from botwatch.core.book import BookSummary
 from botwatch.core.config import ERROR_KINDS, Bot
 from botwatch.core.liveness import Liveness, ProcessTable, probe_for
-from botwatch.core.logtail import LogTail, newest_line_time
+from botwatch.core.logtail import LogTail
 from botwatch.core.freqtrade_api import FreqtradeAPI, LoopHealth
-from botwatch.core.stores import open_store
+from botwatch.core.presets import open_store
 from botwatch.core.tradefile import DataFileStatus
 
 log = logging.getLogger(__name__)
@@ -118,38 +118,22 @@ def check_alive(bot: Bot, probe=None, session: requests.Session | None = None,
     health = None
     if bot.health_endpoint:
         health = check_health(bot.health_endpoint, bot.health_timeout, session, symbols)
-    if bot.preset and liveness is not None:
-        up = liveness.up       # a preset bot's API failing while its process runs is TradingBotStuck, not down
+    if bot.kind.process_decides and liveness is not None:
+        up = liveness.up       # its API failing while its process runs is TradingBotStuck, not down
     else:
         up = (liveness is None or liveness.up) and (health is None or health.up)
     return Aliveness(up, liveness, health)
 
 
 def bot_api(bot: Bot, session: requests.Session | None = None) -> FreqtradeAPI | None:
-    """The bot's own REST API, for a preset bot that has one."""
-    if bot.preset == "freqtrade" and bot.api_url:
-        return FreqtradeAPI(bot.api_url, bot.api_auth_file, bot.health_timeout, session)
-    return None
+    """The bot's own REST API, for a kind of bot that has one."""
+    return bot.kind.api(bot, session)
 
 
 def loop_trouble(bot: Bot, api: FreqtradeAPI | None, now: float) -> str | None:
-    """What is wrong with a live bot's main loop by its own API, or for Hummingbot by its log (stuck, or not
-    running); None when well or when it can't tell."""
-    if bot.preset == "hummingbot" and bot.log_file is not None:
-        newest = newest_line_time(bot.log_file)
-        if newest is not None and bot.stuck_after and now - newest > bot.stuck_after:
-            return f"stuck: its log's newest line is {now - newest:.0f}s old"
-        return None
-    if api is None:
-        return None
-    loop = api.loop_health(open_profit=False)
-    if loop.last_loop is None:
-        return None     # can't tell (still starting, or credentials wrong): a frozen bot fails its ping instead
-    if bot.stuck_after and now - loop.last_loop > bot.stuck_after:
-        return f"stuck: its main loop last finished {now - loop.last_loop:.0f}s ago"
-    if loop.state is not None and loop.state != "running":
-        return f"state {loop.state}"
-    return None
+    """What is wrong with a live bot's main loop by its own API, or by its log (stuck, or not running); None
+    when well or when it can't tell."""
+    return bot.kind.loop_trouble(bot, api, now)
 
 
 @dataclass(frozen=True)
@@ -201,8 +185,8 @@ class BotCheck:
         if self.api is not None and (health is None or health.up):
             self.loop = _merge(self.loop, self.api.loop_health())
         api_errors = self.logtail.collect() if self.logtail else dict.fromkeys(ERROR_KINDS, 0)
-        if self.bot.preset == "hummingbot" and self.logtail is not None:
-            self.loop = LoopHealth(self.logtail.last_line_time, None, None, None)
+        if self.logtail is not None:
+            self.loop = self.bot.kind.loop_from_log(self.logtail) or self.loop
         open_profit = self.loop.open_profit if self.loop else None
         book = self.store.summary(health.marks if health else None, open_profit)
         return BotStatus(self.bot.name, self.clock(), time.monotonic() - started, up, liveness, health,

@@ -13,21 +13,26 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from botwatch.core import presets
 from botwatch.core.config_problems import ConfigError, duplicate_names, problems_of
-from botwatch.core.config_types import (Argv, ArgvWithPid, ChatIds, ClockTime, Duration, HttpUrl, NonEmpty,
-                                        PositiveDuration, Regex, Size, Slug, TimeZone)
+from botwatch.core.config_types import (COLUMNS, ERROR_KINDS, Argv, ArgvWithPid, ChatIds, ClockTime, DataFormat,
+                                        Duration, HttpUrl, NonEmpty, PositiveDuration, Regex, Size, Slug, Strict,
+                                        TimeZone)
 
-__all__ = ["Bot", "Config", "ConfigError", "config_from_mapping", "load_config", "parse_text", "warnings"]
+__all__ = ["COLUMNS", "ERROR_KINDS", "Bot", "Config", "ConfigError", "DataFormat", "config_from_mapping", "load_config",
+           "parse_text", "warnings"]
 
-PRESETS = presets.PRESETS
-LIVENESS_KEYS = ("process_name", "process_cmdline", "pidfile", "container", "compose_service", "systemd_unit")
+# How a bot runs, by the liveness key its config gives; the probe (core/liveness.py) and the runtime that stops
+# and starts it (remediator/runtimes.py) are tables keyed by the same names
+RUNTIME_KEYS = {"process": ("process_name", "process_cmdline", "pidfile"), "docker": ("container",),
+                "compose": ("compose_service",), "systemd": ("systemd_unit",)}
+HEALTH_ONLY = "none"        # no liveness key: the health endpoint alone decides, and nothing can restart it
+PROCESS = "process"         # the one runtime that needs a start_command to come back
+LIVENESS_KEYS = tuple(key for keys in RUNTIME_KEYS.values() for key in keys)
 BOT_TYPES = ("spot", "futures", "market-maker")
-ERROR_KINDS = ("auth", "rate_limit", "other")
 LOCAL_HOST = "local"   # a bot's host when the config names none: the machine botwatch itself runs on
-COLUMNS = ("timestamp", "trade_id", "symbol", "side", "price", "qty", "fee")
 
 # Patterns that catch the usual exchange and ccxt wording; a bot's `error_patterns` replaces a kind's list.
 DEFAULT_ERROR_PATTERNS = {
@@ -50,22 +55,6 @@ DEFAULT_ERROR_PATTERNS = {
         r"(?i)\bapi error\b",
     ],
 }
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DataFormat(Strict):
-    """How a bot's trade file names its columns and spells its timestamps."""
-
-    columns: dict[Literal[COLUMNS], NonEmpty] = Field(default_factory=dict)
-    timestamp: Literal["iso", "epoch_s", "epoch_ms"] = "iso"
-    dedup_window: int = Field(default=20_000, ge=1, le=10_000_000)   # rows a trade id must be unique among
-
-    def header_names(self) -> dict[str, str]:
-        """The header name of each of the seven fields."""
-        return {column: self.columns.get(column, column) for column in COLUMNS}
 
 
 class TradeBounds(Strict):
@@ -156,7 +145,7 @@ class Bot(Strict):
     memory_limit_cap: Size | None = None
     on_auth_error: Argv | None = None
     on_rate_limit: ArgvWithPid | None = None
-    preset: Literal[PRESETS] | None = None
+    preset: NonEmpty | None = None                # a kind of bot botwatch knows (botwatch.core.presets)
     api_url: HttpUrl | None = None             # a preset bot's REST API: loop health, state, open-trade profit
     api_auth_file: Path | None = None          # "user:password" for the API's HTTP Basic auth, never inline
     exchange: NonEmpty | None = None
@@ -168,6 +157,13 @@ class Bot(Strict):
     def _preset_defaults(cls, raw):
         return presets.apply(raw) if isinstance(raw, dict) else raw
 
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, value):
+        if value is not None and value not in presets.KINDS:
+            raise ValueError(f"unknown preset {value!r}: one of {', '.join(presets.names())}")
+        return value
+
     @model_validator(mode="after")
     def _one_liveness_source(self):
         given = [key for key in LIVENESS_KEYS if getattr(self, key) is not None]
@@ -177,14 +173,20 @@ class Bot(Strict):
             raise ValueError(f"no liveness source: give one of {', '.join(LIVENESS_KEYS)}, or a health_endpoint")
         if (self.compose_project or self.compose_file) and not self.compose_service:
             raise ValueError("compose_project and compose_file go with compose_service")
-        if (self.api_url or self.api_auth_file) and self.preset != "freqtrade":
-            raise ValueError("api_url and api_auth_file go with preset: freqtrade (the bot with a REST API)")
+        if (self.api_url or self.api_auth_file) and not self.kind.has_api:
+            with_api = " or ".join(name for name in presets.names() if presets.KINDS[name].has_api)
+            raise ValueError(f"api_url and api_auth_file go with preset: {with_api} (the bot with a REST API)")
         return self
+
+    @property
+    def kind(self) -> presets.BotKind:
+        """The kind of bot its preset names (the generic one without): its store, API, loop check."""
+        return presets.kind_of(self.preset)
 
     @property
     def store(self) -> str:
         """The kind of trade store: csv, or the preset whose database the data file is."""
-        return self.preset or "csv"
+        return self.kind.name
 
     def exchange_name(self, learned: dict[str, str] | None = None) -> str | None:
         """The exchange the bot trades on: its `exchange` key, its replay's, or what its own API said."""
@@ -193,15 +195,8 @@ class Bot(Strict):
     @property
     def runtime(self) -> str:
         """How the bot runs: process, docker, compose, systemd, or none (health endpoint only)."""
-        if self.process_name or self.process_cmdline or self.pidfile:
-            return "process"
-        if self.container:
-            return "docker"
-        if self.compose_service:
-            return "compose"
-        if self.systemd_unit:
-            return "systemd"
-        return "none"
+        return next((kind for kind, keys in RUNTIME_KEYS.items() if any(getattr(self, key) for key in keys)),
+                    HEALTH_ONLY)
 
     @property
     def liveness_source(self) -> str:
@@ -363,13 +358,12 @@ def warnings(config: Config) -> list[str]:
             value = getattr(bot, key)
             if value is not None and not value.exists():
                 found.append(f"bots[{index}].{key} ({bot.name}): {value} does not exist (yet)")
-        if bot.preset == "hummingbot" and bot.log_file is None:
-            found.append(f"bots[{index}].log_file ({bot.name}): not set, so its fills are not mirrored and "
-                         "its loop is not watched")
+        for key, why in bot.kind.warnings(bot):
+            found.append(f"bots[{index}].{key} ({bot.name}): {why}")
         if bot.replay is not None and not bot.replay.credentials_file.exists():
             found.append(f"bots[{index}].replay.credentials_file ({bot.name}): "
                          f"{bot.replay.credentials_file} does not exist")
-        if bot.start_command is None and bot.runtime == "process":
+        if bot.start_command is None and bot.runtime == PROCESS:
             found.append(f"bots[{index}].start_command ({bot.name}): not set, so the remediator cannot restart it")
     if config.telegram.bot_token_file and not config.telegram.bot_token_file.exists():
         found.append(f"telegram.bot_token_file: {config.telegram.bot_token_file} does not exist")

@@ -1,4 +1,5 @@
-"""The value types of the config: durations, sizes, slugs, URLs, regexes, argv lists, chat ids, times.
+"""The value types of the config: durations, sizes, slugs, URLs, regexes, argv lists, chat ids, times, and
+the trade file's format (what the stores read without the whole config).
 
 Each validator raises ValueError with the words a user needs to fix the value; config_problems.py shows
 them as they are.
@@ -8,10 +9,10 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from botwatch.core.units import parse_duration, parse_size
 
@@ -103,3 +104,22 @@ NonEmpty = Annotated[str, Field(min_length=1)]
 ChatIds = Annotated[int | str | list[int | str] | None, BeforeValidator(_chat_ids)]
 ClockTime = Annotated[str, AfterValidator(_clock_time)]
 TimeZone = Annotated[str, AfterValidator(_timezone)]
+
+ERROR_KINDS = ("auth", "rate_limit", "other")
+COLUMNS = ("timestamp", "trade_id", "symbol", "side", "price", "qty", "fee")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataFormat(Strict):
+    """How a bot's trade file names its columns and spells its timestamps."""
+
+    columns: dict[Literal[COLUMNS], NonEmpty] = Field(default_factory=dict)
+    timestamp: Literal["iso", "epoch_s", "epoch_ms"] = "iso"
+    dedup_window: int = Field(default=20_000, ge=1, le=10_000_000)   # rows a trade id must be unique among
+
+    def header_names(self) -> dict[str, str]:
+        """The header name of each of the seven fields."""
+        return {column: self.columns.get(column, column) for column in COLUMNS}

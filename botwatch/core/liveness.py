@@ -12,9 +12,10 @@ import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from botwatch.core.config import Bot
+if TYPE_CHECKING:
+    from botwatch.core.config import Bot
 
 
 @dataclass(frozen=True)
@@ -320,20 +321,27 @@ class SystemdProbe:
         return Liveness(active == "active", detail, pid)
 
 
-def probe_for(bot: Bot, proc: Path = Path("/proc"), docker_client: Callable = _docker_client,
-              processes: ProcessTable | None = None):
-    """The liveness probe for a bot's runtime, or None for a bot watched by its health endpoint alone;
-    process-name probes share `processes` when given (one /proc scan per round)."""
+def _process_probe(bot: Bot, proc: Path, docker_client: Callable, processes: ProcessTable | None):
     if bot.pidfile:
         return PidfileProbe(bot.pidfile, proc)
     if bot.process_name:
         return ProcessNameProbe(bot.process_name, proc, processes)
-    if bot.process_cmdline:
-        return ProcessCmdlineProbe(bot.process_cmdline, proc, processes)
-    if bot.container:
-        return DockerProbe(bot.container, docker_client)
-    if bot.compose_service:
-        return ComposeProbe(bot.compose_service, compose_project_name(bot), docker_client)
-    if bot.systemd_unit:
-        return SystemdProbe(bot.systemd_unit)
-    return None
+    return ProcessCmdlineProbe(bot.process_cmdline, proc, processes)
+
+
+# a bot's runtime kind (config.RUNTIME_KEYS) -> its probe (bot, /proc, docker client, shared process table)
+PROBES = {
+    "process": _process_probe,
+    "docker": lambda bot, proc, docker_client, processes: DockerProbe(bot.container, docker_client),
+    "compose": lambda bot, proc, docker_client, processes: ComposeProbe(bot.compose_service,
+                                                                        compose_project_name(bot), docker_client),
+    "systemd": lambda bot, proc, docker_client, processes: SystemdProbe(bot.systemd_unit),
+}
+
+
+def probe_for(bot: Bot, proc: Path = Path("/proc"), docker_client: Callable = _docker_client,
+              processes: ProcessTable | None = None):
+    """The liveness probe for a bot's runtime, or None for a bot watched by its health endpoint alone;
+    process-name probes share `processes` when given (one /proc scan per round)."""
+    make = PROBES.get(bot.runtime)
+    return make(bot, proc, docker_client, processes) if make else None

@@ -18,7 +18,7 @@ import re
 import time
 from pathlib import Path
 
-from botwatch.core.config import ERROR_KINDS
+from botwatch.core.config_types import ERROR_KINDS
 
 log = logging.getLogger(__name__)
 

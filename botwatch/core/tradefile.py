@@ -28,7 +28,7 @@ from typing import Callable, Protocol
 
 from botwatch.core import memory, tradefile_fast
 from botwatch.core.book import Trade
-from botwatch.core.config import COLUMNS, DataFormat
+from botwatch.core.config_types import COLUMNS, DataFormat
 from botwatch.core.fingerprint import Fingerprint
 from botwatch.core.idwindow import IdWindow, hash_ids
 from botwatch.core.tradefields import SIDES, TIMESTAMP_PARSERS, number, split_fields

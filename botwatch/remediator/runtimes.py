@@ -16,7 +16,7 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Protocol
 
-from botwatch.core.config import Bot
+from botwatch.core.config import HEALTH_ONLY, Bot
 from botwatch.core.liveness import (ComposeProbe, DockerProbe, Liveness, SystemdProbe, _docker_client,
                                compose_project_name, probe_for, process_alive)
 
@@ -252,7 +252,7 @@ class SystemdRuntime:
 class HealthOnlyRuntime:
     """A bot known only by its health endpoint: it can be checked, not started or stopped."""
 
-    name = "none"
+    name = HEALTH_ONLY
 
     def __init__(self, bot: Bot):
         self.bot = bot
@@ -269,15 +269,16 @@ class HealthOnlyRuntime:
         return tail_file(self.bot.log_file, lines)
 
 
+# a bot's runtime kind (config.RUNTIME_KEYS) -> how to stop and start it (bot, output dir, docker client, run)
+RUNTIMES = {
+    "process": lambda bot, output_dir, docker_client, run: ProcessRuntime(bot, output_dir),
+    "docker": lambda bot, output_dir, docker_client, run: DockerRuntime(bot, docker_client),
+    "compose": lambda bot, output_dir, docker_client, run: ComposeRuntime(bot, docker_client),
+    "systemd": lambda bot, output_dir, docker_client, run: SystemdRuntime(bot, run),
+}
+
+
 def runtime_for(bot: Bot, output_dir: Path, docker_client: Callable = _docker_client,
                 run: Callable = subprocess.run) -> Runtime:
-    kind = bot.runtime
-    if kind == "process":
-        return ProcessRuntime(bot, output_dir)
-    if kind == "docker":
-        return DockerRuntime(bot, docker_client)
-    if kind == "compose":
-        return ComposeRuntime(bot, docker_client)
-    if kind == "systemd":
-        return SystemdRuntime(bot, run)
-    return HealthOnlyRuntime(bot)
+    make = RUNTIMES.get(bot.runtime)
+    return make(bot, output_dir, docker_client, run) if make else HealthOnlyRuntime(bot)

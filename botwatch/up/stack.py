@@ -29,7 +29,7 @@ import yaml
 
 from botwatch.up import alertmanager as am
 from botwatch.core import mixin
-from botwatch.core.config import Config, ConfigError, config_from_mapping, load_config
+from botwatch.core.config import PROCESS, Config, ConfigError, config_from_mapping, load_config
 from botwatch.core.files import write_atomic
 from botwatch.core.liveness import ProcessCmdlineProbe, process_alive
 from botwatch.core.serve import free_port
@@ -150,7 +150,7 @@ class Stack:
 
     def start_bots(self, config: Config) -> None:
         for bot in config.bots:
-            if bot.start_command and bot.runtime == "process" and not running_pid(bot.pidfile):
+            if bot.start_command and bot.runtime == PROCESS and not running_pid(bot.pidfile):
                 self.spawn(f"bot-{bot.name}", bot.start_command, detach=True)
 
     def service(self, name: str, argv: list[str], ready: str, env: dict | None = None) -> None:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from botwatch.core.book import Trade, TradeBook
 from botwatch.core.config import DataFormat
-from botwatch.core.stores import open_sqlite_store
+from botwatch.core.presets import open_database
 from botwatch.core.tradefile import CHECKS, DataFileCheck
 from tests.botwatch.test_tradefile import CORRUPTIONS, HEADER, NOW
 from tests.conftest import ROOT
@@ -149,7 +149,7 @@ def test_a_damaged_database_never_raises_and_a_whole_one_is_valid(request, tmp_p
     source = request.getfixturevalue("hummingbot_db" if kind == "hummingbot" else "freqtrade_db_file")
     path = tmp_path_factory.mktemp("db") / source.name
     shutil.copyfile(source, path)
-    store = open_sqlite_store(kind, path, 1000.0, "fuzz", clock=lambda: NOW)
+    store = open_database(kind, path, 1000.0, "fuzz", clock=lambda: NOW)
     assert store.collect().valid
     size = os.path.getsize(path)
     with open(path, "r+b") as f:
@@ -158,7 +158,7 @@ def test_a_damaged_database_never_raises_and_a_whole_one_is_valid(request, tmp_p
             f.write(junk)
     if cut is not None:
         os.truncate(path, int(cut * size))
-    status = open_sqlite_store(kind, path, 1000.0, "fuzz", clock=lambda: NOW).collect()   # never raises
+    status = open_database(kind, path, 1000.0, "fuzz", clock=lambda: NOW).collect()   # never raises
     assert status.valid or status.first_problem, "a store found bad says why"
     assert set(status.problems) == set(status.checks)
     if not writes and cut is None:
@@ -170,5 +170,5 @@ def test_any_bytes_as_a_database_never_raise(tmp_path_factory, data):
     for kind in ("hummingbot", "freqtrade"):
         path = tmp_path_factory.mktemp("db") / "x.sqlite"
         path.write_bytes(data)
-        status = open_sqlite_store(kind, path, 0.0, "fuzz", clock=lambda: NOW).collect()
+        status = open_database(kind, path, 0.0, "fuzz", clock=lambda: NOW).collect()
         assert not status.valid

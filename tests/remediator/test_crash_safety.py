@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from botwatch.core.stores import open_sqlite_store
+from botwatch.core.presets import open_database
 from botwatch.core.tradefile import validate_file
 from botwatch.remediator.restore.csvfile import STEPS
 from botwatch.remediator.restore.sqlite import SQLITE_STEPS
@@ -203,7 +203,7 @@ def test_a_crash_at_each_step_of_a_database_restore(tmp_path, step):
         assert s.start_count() == 2, "started once by the test, once by the restore"
         assert len(list(s.hb.db.parent.glob("*.sqlite.corrupt-*"))) == 1, "the damaged database quarantined once"
         assert not list(s.hb.db.parent.glob(".*restore-tmp*")), "no temporary copy left behind"
-        assert open_sqlite_store("hummingbot", s.hb.db).collect().valid
+        assert open_database("hummingbot", s.hb.db).collect().valid
         assert s.fill_keys() == {(f.order_id, f.exchange_trade_id) for f in fills(0, 20)}, "every fill, once"
     finally:
         s.stop()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from botwatch.core.book import BookSummary, TradeBook
-from botwatch.core.config import Bot
 from botwatch.core.idwindow import IdWindow
 from botwatch.core.tradefile import DataFileCheck, DataFileStatus
+
+if TYPE_CHECKING:
+    from botwatch.core.config import Bot
 
 log = logging.getLogger(__name__)
 

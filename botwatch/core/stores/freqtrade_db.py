@@ -15,9 +15,9 @@ import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
-from botwatch.core.book import BookSummary
+from botwatch.core.book import BookSummary, Trade
 from botwatch.core.stores.sqlite_check import CHECKS as SQLITE_CHECKS
-from botwatch.core.stores.sqlite_check import Corrupt, SqliteStore
+from botwatch.core.stores.sqlite_check import Corrupt, SqliteStore, connect_ro
 
 CHECKS = SQLITE_CHECKS
 SCHEMA = {
@@ -46,6 +46,19 @@ class FreqtradeStore(SqliteStore):
     def __init__(self, path: Path | str, starting_balance: float = 0.0, name: str = ""):
         self.starting_balance = starting_balance
         super().__init__(path, name)
+
+    @property
+    def ends(self) -> tuple[Trade | None, Trade | None]:
+        """The first and the last trade (for backup manifests): their opening fills."""
+        connection = connect_ro(self.path)
+        try:
+            first = connection.execute("SELECT id, open_date, pair, amount, open_rate FROM trades ORDER BY id LIMIT 1"
+                                       ).fetchone()
+            last = connection.execute("SELECT id, open_date, pair, amount, open_rate FROM trades "
+                                      "ORDER BY id DESC LIMIT 1").fetchone()
+        finally:
+            connection.close()
+        return _trade(first), _trade(last)
 
     def _forget(self) -> None:
         self._first_trade: tuple | None = None       # (id, pair, open_date) of the lowest id: the history's identity
@@ -150,3 +163,11 @@ def _utc(text) -> float | None:
         return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()
     except ValueError:
         return None
+
+
+def _trade(row) -> Trade | None:
+    if row is None:
+        return None
+    trade_id, opened, pair, amount, rate = row
+    when = datetime.fromisoformat(opened).replace(tzinfo=timezone.utc).timestamp()
+    return Trade(when, str(trade_id), pair, "buy", rate, amount, 0.0)

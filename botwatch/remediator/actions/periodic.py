@@ -15,14 +15,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from botwatch.core.checks import bot_api
 from botwatch.core.config import Bot, Config
 from botwatch.remediator.actions import scheduler
 from botwatch.remediator.restore.backup import BackupResult, S3Store, backup_bot, prune, store_for
+from botwatch.remediator.restore.kinds import fill_mirror
 from botwatch.remediator.ledger import Ledger
 from botwatch.remediator.metrics import Metrics
-from botwatch.remediator.restore.mirror import FillMirror, mirror_path
-from botwatch.remediator.restore.mirror_hummingbot import LogFillMirror
 from botwatch.remediator.tell.notifier import Notifier, escape
 from botwatch.remediator.tell.opslog import OperationsLog
 
@@ -67,10 +65,8 @@ class PeriodicWork:
         self._backed_up: set[str] = set()      # bots with a good backup made by this remediator
         self._waiting: set[str] = set()        # bots skipped at a round that have none yet
         self._retried_at = 0.0
-        self.mirrors = [FillMirror(bot, mirror_path(mirror_dir, bot), api)
-                        for bot in self.bots if mirror_dir and (api := bot_api(bot)) is not None]
-        self.mirrors += [LogFillMirror(bot, mirror_path(mirror_dir, bot)) for bot in self.bots
-                         if mirror_dir and bot.preset == "hummingbot" and bot.log_file is not None]
+        self.mirrors = [mirror for bot in self.bots
+                        if mirror_dir and (mirror := fill_mirror(bot, mirror_dir)) is not None]
 
     def tick(self) -> None:
         self.maybe_mirror()

@@ -26,6 +26,7 @@ from botwatch.core.config import LOCAL_HOST, Config
 from botwatch.remediator.actions import faults
 from botwatch.remediator.ledger import Action, Ledger
 from botwatch.remediator.metrics import Metrics
+from botwatch.remediator.restore.kinds import mirrored
 from botwatch.remediator.restore.mirror import mirror_path
 from botwatch.remediator.tell.notifier import Notifier
 from botwatch.remediator.tell.opslog import OperationsLog
@@ -243,7 +244,7 @@ class Runner:
         ctx = Context(self.config, bot, action, runtime, self.jobs.ledger_for(action), self.clock, self.sleep,
                       check_alive=lambda: check_alive(bot, runtime.status),
                       run_command=self.run_command, restore=self.restore, api=self.apis.get(action.bot),
-                      mirror=mirror_path(self.mirror_dir, bot) if self.mirror_dir and bot.preset else None,
+                      mirror=mirror_path(self.mirror_dir, bot) if self.mirror_dir and mirrored(bot) else None,
                       extra={"exchange": bot.exchange_name(self.learned)})
         try:
             result = PLAYBOOKS[action.playbook].run(ctx)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from botwatch.core.stores import SQLITE_STORES, open_sqlite_store
+from botwatch.core.config import HEALTH_ONLY
 from botwatch.core.units import format_duration
 from botwatch.remediator.actions import faults
 from botwatch.remediator.tell.notifier import escape
@@ -54,7 +54,7 @@ def restart_playbook(ctx: Context) -> Result:
     if corrupt:
         return Result("skipped", f"{trouble}; not restarted: {corrupt} — it would fail the same way; the restore "
                                  "(TradingBotDataCorrupted) puts back a good copy and starts it", ctx.runtime.recent_logs())
-    if ctx.runtime.name == "none":
+    if ctx.runtime.name == HEALTH_ONLY:
         return Result("escalated", f"{trouble}; known only by its health endpoint: nothing to "
                                    "restart, escalating", ctx.runtime.recent_logs(),
                       notice=f"🚨 <b>{escape(bot.name)}</b> is down and botwatch can't restart it (no process, "
@@ -115,9 +115,9 @@ def _database_corrupt(ctx: Context) -> str | None:
     giving up. Only damage counts: a database not there yet, or without its tables yet, is the bot's to
     create when it starts. A CSV file is not checked: a bot appends to one whatever is in it."""
     bot = ctx.bot
-    if bot.store not in SQLITE_STORES:
+    if not bot.kind.database:
         return None
-    status = open_sqlite_store(bot.store, bot.data_file, name=bot.name).collect()
+    status = bot.kind.open_database(bot.data_file, name=bot.name).collect()
     damage = [check for check in DAMAGE if status.problems.get(check)]
     return f"its database is corrupt ({', '.join(damage)})" if damage else None
 

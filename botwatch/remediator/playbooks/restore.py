@@ -9,9 +9,7 @@ from botwatch.remediator.restore.backup import check_snapshot, snapshot, store_f
 from botwatch.remediator.tell.notifier import escape
 from botwatch.remediator.playbooks.base import Context, Result
 from botwatch.remediator.restore.csvfile import RestoreFailed, restore
-from botwatch.core.stores import SQLITE_STORES
-from botwatch.remediator.restore.freqtrade import freqtrade_fill_in
-from botwatch.remediator.restore.hummingbot import hummingbot_fill_in
+from botwatch.remediator.restore.kinds import fill_in, mirrored
 from botwatch.remediator.restore.sqlite import restore_database
 from botwatch.remediator.runtimes import RuntimeFailure
 
@@ -55,10 +53,9 @@ def restore_playbook(ctx: Context) -> Result:
     if ctx.dry_run:
         return Result("dry_run", "dry run: would stop the bot, quarantine the file, restore and replay", excerpt)
     try:
-        if bot.store in SQLITE_STORES:
-            fill_in = hummingbot_fill_in(bot, ctx.mirror, ctx.clock, ctx.sleep) if bot.store == "hummingbot" \
-                else freqtrade_fill_in(ctx.mirror)
-            report = restore_database(bot, store_for(ctx.config.backup), ctx.runtime, ctx.check_alive, fill_in,
+        if bot.kind.database:
+            report = restore_database(bot, store_for(ctx.config.backup), ctx.runtime, ctx.check_alive,
+                                      fill_in(bot, ctx.mirror, ctx.clock, ctx.sleep),
                                       ctx.clock, ctx.sleep, ctx.config.remediation.verify_after,
                                       ctx.config.remediation.verify_within, on_step=lambda step: _reached(ctx, progress, step))
         else:
@@ -69,7 +66,7 @@ def restore_playbook(ctx: Context) -> Result:
                       notice=f"🧨 <b>{escape(bot.name)}</b>: trade file corrupt and the restore failed: "
                              f"{escape(err)}. The corrupt file is kept; see the operations log.")
     sources = ", ".join(f"{count} from {where}" for where, count in report.sources.items()) \
-        or f"{report.replayed} from {'the fill mirror' if bot.preset else 'the journal'}"
+        or f"{report.replayed} from {'the fill mirror' if mirrored(bot) else 'the journal'}"
     missing = (f" ⚠️ Not checked, fills may be missing: {escape('; '.join(report.missing))}."
                if report.missing else "")
     return Result("success", report.detail, excerpt,

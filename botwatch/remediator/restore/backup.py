@@ -23,7 +23,7 @@ from botwatch.core.book import Trade
 from botwatch.core.config import Backup, Bot
 from botwatch.core.files import progress, write_atomic
 from botwatch.core.tradefile import DataFileCheck
-from botwatch.core.stores import SQLITE_STORES
+from botwatch.core import presets
 from botwatch.remediator.restore.backup_sqlite import check_database, snapshot_database
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class Manifest:
 
     @property
     def suffix(self) -> str:
-        return ".csv" if self.kind == "csv" else ".sqlite"
+        return ".sqlite" if presets.KINDS.get(self.kind, presets.kind_of(None)).database else ".csv"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -200,7 +200,7 @@ class SnapshotCheck:
 
 def check_snapshot(data: bytes, bot: Bot, clock: Callable[[], float] = time.time) -> SnapshotCheck:
     """Validate bytes as the bot's trade store with the exporter's own check (through a private temp file)."""
-    if bot.store in SQLITE_STORES:
+    if bot.kind.database:
         return SnapshotCheck(*check_database(data, bot.name, bot.store))
     with tempfile.NamedTemporaryFile(prefix="botwatch-check-", suffix=".csv") as tmp:
         tmp.write(data)
@@ -216,7 +216,7 @@ def check_snapshot(data: bytes, bot: Bot, clock: Callable[[], float] = time.time
 def snapshot(path: Path, store: str = "csv") -> bytes:
     """A consistent copy of the store: for a CSV file its bytes up to its last complete line (a row being
     appended right now is left out), for a database SQLite's online backup."""
-    if store != "csv":
+    if presets.kind_of(store).database:
         return snapshot_database(path)
     data = Path(path).read_bytes()
     end = data.rfind(b"\n")

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import sqlite3
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 
 from botwatch.core.book import Trade
-from botwatch.core.stores import open_sqlite_store
+from botwatch.core.presets import open_database
 from botwatch.core.stores.sqlite_check import connect_ro
 
 
@@ -63,25 +62,8 @@ def check_database_file(path: Path, bot_name: str, kind: str = "freqtrade"
     problem = integrity_problem(path)
     if problem:
         return False, 0, None, None, problem
-    store = open_sqlite_store(kind, path, name=bot_name)
+    store = open_database(kind, path, name=bot_name)
     status = store.collect()
     if not status.valid:
         return False, status.rows, None, None, status.first_problem
-    if kind == "hummingbot":
-        return True, status.rows, *store.ends, None
-    connection = connect_ro(path)
-    try:
-        first = connection.execute("SELECT id, open_date, pair, amount, open_rate FROM trades ORDER BY id LIMIT 1").fetchone()
-        last = connection.execute("SELECT id, open_date, pair, amount, open_rate FROM trades "
-                                  "ORDER BY id DESC LIMIT 1").fetchone()
-    finally:
-        connection.close()
-    return True, status.rows, _trade(first), _trade(last), None
-
-
-def _trade(row) -> Trade | None:
-    if row is None:
-        return None
-    trade_id, opened, pair, amount, rate = row
-    when = datetime.fromisoformat(opened).replace(tzinfo=timezone.utc).timestamp()
-    return Trade(when, str(trade_id), pair, "buy", rate, amount, 0.0)
+    return True, status.rows, *store.ends, None
