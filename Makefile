@@ -1,4 +1,4 @@
-# botwatch: `make run` starts the local demo, `make test` runs every test.
+# botwatch: `make run` starts the local demo, `make test` runs every test, `make check` the quick tier.
 # Both work on a fresh Debian machine as root: they install what they need first.
 
 PYTHON  ?= python3
@@ -10,13 +10,20 @@ STATE   ?= var/stack
 FT_VENV ?= .venv-freqtrade
 FREQTRADE_VERSION := 2026.9
 
-.PHONY: run test fuzz chaos deps system-deps venv freqtrade generate bench clean
+.PHONY: run test check fuzz chaos deps system-deps venv freqtrade generate bench clean
 
 run: deps
 	$(BIN)/botwatch up --state-dir $(STATE) --with-freqtrade $(FT_VENV)/bin/freqtrade
 
+# test files run in parallel, each whole in one worker (each test takes free ports and its own folders);
+# the tests wait on real services more than they compute, so 3 workers suit a 2-core machine
+JOBS    ?= 3
 test: deps
-	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -ra -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
+
+# the quick tier for a developer: unit tests, promtool and amtool, the fuzzers short (no stack, no dockerd)
+check: deps
+	$(BIN)/python -m pytest -q -ra -n 2 --dist loadfile -m "not slow" $(PYTEST_ARGS)
 
 # the fuzzers, long and random (`make test` runs them short and fixed); FUZZ_EXAMPLES=N per property (4000)
 fuzz: deps

@@ -27,7 +27,7 @@ def test_default_patterns_count_each_kind_once_per_line(tmp_path):
 def test_a_429_in_a_timestamp_or_a_price_is_no_rate_limit(tmp_path):
     """A log's milliseconds (",429") or a price are not an HTTP 429: counted as one, they ran a healthy bot's
     on_rate_limit (seen in the e2e test: `22:30:17,429 INFO paperbot fill …`)."""
-    from botwatch.core.presets import FREQTRADE_ERROR_PATTERNS
+    from botwatch.core.presets.freqtrade import ERROR_PATTERNS as FREQTRADE_ERROR_PATTERNS
     log = tmp_path / "bot.log"
     write(log, "2026-12-01 22:30:17,429 INFO paperbot[28698] fill rl-c-00000033 sell 0.4290 ETH/USDT @ 3012.429\n"
                "2026-12-01 22:30:17,418 - freqtrade.worker - INFO - Bot heartbeat. PID=4291\n" + RATE
