@@ -73,7 +73,9 @@ bench: deps
 clean:
 	rm -rf $(VENV) $(FT_VENV) var .pytest_cache
 
-# the generated files: the rules from botwatch/core/mixin.py, the dashboards' JSON from grafana/dashboards
+# the generated files: the rules and Prometheus' configs from botwatch/core/mixin.py, the dashboards' JSON
+# from grafana/dashboards
 generate: venv
 	$(BIN)/python -m botwatch.core.mixin --out prometheus/rules/botwatch.rules.yml
+	$(BIN)/python -m botwatch.core.scrape
 	$(BIN)/python grafana/generate.py

@@ -10,9 +10,10 @@ import argparse
 import sys
 
 from botwatch import __version__
+from botwatch.core.mixin import CONFIG as MIXIN
 
-EXPORTER_PORT = 9817
-REMEDIATOR_PORT = 9818
+EXPORTER_PORT = MIXIN["ports"]["exporter"]
+REMEDIATOR_PORT = MIXIN["ports"]["remediator"]
 
 
 def _load(path: str):

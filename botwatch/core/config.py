@@ -15,7 +15,7 @@ from typing import Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from botwatch.core import presets
+from botwatch.core import mixin, presets
 from botwatch.core.config_problems import ConfigError, duplicate_names, problems_of
 from botwatch.core.config_types import (COLUMNS, ERROR_KINDS, Argv, ArgvWithPid, ChatIds, ClockTime, DataFormat,
                                         Duration, HttpUrl, NonEmpty, PositiveDuration, Regex, Size, Slug, Strict,
@@ -248,7 +248,7 @@ class Report(Strict):
     at: ClockTime = "08:00"
     timezone: TimeZone = "UTC"
     enabled: bool = True
-    prometheus_url: HttpUrl = "http://127.0.0.1:9090"
+    prometheus_url: HttpUrl = f"http://127.0.0.1:{mixin.CONFIG['ports']['prometheus']}"
     window: PositiveDuration = 86400.0
 
 

@@ -19,12 +19,21 @@ from botwatch.core.units import format_duration, parse_duration
 CONFIG = {
     # Every alert's runbook_url is this page plus the alert's anchor.
     "runbook_url": "https://github.com/botwatch/botwatch/blob/main/runbook.md",
-    # Selectors of botwatch's own scrape jobs (prometheus/prometheus.yml names them so).
-    "exporter_selector": 'job="botwatch-exporter"',
-    "remediator_selector": 'job="botwatch-remediator"',
-    "alertmanager_selector": 'job="alertmanager"',
-    # Many hosts: the agents' scrape job (Prometheus finds them at the remediator's /sd).
-    "agent_selector": 'job="botwatch-agents"',
+    # The scrape jobs of botwatch's own parts, and the ports they listen on by default: the alerts select
+    # by these jobs, and every Prometheus config (prometheus/*.yml, `botwatch up`, `--fleet`) is written
+    # from them (botwatch.core.scrape). The agents have no fixed address: Prometheus finds them at the
+    # remediator's /sd, and each listens on the exporter's port on its own host.
+    "jobs": {"exporter": "botwatch-exporter", "remediator": "botwatch-remediator", "agents": "botwatch-agents",
+             "alertmanager": "alertmanager", "prometheus": "prometheus"},
+    "ports": {"exporter": 9817, "remediator": 9818, "alertmanager": 9093, "prometheus": 9090},
+    # Prometheus scrapes and evaluates this often: at most a bot's check_interval (15s by default), so a
+    # scrape never waits on a check. The demo's fast timings scrape every second.
+    "scrape_interval": "15s",
+    # The alerts a remediator playbook acts on, and which: each carries the label `playbook`, Alertmanager
+    # sends every alert with one to the remediator, and its playbook table runs the one named here.
+    "playbooks": {"TradingBotDown": "restart", "TradingBotStuck": "restart", "TradingBotStopped": "start",
+                  "TradingBotDataCorrupted": "restore", "TradingBotApiKeyErrors": "api_auth",
+                  "TradingBotRateLimited": "api_rate_limit", "ExchangeRateLimited": "exchange_rate_limit"},
     # BotwatchHostDown: an agent that no scrape reached and that heartbeat to no remediator for this long:
     # the host (or its network) is down, not its bots one by one. Both over the whole window, so a slow
     # scrape or poll just after the host is back does not page again.
@@ -96,7 +105,7 @@ CONFIG = {
 }
 
 # `botwatch up --timings fast`: the same rules, minutes become seconds, for demos and the e2e test.
-FAST = dict(CONFIG, down_critical_for="20s", unknown_for="20s", data_file_grace="30s", corrupted_for="2s", stopped_for="2s", stuck_for="2s", stale_for="5s", auth_error_window="1m",
+FAST = dict(CONFIG, scrape_interval="1s", down_critical_for="20s", unknown_for="20s", data_file_grace="30s", corrupted_for="2s", stopped_for="2s", stuck_for="2s", stale_for="5s", auth_error_window="1m",
             rate_limit_window="1m", rate_limited_for="5s", trade_rate_window="1m", abnormal_frequency_for="10s",
             absent_for="20s", component_down_for="10s", delivery_failing_for="10s", host_down_after="10s")
 
@@ -129,12 +138,18 @@ def runbook_url(c: dict, alertname: str) -> str:
     return f"{c['runbook_url']}#{alertname.lower()}"
 
 
+def selector(c: dict, part: str) -> str:
+    """The selector of one of botwatch's own scrape jobs: selector(c, "exporter") -> 'job="botwatch-exporter"'."""
+    return f'job="{c["jobs"][part]}"'
+
+
 def _alert(c, name, expr, for_, severity, summary, description, **labels):
+    playbook = {"playbook": c["playbooks"][name]} if name in c["playbooks"] else {}
     return {
         "alert": name,
         "expr": expr,
         "for": for_,
-        "labels": {"severity": severity, **labels},
+        "labels": {"severity": severity, **labels, **playbook},
         "annotations": {"summary": summary, "description": description, "runbook_url": runbook_url(c, name)},
     }
 
@@ -260,8 +275,8 @@ def trading_alerts(c: dict) -> list[dict]:
 
 def self_alerts(c: dict) -> list[dict]:
     """botwatch's own parts: the exporter, the remediator, Alertmanager's deliveries."""
-    exporter, remediator, am = c["exporter_selector"], c["remediator_selector"], c["alertmanager_selector"]
-    agents = c["agent_selector"]
+    exporter, remediator, am = selector(c, "exporter"), selector(c, "remediator"), selector(c, "alertmanager")
+    agents = selector(c, "agents")
     return [
         # absent: neither the exporter nor any agent (many hosts) is scraped at all
         _alert(c, "BotwatchExporterDown",

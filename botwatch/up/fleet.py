@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from botwatch.up import alertmanager as am
-from botwatch.core import mixin
+from botwatch.core import mixin, scrape
 from botwatch.core.files import write_atomic
 from botwatch.core.serve import free_port
 from botwatch.up.demo import demo_bots
@@ -28,10 +28,11 @@ from botwatch.up.postgres import PostgresCluster, PostgresError
 from botwatch.up.stack import (TIMINGS, Stack, cluster_args, find_binary, secret_file, wait_cluster, supervise, alertmanager_config,
                             botwatch_argv, stack_config)
 
-AGENT_PORT = 9817
+AGENT_PORT = mixin.CONFIG["ports"]["exporter"]     # an agent serves its host's metrics where the exporter would
 BOTS_PER_HOST = 2
-FLEET_TIMINGS = {"fast": {"job_lease": "5s", "job_deadline": "30s", "sd_refresh": "2s"},
-                 "default": {"job_lease": "30s", "job_deadline": "2m", "sd_refresh": "30s"}}
+# the fleet's paces: `default` keeps the config model's job lease and deadline
+FLEET_TIMINGS = {"fast": {"remediation": {"job_lease": "5s", "job_deadline": "30s"}, "sd_refresh": "2s"},
+                 "default": {"remediation": {}, "sd_refresh": "30s"}}
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -114,28 +115,14 @@ def host_bots(state: Path, host: str, timings: str) -> list[dict]:
 
 def prometheus_config(ports: dict[str, int], gateway: str, timings: str, rules: Path, replica: str) -> str:
     """One of the pair: agents found at its own remediator replica's /sd; both peers and replicas listed."""
-    scrape = TIMINGS[timings]["scrape"]
     own = "remediator" if replica == "a" else "remediator-2"
-    peers = [f"127.0.0.1:{ports[name]}" for name in ("alertmanager", "alertmanager-2")]
-    doc = {
-        "global": {"scrape_interval": scrape, "evaluation_interval": scrape,
-                   "external_labels": {"monitor": "botwatch", "replica": replica}},
-        "rule_files": [str(rules)],
-        "alerting": {"alert_relabel_configs": [{"action": "labeldrop", "regex": "replica"}],
-                     "alertmanagers": [{"static_configs": [{"targets": peers}]}]},
-        "scrape_configs": [
-            # the agents label their series with `host` themselves; honor_labels keeps it `host`
-            {"job_name": "botwatch-agents", "honor_labels": True,
-             "http_sd_configs": [{"url": f"http://{gateway}:{ports[own]}/sd",
-                                  "refresh_interval": FLEET_TIMINGS[timings]["sd_refresh"]}]},
-            {"job_name": "botwatch-remediator", "static_configs": [
-                {"targets": [f"{gateway}:{ports[name]}" for name in ("remediator", "remediator-2")]}]},
-            {"job_name": "alertmanager", "static_configs": [{"targets": peers}]},
-            {"job_name": "prometheus", "static_configs": [
-                {"targets": [f"127.0.0.1:{ports[name]}" for name in ("prometheus", "prometheus-2")]}]},
-        ],
-    }
-    return "# written by `botwatch up --fleet`\n" + yaml.safe_dump(doc, sort_keys=False)
+    targets = {"remediator": [f"{gateway}:{ports[name]}" for name in ("remediator", "remediator-2")],
+               "alertmanager": [f"127.0.0.1:{ports[name]}" for name in ("alertmanager", "alertmanager-2")],
+               "prometheus": [f"127.0.0.1:{ports[name]}" for name in ("prometheus", "prometheus-2")]}
+    doc = scrape.prometheus_config(targets, [str(rules)], TIMINGS[timings]["rules"], replica=replica,
+                                   agents_sd=f"http://{gateway}:{ports[own]}/sd",
+                                   sd_refresh=FLEET_TIMINGS[timings]["sd_refresh"])
+    return scrape.render(doc, "# written by `botwatch up --fleet`\n")
 
 
 def fleet_alertmanager_config(config, urls: dict[str, str], token: Path, timings: str) -> str:
@@ -186,7 +173,7 @@ def up_fleet(hosts: int, timings: str, state_dir: str) -> int:
         urls = {name: f"http://{network.gateway if name.startswith('remediator') else '127.0.0.1'}:{port}"
                 for name, port in ports.items() if not name.startswith("cluster-")}
         raw = {"bots": [bot for host in names for bot in host_bots(state, host, timings)],
-               "remediation": {key: value for key, value in FLEET_TIMINGS[timings].items() if key.startswith("job_")}}
+               "remediation": dict(FLEET_TIMINGS[timings]["remediation"])}
         config = stack_config(raw, state, timings, urls["prometheus"], outbox)
         files = {"config": state / "bots.yaml", "token": state / "secrets" / "webhook_token",
                  "rules": state / "prometheus" / "rules" / "botwatch.rules.yml"}

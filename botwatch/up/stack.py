@@ -28,28 +28,33 @@ from pathlib import Path
 import yaml
 
 from botwatch.up import alertmanager as am
-from botwatch.core import mixin
+from botwatch.core import mixin, scrape
 from botwatch.core.config import PROCESS, Config, ConfigError, config_from_mapping, load_config
 from botwatch.core.files import write_atomic
 from botwatch.core.liveness import ProcessCmdlineProbe, process_alive
 from botwatch.core.serve import free_port
+from botwatch.core.units import parse_duration
 from botwatch.up.demo import FreqtradeNotFound, demo_bots, find_freqtrade, freqtrade_bot
 from botwatch.up.standins.localexchange import LocalExchange
 from botwatch.up.standins.outbox import TelegramOutbox
 
 log = logging.getLogger("botwatch.up")
 
+# The stack's two paces. `default` is botwatch's own defaults (the mixin's rules and scrape interval, the
+# config model's remediation waits); `fast` shortens them for demos and the end-to-end tests. The demo
+# bots check as often as Prometheus scrapes.
 TIMINGS = {
-    "fast": {"check_interval": 1, "trade_interval": 1.0, "stale_after": "30s", "scrape": "1s",
-             "verify_after": "2s", "verify_within": "30s", "backoff": ["10s", "30s", "60s"], "healthy_reset_after": "2m",
-             "group_wait": "1s", "group_interval": "5s", "remediator_repeat": "10s", "peer_timeout": "2s",
-             "rules": mixin.FAST},
-    "default": {"check_interval": 15, "trade_interval": 5.0, "stale_after": "5m", "scrape": "15s",
-                "verify_after": "1s", "verify_within": "60s", "backoff": ["5m", "15m", "30m"], "healthy_reset_after": "1h",
-                "group_wait": None, "group_interval": None, "remediator_repeat": None, "peer_timeout": "15s",
-                "rules": mixin.CONFIG},
+    "fast": {"rules": mixin.FAST, "trade_interval": 1.0, "stale_after": "30s", "peer_timeout": "2s",
+             "remediation": {"verify_after": "2s", "verify_within": "30s", "backoff": ["10s", "30s", "60s"],
+                             "healthy_reset_after": "2m"},
+             "alertmanager": {"group_wait": "1s", "group_interval": "5s", "remediator_repeat": "10s"}},
+    "default": {"rules": mixin.CONFIG, "trade_interval": 5.0, "stale_after": "5m", "peer_timeout": "15s",
+                "remediation": {}, "alertmanager": None},
 }
-DEFAULT_PORTS = {"exporter": 9817, "remediator": 9818, "prometheus": 9090, "alertmanager": 9093}
+for _t in TIMINGS.values():
+    _t["scrape"] = _t["rules"]["scrape_interval"]
+    _t["check_interval"] = parse_duration(_t["scrape"])
+DEFAULT_PORTS = dict(mixin.CONFIG["ports"])
 BOT_PIDFILE_GRACE = 2.0     # seconds a bot started just before the stop takes to write its pidfile
 CRASH_LOOP, CRASH_WINDOW = 5, 60.0    # a service restarted more often than this stops the stack
 HA_PORTS = {"prometheus-2": 9091, "alertmanager-2": 9095, "cluster-alertmanager": 9094, "cluster-alertmanager-2": 9096}
@@ -71,9 +76,8 @@ def stack_config(raw: dict, state: Path, timings: str, prometheus_url: str, outb
     t = TIMINGS[timings]
     raw = dict(raw)
     remediation = dict(raw.get("remediation") or {})
-    if timings == "fast":     # the demo's waits, unless the config sets its own
-        for key in ("verify_after", "verify_within", "backoff", "healthy_reset_after"):
-            remediation.setdefault(key, t[key])
+    for key, value in t["remediation"].items():     # the pace's waits, unless the config sets its own
+        remediation.setdefault(key, value)
     raw["remediation"] = remediation
     raw["report"] = {**(raw.get("report") or {}), "prometheus_url": prometheus_url}
     telegram = dict(raw.get("telegram") or {})
@@ -86,31 +90,17 @@ def stack_config(raw: dict, state: Path, timings: str, prometheus_url: str, outb
 
 
 def prometheus_config(ports: dict[str, int], timings: str, rules: Path, replica: str | None = None) -> str:
-    """Prometheus' config; with `replica` (HA), its replica label, dropped from the alerts it sends so the
-    two servers' alerts are the same alerts to Alertmanager, and every Alertmanager peer listed."""
-    scrape = TIMINGS[timings]["scrape"]
-    peers = [name for name in ports if name.startswith("alertmanager")]
-    servers = [name for name in ports if name.startswith("prometheus")]
-    jobs = {"botwatch-exporter": ["exporter"], "botwatch-remediator": ["remediator"],
-            "alertmanager": peers, "prometheus": servers}
-    labels = {"monitor": "botwatch", **({"replica": replica} if replica else {})}
-    alerting = {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{ports[p]}" for p in peers]}]}]}
-    if replica:
-        alerting["alert_relabel_configs"] = [{"action": "labeldrop", "regex": "replica"}]
-    doc = {
-        "global": {"scrape_interval": scrape, "evaluation_interval": scrape, "external_labels": labels},
-        "rule_files": [str(rules)],
-        "alerting": alerting,
-        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{ports[n]}" for n in names]}]}
-                           for job, names in jobs.items()],
-    }
-    return "# written by `botwatch up`\n" + yaml.safe_dump(doc, sort_keys=False)
+    """Prometheus' config; with `replica` (HA), every Alertmanager peer and Prometheus server listed."""
+    targets = {part: [f"127.0.0.1:{ports[name]}" for name in ports if name == part or name.startswith(part + "-")]
+               for part in ("exporter", "remediator", "alertmanager", "prometheus")}
+    doc = scrape.prometheus_config(targets, [str(rules)], TIMINGS[timings]["rules"], replica=replica)
+    return scrape.render(doc, "# written by `botwatch up`\n")
 
 
 def alertmanager_config(config: Config, remediator_url: str, token_file: Path, timings: str) -> str:
     text = am.render(config, remediator_url, token_file)
-    t = TIMINGS[timings]
-    if not t["group_wait"]:
+    t = TIMINGS[timings]["alertmanager"]
+    if not t:
         return text
     doc = yaml.safe_load(text)
 

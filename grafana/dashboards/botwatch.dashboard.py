@@ -1,12 +1,12 @@
 """botwatch's own health: is it scraping, checking, answering webhooks, backing up, notifying."""
 
-from common import INCREASE, botwatch_dashboard, stat, target, timeseries
+from common import INCREASE, botwatch_dashboard, stat, target, timeseries, up
 
 dashboard = botwatch_dashboard(
     "botwatch / Self", "botwatch-self", panels=[
-        stat("Exporter up", [target('up{job="botwatch-exporter"}', "exporter")], 0, 0),
-        stat("Remediator up", [target('up{job="botwatch-remediator"}', "remediator")], 6, 0),
-        stat("Alertmanager up", [target('up{job="alertmanager"}', "alertmanager")], 12, 0),
+        stat("Exporter up", [target(up("exporter"), "exporter")], 0, 0),
+        stat("Remediator up", [target(up("remediator"), "remediator")], 6, 0),
+        stat("Alertmanager up", [target(up("alertmanager"), "alertmanager")], 12, 0),
         stat("Open circuits", [target("sum(botwatch_circuit_open)", "open")], 18, 0),
         timeseries("Exporter scrape duration", [target("botwatch_exporter_scrape_duration_seconds", "scrape")], 0, 4,
                    unit="s"),

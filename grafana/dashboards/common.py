@@ -2,7 +2,7 @@
 
 from grafanalib.core import Dashboard, GridPos, Stat, Target, Template, Templating, Time, TimeSeries
 
-from botwatch.core.mixin import CONFIG
+from botwatch.core.mixin import CONFIG, selector
 
 DATASOURCE = "Prometheus"          # the provisioned datasource's name (grafana/provisioning/datasources)
 BOT_SELECTOR = 'bot=~"$bot"'
@@ -52,3 +52,8 @@ def bot_variable(multi: bool = True, by_host: bool = False) -> Template:
     series = 'tradingbot_info{host=~"$host"}' if by_host else "tradingbot_info"
     return Template(name="bot", label="bot", query=f"label_values({series}, bot)", dataSource=DATASOURCE,
                     includeAll=multi, multi=multi, default="$__all" if multi else None, refresh=2)
+
+
+def up(part: str, extra: str = "") -> str:
+    """`up` of one of botwatch's own scrape jobs, by the mixin's job name."""
+    return "up{" + selector(CONFIG, part) + extra + "}"

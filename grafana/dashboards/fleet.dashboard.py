@@ -4,7 +4,7 @@ many hosts, is every host's agent there, and how the jobs go."""
 from grafanalib.core import Threshold
 
 from common import BOT_SELECTOR as S
-from common import INCREASE, UPTIME, bot_variable, botwatch_dashboard, host_variable, stat, target, timeseries
+from common import INCREASE, UPTIME, bot_variable, botwatch_dashboard, host_variable, stat, target, timeseries, up
 
 UP_MAPPINGS = [{"type": "value", "options": {"0": {"text": "DOWN", "color": "red"}, "1": {"text": "UP", "color": "green"}}}]
 
@@ -38,7 +38,7 @@ dashboard = botwatch_dashboard(
                                         target(f"count by (host) (tradingbot_up{{{S}}})", "{{host}} bots", "B")],
                    0, 36, description="Each host's bots that are up, against how many it has."),
         timeseries("Agents: scraped, and seconds since their last heartbeat",
-                   [target('up{job="botwatch-agents",host=~"$host"}', "{{host}} scraped"),
+                   [target(up("agents", ',host=~"$host"'), "{{host}} scraped"),
                     target('time() - max by (host) (botwatch_agent_last_seen_timestamp_seconds{host=~"$host"})',
                            "{{host}} heartbeat age", "B")], 12, 36,
                    description="A host whose agent is not scraped and silent for a minute is BotwatchHostDown."),

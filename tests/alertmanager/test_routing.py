@@ -12,6 +12,7 @@ import requests
 
 from botwatch.up.alertmanager import render
 from botwatch.core.config import config_from_mapping
+from botwatch.core.mixin import CONFIG, alert_rules
 from botwatch.up.stack import alertmanager_config
 from tests.conftest import ROOT, require_tool, wait_for
 
@@ -49,20 +50,55 @@ def test_amtool_accepts_the_rendered_config_and_it_holds_the_secrets(tmp_path):
     assert "RENDERED_AT_START" in TEMPLATE.read_text() and "TEST-token" not in TEMPLATE.read_text()
 
 
-@pytest.mark.parametrize("labels, receivers", [
-    (["alertname=TradingBotDown", "severity=remediate", "bot=x"], "remediator,blackhole"),
-    (["alertname=TradingBotDataCorrupted", "severity=remediate", "notify=telegram", "bot=x"], "remediator,telegram-critical"),
-    (["alertname=TradingBotApiKeyErrors", "severity=critical", "bot=x"], "remediator,telegram-critical"),
-    (["alertname=TradingBotDownCritical", "severity=critical", "bot=x"], "telegram-critical"),
-    (["alertname=TradingBotAbnormalTradeFrequency", "severity=critical", "bot=x"], "telegram-critical"),
-    (["alertname=TradingBotStaleData", "severity=warning", "bot=x"], "telegram-warning"),
-    (["alertname=TradingBotRateLimited", "severity=warning", "bot=x"], "remediator,telegram-warning"),
-    (["alertname=ExchangeRateLimited", "severity=warning", "exchange=binance"], "remediator,telegram-warning"),
-    (["alertname=BotwatchAlertDeliveryFailing", "severity=critical"], "remediator,telegram-critical"),
-])
-def test_routes_by_severity(labels, receivers):
-    result = amtool("config", "routes", "test", f"--config.file={TEMPLATE}", f"--verify.receivers={receivers}", *labels)
+# where each alert of the rules goes, by the labels the rules give it (a new alert needs its line here)
+ROUTES = {
+    "TradingBotDown": "remediator,blackhole",
+    "TradingBotDownCritical": "telegram-critical",
+    "TradingBotDataCorrupted": "remediator,telegram-critical",
+    "TradingBotDataFileMissing": "telegram-warning",
+    "TradingBotStuck": "remediator,telegram-critical",
+    "TradingBotStopped": "remediator,blackhole",
+    "TradingBotStaleData": "telegram-warning",
+    "TradingBotApiKeyErrors": "remediator,telegram-critical",
+    "TradingBotRateLimited": "remediator,telegram-warning",
+    "ExchangeRateLimited": "remediator,telegram-warning",
+    "TradingBotAbnormalTradeFrequency": "telegram-critical",
+    "TradingBotRestartLoop": "telegram-critical",
+    "TradingBotAbsent": "telegram-warning",
+    "TradingBotUptimeBudgetBurn": "telegram-critical|telegram-warning",
+    "BotwatchExporterDown": "telegram-critical",
+    "BotwatchRemediatorDown": "telegram-critical",
+    "BotwatchHostDown": "telegram-critical",
+    "BotwatchCheckUnknown": "telegram-critical",
+    "BotwatchAlertDeliveryFailing": "remediator,telegram-critical",
+}
+RULES = alert_rules(CONFIG)
+
+
+def labels_of(alertname: str) -> dict:
+    """The labels the rules give an alert (its severity, its playbook), with its name."""
+    return {"alertname": alertname, **next(rule["labels"] for rule in RULES if rule["alert"] == alertname)}
+
+
+def test_every_alert_of_the_rules_has_its_route_here():
+    assert {rule["alert"] for rule in RULES} == set(ROUTES)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: f"{r['alert']}-{r['labels']['severity']}")
+def test_routes_by_the_labels_the_rules_give(rule):
+    labels = {"alertname": rule["alert"], **rule["labels"]}
+    labels["exchange" if rule["alert"].startswith("Exchange") else "bot"] = "x"
+    receivers = ROUTES[rule["alert"]]
+    if "|" in receivers:     # one rule per severity
+        receivers = "telegram-critical" if labels["severity"] == "critical" else "telegram-warning"
+    result = amtool("config", "routes", "test", f"--config.file={TEMPLATE}", f"--verify.receivers={receivers}",
+                    *(f"{k}={v}" for k, v in labels.items()))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_remediator_receives_exactly_the_alerts_with_a_playbook_and_the_delivery_alarm():
+    sent = {rule["alert"] for rule in RULES if ROUTES[rule["alert"]].startswith("remediator")}
+    assert sent == set(CONFIG["playbooks"]) | {"BotwatchAlertDeliveryFailing"}
 
 
 def post_alerts(url, alerts):
@@ -80,9 +116,9 @@ def alert_states(url, key) -> dict:
 def test_api_key_errors_inhibit_the_restart_of_that_bot_only(tmp_path, alertmanager):
     url = alertmanager(rendered(tmp_path))
     post_alerts(url, [
-        {"labels": {"alertname": "TradingBotApiKeyErrors", "severity": "critical", "bot": "badkey"}},
-        {"labels": {"alertname": "TradingBotDown", "severity": "remediate", "bot": "badkey"}},
-        {"labels": {"alertname": "TradingBotDown", "severity": "remediate", "bot": "other"}},
+        {"labels": {**labels_of("TradingBotApiKeyErrors"), "bot": "badkey"}},
+        {"labels": {**labels_of("TradingBotDown"), "bot": "badkey"}},
+        {"labels": {**labels_of("TradingBotDown"), "bot": "other"}},
     ])
 
     states = lambda: alert_states(url, lambda labels: (labels["alertname"], labels["bot"]))
@@ -121,12 +157,12 @@ def test_a_real_alertmanager_delivers_escaped_bounded_telegram_messages_and_bear
     url = alertmanager(rendered(tmp_path, telegram.url, hook.url, telegram.token))
     hostile = '<b>evil</b> & "quotes" <script>alert(1)</script>'
     post_alerts(url, [
-        {"labels": {"alertname": "TradingBotDataCorrupted", "severity": "remediate", "notify": "telegram",
+        {"labels": {**labels_of("TradingBotDataCorrupted"), "notify": "telegram",
                     "bot": "doge-long", "check": hostile},
          "annotations": {"summary": "A trading bot's trade data file is corrupt.",
                          "description": hostile + " " + "x" * 10_000,
                          "runbook_url": "https://example.invalid/runbook.md#tradingbotdatacorrupted"}},
-    ] + [{"labels": {"alertname": "TradingBotDataCorrupted", "severity": "remediate", "notify": "telegram",
+    ] + [{"labels": {**labels_of("TradingBotDataCorrupted"), "notify": "telegram",
                      "bot": "flood", "n": str(i)},
           "annotations": {"summary": "s" * 500, "description": "d" * 5000}} for i in range(8)])
     wait_for(lambda: len(telegram.messages()) >= 4, timeout=30, what="two groups to two chats")
@@ -158,7 +194,7 @@ def test_an_alert_that_fires_again_within_a_group_interval_still_reaches_the_rem
     (tmp_path / "webhook_token").write_text("webhook-secret\n")
     config = config_from_mapping({"bots": [{"name": "a", "pidfile": "a.pid", "data_file": "a.csv"}]}, base=tmp_path)
     url = alertmanager(alertmanager_config(config, hook.url, tmp_path / "webhook_token", "fast"))
-    labels = {"alertname": "TradingBotDown", "severity": "remediate", "bot": "a"}
+    labels = {**labels_of("TradingBotDown"), "bot": "a"}
 
     def send(starts: datetime, ends: datetime | None = None):
         alert = {"labels": labels, "startsAt": starts.isoformat(), **({"endsAt": ends.isoformat()} if ends else {})}
@@ -181,9 +217,9 @@ def test_a_critical_alert_mutes_a_bots_warnings_but_not_what_the_remediator_acts
     post_alerts(url, [
         {"labels": {"alertname": "TradingBotDownCritical", "severity": "critical", "bot": "x"}},
         {"labels": {"alertname": "TradingBotAbnormalTradeFrequency", "severity": "warning", "bot": "x"}},
-        {"labels": {"alertname": "TradingBotRateLimited", "severity": "warning", "bot": "x"}},
+        {"labels": {**labels_of("TradingBotRateLimited"), "bot": "x"}},
         {"labels": {"alertname": "BotwatchRemediatorDown", "severity": "critical"}},
-        {"labels": {"alertname": "ExchangeRateLimited", "severity": "warning", "exchange": "binance"}},
+        {"labels": {**labels_of("ExchangeRateLimited"), "exchange": "binance"}},
     ])
 
     states = lambda: {name: status["state"] for name, status in
@@ -241,7 +277,7 @@ def test_an_alertmanager_pair_pages_one_host_outage_once_and_its_end_once(tmp_pa
         wait_for(resolved_both, timeout=90, interval=1.0, what="both outages paged and resolved")
         # the window in which the second peer would still send what it waited on: peer timeout + 2 flushes
         t = TIMINGS["fast"]
-        quiet_until = time.monotonic() + parse_duration(t["peer_timeout"]) * 2 + parse_duration(t["group_interval"]) * 2
+        quiet_until = time.monotonic() + parse_duration(t["peer_timeout"]) * 2 + parse_duration(t["alertmanager"]["group_interval"]) * 2
         while time.monotonic() < quiet_until:
             feed()
             time.sleep(1)

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 import yaml
 
-from botwatch.core import mixin
+from botwatch.core import mixin, scrape
 from tests.conftest import ROOT, require_tool
 
 RULES = sorted((ROOT / "prometheus" / "rules").glob("*.yml"))
@@ -58,6 +58,19 @@ def test_every_alert_has_a_unit_test_that_fires_it():
 def test_the_committed_rules_are_what_the_mixin_renders():
     assert (ROOT / "prometheus" / "rules" / "botwatch.rules.yml").read_text() == mixin.render(mixin.CONFIG), \
         "stale: run `make generate`"
+
+
+@pytest.mark.parametrize("name", sorted(scrape.COMMITTED))
+def test_the_committed_prometheus_configs_are_what_the_mixin_renders(name):
+    assert (ROOT / name).read_text() == scrape.COMMITTED[name](), "stale: run `make generate`"
+
+
+def test_the_one_host_prometheus_config_is_valid_and_scrapes_the_jobs_the_alerts_select():
+    result = promtool("check", "config", str(ROOT / "prometheus" / "prometheus.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs = {job["job_name"] for job in yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())["scrape_configs"]}
+    selected = set(re.findall(r'job="([^"]+)"', mixin.render(mixin.CONFIG)))
+    assert selected - {mixin.CONFIG["jobs"]["agents"]} <= jobs
 
 
 def test_the_fast_timings_render_valid_rules(tmp_path):

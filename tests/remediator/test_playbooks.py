@@ -332,3 +332,10 @@ def test_a_bot_botwatch_just_started_is_given_verify_within_not_started_again(tm
     clock.advance(55)
     engine.runner.dispatch_due(inline=True)                           # still not answering: now it is trouble
     assert runtimes["slow"].calls == ["restart"]
+
+
+def test_the_playbooks_the_mixin_names_are_the_ones_the_remediator_runs():
+    from botwatch.core.mixin import CONFIG
+    from botwatch.remediator.playbooks import BY_ALERT, PLAYBOOKS
+    assert set(CONFIG["playbooks"].values()) == set(PLAYBOOKS)
+    assert BY_ALERT == CONFIG["playbooks"] and PLAYBOOKS["restart"].alertnames == ("TradingBotDown", "TradingBotStuck")

@@ -1,8 +1,9 @@
 """Playbooks: what the remediator does for an alert, one module each.
 
-PLAYBOOKS is the one table of them: the intake reads it to choose a playbook by alertname, the runner
-to run one, the metrics and the report to name them. An alert not named here is recorded and otherwise
-left to people.
+PLAYBOOKS is the one table of them: the runner reads it to run one, the metrics and the report to name
+them. Which alert runs which is the mixin's table (`playbooks` in botwatch.core.mixin.CONFIG), the same
+that labels those alerts `playbook` for Alertmanager to route: the intake chooses by it. An alert not named
+there is recorded and otherwise left to people.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from botwatch.core import mixin
 from botwatch.remediator.playbooks.api_errors import api_auth_playbook, api_rate_limit_playbook, exchange_rate_limit_playbook
 from botwatch.remediator.playbooks.base import OUTCOMES, Context, Result
 from botwatch.remediator.playbooks.restart import restart_playbook
@@ -17,22 +19,28 @@ from botwatch.remediator.playbooks.restore import restore_playbook
 from botwatch.remediator.playbooks.start import start_playbook
 
 
+BY_ALERT: dict[str, str] = dict(mixin.CONFIG["playbooks"])     # alertname -> the playbook it runs
+
+
 @dataclass(frozen=True)
 class Playbook:
     name: str                           # the `playbook` label and the ledger's name for it
-    alertnames: tuple[str, ...]         # the alerts that run it
     run: Callable[[Context], Result]
+
+    @property
+    def alertnames(self) -> tuple[str, ...]:
+        """The alerts that run it."""
+        return tuple(alertname for alertname, name in BY_ALERT.items() if name == self.name)
 
 
 PLAYBOOKS = {playbook.name: playbook for playbook in (
-    Playbook("restart", ("TradingBotDown", "TradingBotStuck"), restart_playbook),
-    Playbook("start", ("TradingBotStopped",), start_playbook),
-    Playbook("restore", ("TradingBotDataCorrupted",), restore_playbook),
-    Playbook("api_auth", ("TradingBotApiKeyErrors",), api_auth_playbook),
-    Playbook("api_rate_limit", ("TradingBotRateLimited",), api_rate_limit_playbook),
-    Playbook("exchange_rate_limit", ("ExchangeRateLimited",), exchange_rate_limit_playbook),
+    Playbook("restart", restart_playbook),
+    Playbook("start", start_playbook),
+    Playbook("restore", restore_playbook),
+    Playbook("api_auth", api_auth_playbook),
+    Playbook("api_rate_limit", api_rate_limit_playbook),
+    Playbook("exchange_rate_limit", exchange_rate_limit_playbook),
 )}
-BY_ALERT = {alertname: playbook.name for playbook in PLAYBOOKS.values() for alertname in playbook.alertnames}
 # alerts about an exchange (label `exchange`), not one bot: the intake fans them out to the bots on it
 EXCHANGE_ALERTS = ("ExchangeRateLimited",)
 
