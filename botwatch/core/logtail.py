@@ -1,8 +1,5 @@
-"""Counting API errors in a bot's log, reading only what was appended, across rotation and truncation.
-
-Works like `tail -F`: the file stays open between collections, so when it is rotated (renamed away
-and a new one created) the rest of the old file is still read before the new one is opened; a file
-that got shorter under the same inode was truncated and is read again from its start.
+"""Following a bot's log like `tail -F` (LineFollower: only what was appended, across rotation and
+truncation), and counting the API errors in it (LogTail).
 
 It also keeps the time of the newest line that starts with Python logging's `asctime`
 (`2026-11-20 08:00:00,123`, the host's local time): for a bot without an API (Hummingbot) the newest
@@ -22,7 +19,8 @@ from botwatch.core.config_types import ERROR_KINDS
 
 log = logging.getLogger(__name__)
 
-MAX_LINE = 64 * 1024          # a longer "line" is cut: a log with no newlines must not grow our buffer
+MAX_LINE = 256 * 1024         # a longer "line" is cut: a log with no newlines must not grow our buffer
+                              # (a Hummingbot EVENT_LOG fill is a few hundred bytes)
 READ_CHUNK = 1024 * 1024
 ASCTIME = re.compile(rb"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:[,.](\d{1,6}))?")
 TAIL_BYTES = 64 * 1024
@@ -52,6 +50,59 @@ def newest_line_time(path: Path | str) -> float | None:
     return next((when for raw in reversed(lines) if (when := line_time(raw)) is not None), None)
 
 
+class LineFollower:
+    """`tail -F` of one file: the whole lines appended since the last read. The file stays open between
+    reads, so the rest of a rotated file is read before the new one is opened (its last line, even without
+    a newline, is a line); a file that got shorter under the same inode was truncated and is read again
+    from its start. A line longer than MAX_LINE is handed on cut, in pieces."""
+
+    def __init__(self, path: Path | str, name: str = ""):
+        self.path = Path(path)
+        self.name = name or self.path.name
+        self._file: io.BufferedReader | None = None
+        self._ident: tuple[int, int] | None = None
+        self._partial = b""
+
+    def read_lines(self) -> list[bytes]:
+        """What was appended since the last call, line by line (without newlines); raises OSError."""
+        lines: list[bytes] = []
+        if self._file is not None:
+            self._drain(lines)
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return lines
+        ident = (st.st_dev, st.st_ino)
+        if ident != self._ident:
+            if self._file is not None:
+                log.info("%s: %s was rotated; following the new file", self.name, self.path)
+                if self._partial:
+                    lines.append(self._partial)
+                self.close()
+            self._file = open(self.path, "rb")
+            self._ident = ident
+            self._drain(lines)
+        elif st.st_size < self._file.tell():
+            log.info("%s: %s was truncated; reading it from the start", self.name, self.path)
+            self._file.seek(0)
+            self._partial = b""
+            self._drain(lines)
+        return lines
+
+    def close(self) -> None:
+        if self._file:
+            self._file.close()
+        self._file, self._partial = None, b""
+
+    def _drain(self, lines: list[bytes]) -> None:
+        while chunk := self._file.read(READ_CHUNK):
+            *whole, self._partial = (self._partial + chunk).split(b"\n")
+            lines.extend(whole)
+            while len(self._partial) > MAX_LINE:
+                lines.append(self._partial[:MAX_LINE])
+                self._partial = self._partial[MAX_LINE:]
+
+
 class LogTail:
     """Counts lines matching each kind's patterns; each line counts once, for the first kind it matches."""
 
@@ -61,69 +112,28 @@ class LogTail:
         self.name = name or self.path.name
         self.counts = dict.fromkeys(ERROR_KINDS, 0)
         self.last_line_time: float | None = None     # of the newest line with a timestamp
-        self._file: io.BufferedReader | None = None
-        self._ident: tuple[int, int] | None = None
-        self._partial = b""
+        self._lines = LineFollower(self.path, f"{self.name}: log")
 
     def collect(self) -> dict[str, int]:
         """Read what was appended since the last call; return the running count per kind."""
         try:
-            self._follow()
+            lines = self._lines.read_lines()
         except OSError as err:
             log.debug("%s: log %s: %s", self.name, self.path, err)
+            return dict(self.counts)
+        for line in lines:
+            self._count(line)
+        for line in reversed(lines):
+            if (when := line_time(line)) is not None:
+                self.last_line_time = when
+                break
         return dict(self.counts)
 
     def close(self) -> None:
-        if self._file:
-            self._file.close()
-            self._file = None
-
-    def _follow(self) -> None:
-        if self._file is not None:
-            self._drain()
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return
-        ident = (st.st_dev, st.st_ino)
-        if ident != self._ident:
-            if self._file is not None:
-                log.info("%s: log %s was rotated; following the new file", self.name, self.path)
-                self._flush_partial()
-                self.close()
-            self._file = open(self.path, "rb")
-            self._ident = ident
-            self._drain()
-        elif st.st_size < self._file.tell():
-            log.info("%s: log %s was truncated; reading it from the start", self.name, self.path)
-            self._file.seek(0)
-            self._partial = b""
-            self._drain()
-
-    def _drain(self) -> None:
-        while True:
-            chunk = self._file.read(READ_CHUNK)
-            if not chunk:
-                return
-            data = self._partial + chunk
-            *lines, self._partial = data.split(b"\n")
-            if len(self._partial) > MAX_LINE:
-                lines.append(self._partial[:MAX_LINE])
-                self._partial = b""
-            for line in lines:
-                self._count(line)
-            for line in reversed(lines):
-                if (when := line_time(line)) is not None:
-                    self.last_line_time = when
-                    break
-
-    def _flush_partial(self) -> None:
-        if self._partial:
-            self._count(self._partial)
-            self._partial = b""
+        self._lines.close()
 
     def _count(self, raw: bytes) -> None:
-        line = raw[:MAX_LINE].decode("utf-8", "replace")
+        line = raw.decode("utf-8", "replace")
         for kind in ERROR_KINDS:
             if any(pattern.search(line) for pattern in self.patterns.get(kind, ())):
                 self.counts[kind] += 1

@@ -78,7 +78,21 @@ def test_truncation_starts_again_from_the_top(tmp_path):
 
 def test_a_log_without_newlines_does_not_grow_without_bound(tmp_path):
     log = tmp_path / "bot.log"
-    write(log, "x" * (3 * MAX_LINE))
+    write(log, "x" * (3 * MAX_LINE) + "Invalid API-key")
     t = tail(log)
     t.collect()
-    assert len(t._partial) <= MAX_LINE
+    assert len(t._lines._partial) <= MAX_LINE
+    write(log, "\n")
+    assert t.collect()["auth"] == 1          # the cut line's last piece is still a line
+
+
+def test_both_followers_of_a_log_take_the_last_line_of_a_rotated_file(tmp_path):
+    """The error counter and Hummingbot's fill mirror follow a log with one LineFollower: a line the bot
+    wrote without its newline before the rotation is a line for both."""
+    log = tmp_path / "bot.log"
+    write(log, AUTH.rstrip("\n"))
+    t = tail(log)
+    assert t.collect()["auth"] == 0          # no newline yet: not a whole line
+    log.rename(tmp_path / "bot.log.1")
+    write(log, "")
+    assert t.collect()["auth"] == 1

@@ -242,3 +242,18 @@ def test_an_exchange_that_refuses_leaves_the_journals_restore_and_a_notice_of_wh
     kill_pidfile(bot.pidfile)
     journal = [json.loads(line)["trade_id"] for line in bot.journal.read_text().splitlines() if line.strip()]
     assert [line.split(",")[1] for line in bot.csv.read_text().splitlines()[1:]] == journal
+
+
+def test_a_fill_logged_without_its_newline_before_a_rotation_is_mirrored(hummingbot, exchange, tmp_path):
+    """The last line of a rotated log is a line even without its newline (the error counter always took it;
+    the mirror dropped it until both followed the log with one LineFollower)."""
+    files, config, _ = hummingbot
+    bot = config.bots[0]
+    mirror = LogFillMirror(bot, tmp_path / "mirror" / "hb.jsonl")
+    assert mirror.sync() == 900
+    files.add(fill_of(exchange.trades[900]))
+    files.log.write_bytes(files.log.read_bytes().rstrip(b"\n"))      # the bot died mid-write, then rotated
+    assert mirror.sync() == 0
+    files.log.rename(files.log.with_name(files.log.name + ".1"))
+    files.log.write_bytes(b"")
+    assert mirror.sync() == 1

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from botwatch.core.config import Bot
+from botwatch.core.logtail import LineFollower
 from botwatch.remediator.restore.mirror import append_jsonl, read_jsonl
 
 log = logging.getLogger(__name__)
 
 MARKER = b" - EVENT_LOG - "
-READ_CHUNK = 1024 * 1024
-MAX_LINE = 256 * 1024
 
 
 def fill_key(row: dict) -> tuple[str, str, str]:
@@ -103,59 +101,30 @@ class LogFillMirror:
     def __init__(self, bot: Bot, path: Path):
         self.bot = bot
         self.path = Path(path)
-        self.log_file = Path(bot.log_file)
         self._keys: set[tuple[str, str, str]] | None = None
-        self._file = None
-        self._ident: tuple[int, int] | None = None
-        self._partial = b""
+        self._lines = LineFollower(bot.log_file, f"{bot.name}: fill mirror")
 
     def sync(self) -> int:
-        """Append the fills logged since the last call that the mirror lacks; how many."""
+        """Append the fills logged since the last call that the mirror lacks; how many (raises OSError)."""
         if self._keys is None:
             self._keys = {fill_key(row) for row in read_fills(self.path)}
         new: list[dict] = []
-        if self._file is not None:
-            self._drain(new)
-        try:
-            st = os.stat(self.log_file)
-        except FileNotFoundError:
-            st = None
-        if st is not None and (st.st_dev, st.st_ino) != self._ident:
-            self._close()      # rotated (the old file was read to its end above): follow the new one
-            self._file = open(self.log_file, "rb")
-            self._ident = (st.st_dev, st.st_ino)
-            self._drain(new)
-        elif st is not None and st.st_size < self._file.tell():
-            self._file.seek(0)      # truncated: read again; the keys keep what was mirrored once
-            self._partial = b""
-            self._drain(new)
+        for line in self._lines.read_lines():     # a truncated log is read again: the keys keep what was mirrored
+            at = line.find(MARKER)
+            if at < 0:
+                continue
+            try:
+                event = json.loads(line[at + len(MARKER):])
+            except ValueError:
+                continue
+            row = row_of(event, self.bot) if isinstance(event, dict) else None
+            if row is not None and fill_key(row) not in self._keys:
+                self._keys.add(fill_key(row))
+                new.append(row)
         if new:
             append_jsonl(self.path, new)
             log.info("%s: %d fill(s) mirrored from the log", self.bot.name, len(new))
         return len(new)
 
     def close(self) -> None:
-        self._close()
-
-    def _close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-        self._file, self._partial = None, b""
-
-    def _drain(self, new: list[dict]) -> None:
-        while chunk := self._file.read(READ_CHUNK):
-            *lines, self._partial = (self._partial + chunk).split(b"\n")
-            if len(self._partial) > MAX_LINE:
-                self._partial = b""
-            for line in lines:
-                at = line.find(MARKER)
-                if at < 0:
-                    continue
-                try:
-                    event = json.loads(line[at + len(MARKER):])
-                except ValueError:
-                    continue
-                row = row_of(event, self.bot) if isinstance(event, dict) else None
-                if row is not None and fill_key(row) not in self._keys:
-                    self._keys.add(fill_key(row))
-                    new.append(row)
+        self._lines.close()
