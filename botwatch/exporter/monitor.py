@@ -16,6 +16,7 @@ from typing import Callable
 from botwatch.core.checks import BotCheck, BotStatus
 from botwatch.core.config import Config
 from botwatch.core.liveness import ProcessTable
+from botwatch.core.loop import ServiceLoop
 from botwatch.exporter.checkpoints import Checkpoints
 
 log = logging.getLogger(__name__)
@@ -23,9 +24,12 @@ log = logging.getLogger(__name__)
 MAX_WORKERS = 16
 
 
-class Monitor:
+class Monitor(ServiceLoop):
+    name = "scheduler"
+
     def __init__(self, config: Config, check_factory: Callable | None = None,
                  monotonic: Callable[[], float] = time.monotonic, checkpoints: Checkpoints | None = None):
+        super().__init__()
         self.config = config
         self.monotonic = monotonic
         self.processes = ProcessTable(rounds=True)       # one /proc scan per round, for every process-name probe
@@ -42,11 +46,8 @@ class Monitor:
         self._due = dict.fromkeys(self.checks, 0.0)
         self._running: set[str] = set()
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=max(1, min(MAX_WORKERS, len(self.checks))),
                                         thread_name_prefix="check")
-        self._thread: threading.Thread | None = None
 
     def run_once(self) -> dict[str, BotStatus]:
         """Check every bot now, concurrently, and wait for all of them."""
@@ -55,15 +56,8 @@ class Monitor:
         wait(futures)
         return self.snapshot()
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._schedule, name="scheduler", daemon=True)
-        self._thread.start()
-
     def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-        if self._thread:
-            self._thread.join(timeout=5)
+        super().stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
         for check in self.checks.values():
             check.close()
@@ -72,21 +66,19 @@ class Monitor:
         with self._lock:
             return dict(self.results)
 
-    def _schedule(self) -> None:
-        while not self._stopping.is_set():
-            now = self.monotonic()
-            with self._lock:
-                due = [name for name, at in self._due.items() if at <= now and name not in self._running]
-                self._running.update(due)
-            if due:
-                self.processes.new_round()
-            for name in due:
-                self._pool.submit(self._check, name)
-            with self._lock:
-                waiting = [at for name, at in self._due.items() if name not in self._running]
-            timeout = max(0.05, min(waiting, default=now + 1.0) - now)
-            self._wake.wait(min(timeout, 1.0))
-            self._wake.clear()
+    def step(self) -> float:
+        """Start the checks that are due; the wait until the next one is."""
+        now = self.monotonic()
+        with self._lock:
+            due = [name for name, at in self._due.items() if at <= now and name not in self._running]
+            self._running.update(due)
+        if due:
+            self.processes.new_round()
+        for name in due:
+            self._pool.submit(self._check, name)
+        with self._lock:
+            waiting = [at for name, at in self._due.items() if name not in self._running]
+        return min(max(0.05, min(waiting, default=now + 1.0) - now), 1.0)
 
     def _checkpoint(self, check: BotCheck) -> None:
         if not self.checkpoints or not hasattr(check.store, "checkpoint"):
@@ -118,4 +110,4 @@ class Monitor:
             with self._lock:
                 self._due[name] = started + check.bot.check_interval
                 self._running.discard(name)
-            self._wake.set()
+            self.wake()

@@ -19,7 +19,7 @@ import threading
 import time
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 from botwatch.core.checks import bot_api, check_alive
 from botwatch.core.config import LOCAL_HOST, Config
@@ -31,6 +31,7 @@ from botwatch.remediator.restore.mirror import mirror_path
 from botwatch.remediator.tell.notifier import Notifier
 from botwatch.remediator.tell.opslog import OperationsLog
 from botwatch.remediator.playbooks import PLAYBOOKS, Context, Result
+from botwatch.remediator.playbooks.base import LedgerView
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,25 @@ class Outcomes:
         return ok
 
 
+class JobSource(Protocol):
+    """Where the runner's jobs come from and their ends go: LocalJobs (the ledger) or an agent's RemoteJobs
+    (the central remediator). Every end is recorded under the claim's attempt, or refused (False)."""
+
+    lease: float                                        # seconds a claim lasts unless renewed
+
+    def claim(self, now: float, busy: set[str]) -> list[Action]: ...
+
+    def may_run(self, action: Action) -> bool: ...
+
+    def renew(self, action: Action, now: float) -> bool: ...
+
+    def finished(self, action: Action, result: Result, started: float, duration: float, restarted: bool) -> bool: ...
+
+    def deferred(self, action: Action, result: Result) -> bool: ...
+
+    def ledger_for(self, action: Action) -> LedgerView: ...
+
+
 class LocalJobs:
     """The jobs of this host's bots, straight from the ledger."""
 
@@ -134,7 +154,7 @@ class LocalJobs:
     def deferred(self, action: Action, result: Result) -> bool:
         return self.outcomes.deferred(action, result)
 
-    def ledger_for(self, action: Action):
+    def ledger_for(self, action: Action) -> Ledger:
         return self.ledger
 
     def may_run(self, action: Action) -> bool:
@@ -142,7 +162,7 @@ class LocalJobs:
 
 
 class Runner:
-    def __init__(self, config: Config, jobs, runtimes: dict, pool: Executor, clock: Callable[[], float],
+    def __init__(self, config: Config, jobs: JobSource, runtimes: dict, pool: Executor, clock: Callable[[], float],
                  sleep: Callable[[float], None], restore: Callable | None = None,
                  on_done: Callable[[], None] = lambda: None, mirror_dir: Path | None = None,
                  learned: dict[str, str] | None = None):

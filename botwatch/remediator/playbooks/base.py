@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from botwatch.core.checks import loop_trouble
 from botwatch.remediator.actions.verify import Verdict, verify
@@ -17,8 +17,21 @@ if TYPE_CHECKING:
     from botwatch.core.freqtrade_api import FreqtradeAPI
     from botwatch.core.checks import Aliveness
     from botwatch.core.config import Bot, Config
-    from botwatch.remediator.ledger import Action, Ledger
+    from botwatch.remediator.ledger import Action, BotState
     from botwatch.remediator.runtimes import Runtime
+
+class LedgerView(Protocol):
+    """What a playbook reads and writes in the ledger: its bot's restart bookkeeping and its own progress.
+    The remediator hands it the Ledger; an agent a RemoteLedger that goes through the job's claim."""
+
+    def bot_state(self, bot: str) -> BotState: ...
+
+    def update_bot(self, bot: str, **fields) -> None: ...
+
+    def get(self, key: str, default=None): ...
+
+    def put(self, key: str, value) -> None: ...
+
 
 # how a playbook run ends ("deferred" is not an end: the run is due again at Result.run_at)
 OUTCOMES = ("success", "failed", "skipped", "dry_run", "escalated", "gave_up")
@@ -42,7 +55,7 @@ class Context:
     bot: "Bot"
     action: "Action"
     runtime: "Runtime"
-    ledger: "Ledger"
+    ledger: LedgerView
     clock: Callable[[], float]
     sleep: Callable[[float], None]
     check_alive: Callable[[], "Aliveness"]
