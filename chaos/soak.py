@@ -50,11 +50,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
 
 from botwatch.core.liveness import ProcessCmdlineProbe
 from botwatch.core.serve import free_port
@@ -63,132 +59,18 @@ from botwatch.core.tradefile import validate_file
 from botwatch.up.demo import find_freqtrade, freqtrade_bot
 from botwatch.up.standins.localexchange import LocalExchange
 from botwatch.core.units import parse_duration
-from botwatch.up.stack import TIMINGS, running_pid, service_pid
+from botwatch.up.stack import running_pid, service_pid
 from botwatch.remediator.playbooks import BY_ALERT
+from chaos.faults import (BOT_KINDS, CHECK, CORRUPTIONS, HEALTH_TIMEOUT, RESET_AFTER, RESTARTING, SERVICE_KINDS,
+                          SQLITE_DAMAGE, STARTS, STOP_TIMEOUT, Fault, append_to)
+from chaos.score import closed_trades, csv_ids, journal_ids, score, stamps, twice
 
+ROOT = Path(__file__).resolve().parent.parent
 BOTWATCH = [sys.executable, "-m", "botwatch"]
-T = TIMINGS["fast"]
-CHECK = float(T["check_interval"])
-SCRAPE = parse_duration(T["scrape"])
-HEALTH_TIMEOUT, STOP_TIMEOUT = 1.0, 2.0          # the soak's bots' health_timeout and stop_timeout
-RESET_AFTER = parse_duration(T["remediation"]["healthy_reset_after"]) + parse_duration(T["remediation"]["verify_after"]) + 5
 LOG_WINDOW = 60 + 15                              # the fast rules' auth/rate-limit window, and a margin
 SERVICE_GAP = 15.0                                # seconds between two faults of one service
 HEAL_TIMEOUT = 180.0
 PROBE_EVERY = 0.25
-
-BOT_KINDS = ("bot-kill", "bot-stop", "store", "auth-errors", "rate-limit", "remediator-kill")
-SERVICE_KINDS = ("exporter-kill", "alertmanager-kill", "prometheus-restart")
-RESTARTING = ("bot-kill", "bot-stop", "remediator-kill")
-STARTS = {"bot-kill": 1, "bot-stop": 1, "store": 1, "remediator-kill": 1, "auth-errors": 0, "rate-limit": 0}
-
-
-# -- the trade file's corruptions, as a live file gets them ------------------------------------------------
-
-def _now_iso(delta: float = 0.0) -> str:
-    return (datetime.now(timezone.utc) + timedelta(seconds=delta)).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z")
-
-
-def _append(path: Path, data: bytes) -> None:
-    with open(path, "ab") as f:
-        f.write(data)
-
-
-def _row(n: int, ts: str | None = None, side: str = "buy", price: str = "100", qty: str = "1",
-         fee: str = "0.1", symbol: str = "ETH/USDT") -> bytes:
-    return f"{ts or _now_iso()},chaos-{n},{symbol},{side},{price},{qty},{fee}\n".encode()
-
-
-def _rows(path: Path) -> list[bytes]:
-    return path.read_bytes().split(b"\n")[1:-1]
-
-
-def _shrink(path: Path, rng: random.Random) -> str:
-    data = path.read_bytes()
-    cut = data.index(b"\n", len(data) // 2) + 1
-    os.truncate(path, cut)
-    return f"cut at byte {cut} of {len(data)}"
-
-
-def _rewrite(path: Path, rng: random.Random) -> str:
-    """One digit of a row the exporter validated seconds ago, inside the last 4 KiB (docs/data-integrity.md: a rewrite of the
-    tail or the header is always caught; elsewhere in a large file only when it touches a sampled block)."""
-    data = path.read_bytes()
-    end = data.rstrip(b"\n").rfind(b"\n")
-    for _ in range(12):                                      # 12 rows back: at 0.5 s a fill, ~6 s ago
-        end = data.rfind(b"\n", 0, end)
-    start = data.rfind(b"\n", 0, end) + 1 if end > 0 else 0
-    if end <= 0 or start < max(len(data) - 4096, data.index(b"\n") + 1):
-        raise ValueError("too few rows yet")
-    price = data.rfind(b",", start, data.rfind(b",", start, data.rfind(b",", start, end)))   # ,price,qty,fee
-    at = price + 1
-    digit = data[at:at + 1]
-    if not digit.isdigit():
-        raise ValueError("no digit to change")
-    new = str((int(digit) + rng.randrange(1, 10)) % 10).encode()
-    with open(path, "r+b") as f:
-        f.seek(at)
-        f.write(new)
-    return f"byte {at}: {digit.decode()} -> {new.decode()}"
-
-
-def _duplicate(path: Path, rng: random.Random) -> str:
-    last = _rows(path)[-1].decode()
-    fields = last.split(",")
-    _append(path, (",".join([_now_iso()] + fields[1:]) + "\n").encode())
-    return f"trade {fields[1]} again"
-
-
-CORRUPTIONS = {
-    "field_count": lambda p, n, rng: _append(p, f"{_now_iso()},chaos-{n},ETH/USDT,buy,100\n".encode()),
-    "bad_number": lambda p, n, rng: _append(p, _row(n, price="abc")),
-    "non_positive": lambda p, n, rng: _append(p, _row(n, qty="-1")),
-    "negative_fee": lambda p, n, rng: _append(p, _row(n, fee="-0.5")),
-    "bad_side": lambda p, n, rng: _append(p, _row(n, side="hold")),
-    "bad_timestamp": lambda p, n, rng: _append(p, _row(n, ts="yesterday")),
-    "timestamp_backwards": lambda p, n, rng: _append(p, _row(n, ts="2020-01-01T00:00:00Z")),
-    "timestamp_future": lambda p, n, rng: _append(p, _row(n, ts=_now_iso(86400))),
-    "duplicate_trade_id": lambda p, n, rng: _duplicate(p, rng),
-    "nul_bytes": lambda p, n, rng: _append(p, b"\0" * 256),                     # the tail a crash leaves
-    "invalid_utf8": lambda p, n, rng: _append(p, _row(n).replace(b"ETH/USDT", b"ETH/\xff\xfe")),
-    "torn_row": lambda p, n, rng: _append(p, f"{_now_iso()},chaos-{n},ETH/US".encode()),  # the bot's next row merges
-    "header": lambda p, n, rng: _overwrite(p, 0, b"TIMESTAMP"),
-    "shrunk": lambda p, n, rng: _shrink(p, rng),
-    "rewritten": lambda p, n, rng: _rewrite(p, rng),
-}
-# `missing` is left out: a live bot writes a new file at once (a new inode, valid from its first byte);
-# `unreadable` needs another user than root.
-
-
-def _checkpointed(path: Path) -> int:
-    """Every page of a live WAL database in its main file (as a copy or a crash would find it); its size."""
-    with sqlite3.connect(path, timeout=10) as db:
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    return path.stat().st_size
-
-
-def _zero_page(path: Path, rng: random.Random) -> str:
-    pages = _checkpointed(path) // 4096
-    page = rng.randrange(max(1, pages // 4), max(2, pages))
-    _overwrite(path, page * 4096, b"\0" * 4096)
-    return f"page {page} of {pages}"
-
-
-def _zero_header(path: Path, rng: random.Random) -> str:
-    _checkpointed(path)
-    _overwrite(path, 0, b"\0" * 16)
-    return "the first 16 bytes"
-
-
-# A Freqtrade's database, damaged under it as a disk or a careless copy does it
-SQLITE_DAMAGE = {"page_zeroed": _zero_page, "header_zeroed": _zero_header}
-
-
-def _overwrite(path: Path, offset: int, data: bytes) -> None:
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        f.write(data)
 
 
 # -- the stack and its bots --------------------------------------------------------------------------------
@@ -199,7 +81,6 @@ def http_ok(url: str, timeout: float = 1.0) -> bytes | None:
             return response.read() if response.status == 200 else None
     except (OSError, ValueError):
         return None
-
 
 def paperbot(name: str, folder: Path, seed: int) -> dict:
     port = free_port()
@@ -213,7 +94,6 @@ def paperbot(name: str, folder: Path, seed: int) -> dict:
                    "stop_timeout": STOP_TIMEOUT, "starting_balance": 1000, "stale_after": "30s", **files,
                    "start_command": argv}, folder)
 
-
 def marked(bot: dict, folder: Path) -> dict:
     """The bot with each run of its start command, its on_auth_error and its on_rate_limit time-stamped in a
     file of its own (FOLDER/NAME.starts, .auth, .ratelimit)."""
@@ -222,24 +102,6 @@ def marked(bot: dict, folder: Path) -> dict:
     return {**bot, "start_command": ["sh", "-c", f'{stamp}; shift; exec "$@"', marks["starts"], "--",
                                      *bot["start_command"]],
             "on_auth_error": ["sh", "-c", stamp, marks["auth"]], "on_rate_limit": ["sh", "-c", stamp, marks["ratelimit"]]}
-
-
-def stamps(path: str) -> list[float]:
-    try:
-        return [float(line) for line in Path(path).read_text().split()]
-    except (OSError, ValueError):
-        return []
-
-
-def csv_ids(path: str) -> list[str]:
-    text = Path(path).read_text(errors="replace") if Path(path).exists() else ""
-    return [line.split(",")[1] for line in text.splitlines()[1:] if "," in line]
-
-
-def journal_ids(path: str) -> list[str]:
-    text = Path(path).read_text() if Path(path).exists() else ""
-    return [json.loads(line)["trade_id"] for line in text.splitlines() if line.strip()]
-
 
 def start_time(argv: list[str], up, runs: int = 3, env: dict | None = None) -> float:
     """Median seconds from a start command to `up()` (the floor's last part), the bot stopped after each."""
@@ -254,43 +116,6 @@ def start_time(argv: list[str], up, runs: int = 3, env: dict | None = None) -> f
         process.kill()                # only its start is measured (a Freqtrade's SIGTERM stop takes seconds)
         process.wait()
     return statistics.median(times)
-
-
-def closed_trades(db: str) -> dict[int, float] | None:
-    """A Freqtrade database's closed trades (id -> profit), read only; None when it can't be read."""
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
-            return dict(conn.execute("SELECT id, close_profit_abs FROM trades WHERE is_open = 0").fetchall())
-    except sqlite3.Error:
-        return None
-
-
-def twice(db: str) -> int:
-    """Trades a Freqtrade database holds more than once (the same pair opened at the same moment)."""
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
-            return conn.execute("SELECT COUNT(*) - COUNT(DISTINCT pair || '@' || open_date) FROM trades").fetchone()[0]
-    except sqlite3.Error:
-        return 0
-
-
-@dataclass
-class Fault:
-    kind: str
-    target: str                     # a bot's name or a service's
-    injected: float                 # time.time()
-    detail: str = ""
-    old_pid: int | None = None
-    healed: float | None = None
-    expected_starts: int = 0
-    starts: int = 0
-    mid_playbook: bool | None = None
-    extra: dict = field(default_factory=dict)
-
-    def describe(self) -> dict:
-        return {"kind": self.kind, "target": self.target, "detail": self.detail,
-                "at": round(self.injected, 3), "healed_after": None if self.healed is None
-                else round(self.healed - self.injected, 2)}
 
 
 class Soak:
@@ -532,7 +357,7 @@ class Soak:
             count = 3 if kind == "auth-errors" else 8
             stamp = time.strftime("%Y-%m-%d %H:%M:%S,000")
             lines = "".join(f"{stamp} {level} paperbot[{pid}] {line}\n" for _ in range(count))
-            _append(Path(bot["log_file"]), lines.encode())
+            append_to(Path(bot["log_file"]), lines.encode())
             fault.detail = f"{count} lines"
         return fault
 
@@ -647,107 +472,8 @@ class Soak:
             return cluster.get("status") == "ready" and len(cluster.get("peers") or []) >= 2
         return True
 
-    # -- the score -----------------------------------------------------------------------------------------
-
     def score(self, exit_code: int | None) -> dict:
-        restarts = self._attribute_starts()
-        lost_end = duplicated_end = 0
-        invalid = []
-        for name, bot in self.bots.items():
-            if name == self.ft:      # every trade botwatch mirrored is in the database, once
-                mirror = self.state / "remediator" / "mirror" / f"{name}.jsonl"
-                mirrored = {json.loads(line)["trade_id"] for line in
-                            (mirror.read_text().splitlines() if mirror.exists() else []) if line.strip()}
-                lost_end += len(mirrored - set(closed_trades(bot["data_file"]) or {}))
-                duplicated_end += twice(bot["data_file"])
-                valid = open_database("freqtrade", bot["data_file"]).collect().valid
-            else:
-                journal, ids = journal_ids(bot["journal"]), csv_ids(bot["data_file"])
-                duplicated_end += len(ids) - len(set(ids))
-                lost_end += len(set(journal) - set(ids))
-                valid = validate_file(bot["data_file"]).valid
-            if not valid:
-                invalid.append(name)
-        recovery = {}
-        for kind in BOT_KINDS + SERVICE_KINDS:
-            times = sorted(f.healed - f.injected for f in self.faults if f.kind == kind and f.healed)
-            if times:
-                recovery[kind] = {"n": len(times), "p50": round(_quantile(times, 0.5), 2),
-                                  "p95": round(_quantile(times, 0.95), 2), "max": round(times[-1], 2)}
-        unhealed = [f.describe() for f in self.faults if f.healed is None]
-        trades = {"restores_checked": self.restores_checked, "lost": self.lost_at_restore + lost_end,
-                  "duplicated": self.duplicated_at_restore + duplicated_end,
-                  "at_restore": {"lost": self.lost_at_restore, "duplicated": self.duplicated_at_restore},
-                  "at_end": {"lost": lost_end, "duplicated": duplicated_end, "invalid_files": invalid}}
-        ok = (not unhealed and trades["lost"] == 0 and trades["duplicated"] == 0 and not invalid
-              and restarts["duplicate"] == 0 and restarts["spurious"] == 0 and self.http_5xx == 0 and exit_code == 0)
-        by_kind = {kind: sum(f.kind == kind for f in self.faults) for kind in BOT_KINDS + SERVICE_KINDS}
-        return {"chaos": "soak", "seed": self.seed, "duration_s": self.duration, "ha": self.ha, "bots": len(self.bots),
-                "ok": ok, "faults": {"injected": len(self.faults), "healed": len(self.faults) - len(unhealed),
-                                     "by_kind": by_kind, "store_checks": sorted(
-                                         f.extra["check"] for f in self.faults if f.kind == "store"),
-                                     "remediator_killed_mid_playbook": sum(bool(f.mid_playbook) for f in self.faults),
-                                     "unhealed": unhealed},
-                "recovery_s": recovery, "trades": trades, "restarts": restarts, "http_5xx": self.http_5xx,
-                "uptime": self._uptime(), "stack_exit": exit_code,
-                "start_s": {"paperbot": round(self.restart_s["chaos-0"], 2),
-                            **({"freqtrade": round(self.restart_s[self.ft], 2)} if self.ft else {})}}
-
-    def _attribute_starts(self) -> dict:
-        """Each bot start (its start command run) to the fault of that bot it followed, if any."""
-        total = duplicate = spurious = expected = 0
-        details = []
-        for name, bot in self.bots.items():
-            starts = stamps(self._mark(name, "starts"))[self.baseline[name]:]
-            total += len(starts)
-            faults = sorted((f for f in self.faults if f.target == name), key=lambda f: f.injected)
-            for start in starts:
-                owner = None
-                for fault in faults:
-                    end = fault.healed if fault.healed is not None else float("inf")
-                    if fault.injected <= start <= end + 1:
-                        owner = fault
-                if owner is None:
-                    spurious += 1
-                    details.append({"bot": name, "at": round(start, 3), "fault": None})
-                else:
-                    owner.starts += 1
-            for fault in faults:
-                expected += fault.expected_starts
-                if fault.starts > fault.expected_starts:
-                    duplicate += fault.starts - fault.expected_starts
-                    details.append({"bot": name, "fault": fault.describe(), "starts": fault.starts})
-        return {"total": total, "expected": expected, "duplicate": duplicate, "spurious": spurious,
-                "odd": details[:20]}
-
-    def _uptime(self) -> dict:
-        out = {}
-        for name in self.bots:
-            samples = self.samples[name]
-            if len(samples) < 2:
-                continue
-            down = sum(b[0] - a[0] for a, b in zip(samples, samples[1:]) if not a[1])
-            span = samples[-1][0] - samples[0][0]
-            floor = sum(_floor(f.kind, self.restart_s[name], self.bots[name]) for f in self.faults if f.target == name)
-            out[name] = {"uptime": round(1 - down / span, 4), "down_s": round(down, 1), "floor_s": round(floor, 1)}
-        return out
-
-
-def _floor(kind: str, restart: float, bot: dict) -> float:
-    """The downtime a fault makes unavoidable at these timings: the check that sees it (half an interval on
-    average) and the one that confirms it, half a scrape and half an evaluation, then the restart itself;
-    a frozen bot's checks each wait out the health timeout, and its stop waits stop_timeout for SIGTERM."""
-    check = float(bot["check_interval"])
-    health_timeout, stop_timeout = (parse_duration(str(bot.get(key, default))) for key, default in
-                                    (("health_timeout", "5s"), ("stop_timeout", "10s")))
-    detect = 1.5 * check + SCRAPE
-    return {"bot-kill": detect + restart, "remediator-kill": detect + restart,
-            "bot-stop": 0.5 * check + 2 * health_timeout + SCRAPE + stop_timeout + restart,
-            "store": restart}.get(kind, 0.0)
-
-
-def _quantile(values: list[float], q: float) -> float:
-    return values[min(len(values) - 1, max(0, round(q * (len(values) - 1))))]
+        return score(self, exit_code)
 
 
 def _signal(pid: int | None, signum: int) -> None:
@@ -756,7 +482,6 @@ def _signal(pid: int | None, signum: int) -> None:
             os.kill(pid, signum)
         except ProcessLookupError:
             pass
-
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m chaos.soak", description=__doc__.split("\n\n")[0])
@@ -784,6 +509,10 @@ def main(argv: list[str] | None = None) -> int:
     if result["ok"] and not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
 
 
 if __name__ == "__main__":
