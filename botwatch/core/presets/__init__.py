@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from botwatch.core.presets.csv import CSV
 from botwatch.core.presets.freqtrade import FREQTRADE
 from botwatch.core.presets.hummingbot import HUMMINGBOT
-from botwatch.core.presets.kind import BotKind
-
-if TYPE_CHECKING:
-    from botwatch.core.config import Bot
+from botwatch.core.presets.kind import Bot, BotKind
 
 __all__ = ["BotKind", "GENERIC", "KINDS", "apply", "kind_of", "names", "open_database", "open_store", "register"]
 

@@ -4,13 +4,10 @@ endpoint, when it has one, counts as much as its process."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
-from botwatch.core.presets.kind import BotKind
+from botwatch.core.presets.kind import Bot, BotKind
 from botwatch.core.stores.csv_store import CsvStore
-
-if TYPE_CHECKING:
-    from botwatch.core.config import Bot
 
 
 class CsvBot(BotKind):

@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from botwatch.core.freqtrade_api import FreqtradeAPI
-from botwatch.core.presets.kind import BotKind
+from botwatch.core.presets.kind import Bot, BotKind
 from botwatch.core.stores.freqtrade_db import FreqtradeStore
 
 if TYPE_CHECKING:
     import requests
 
-    from botwatch.core.config import Bot
 
 ERROR_PATTERNS = {
     "auth": [

@@ -10,11 +10,10 @@ from typing import TYPE_CHECKING, Callable
 
 from botwatch.core.freqtrade_api import LoopHealth
 from botwatch.core.logtail import newest_line_time
-from botwatch.core.presets.kind import BotKind
+from botwatch.core.presets.kind import Bot, BotKind
 from botwatch.core.stores.hummingbot_db import HummingbotStore
 
 if TYPE_CHECKING:
-    from botwatch.core.config import Bot
     from botwatch.core.logtail import LogTail
 
 ERROR_PATTERNS = {

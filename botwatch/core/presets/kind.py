@@ -7,14 +7,30 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Protocol
 
 if TYPE_CHECKING:
     import requests
 
-    from botwatch.core.config import Bot
+    from botwatch.core.config_types import DataFormat
     from botwatch.core.freqtrade_api import FreqtradeAPI, LoopHealth
     from botwatch.core.logtail import LogTail
+
+
+class Bot(Protocol):
+    """What a kind and its store read of a bot's config (botwatch.core.config.Bot): the kinds stand below the
+    config, which fills their defaults in."""
+
+    name: str
+    data_file: Path
+    data_format: DataFormat
+    starting_balance: float
+    log_file: Path | None
+    api_url: str | None
+    api_auth_file: Path | None
+    health_timeout: float
+    stuck_after: float | None
+    kind: BotKind
 
 
 class BotKind:

@@ -11,7 +11,7 @@ from botwatch.core.idwindow import IdWindow
 from botwatch.core.tradefile import DataFileCheck, DataFileStatus
 
 if TYPE_CHECKING:
-    from botwatch.core.config import Bot
+    from botwatch.core.presets.kind import Bot
 
 log = logging.getLogger(__name__)
 
