@@ -237,11 +237,15 @@ def newest_backup(bot: Bot, store: BackupStore | None, clock: Callable[[], float
         return None
 
 
-def start_and_verify(runtime, check_alive: Callable, clock: Callable[[], float], sleep: Callable[[float], None],
-                     verify_after: float, verify_within: float, report: RestoreReport,
-                     on_step: Callable[[str], None], done: str) -> None:
-    """A restore's last steps: start the bot, and look from verify_after until it is up or verify_within
-    passed (a bot that replays a long journal at start is up a moment later, not "not up")."""
+def replace_and_start(tmp: Path, data_file: Path, runtime, check_alive: Callable, clock: Callable[[], float],
+                      sleep: Callable[[float], None], verify_after: float, verify_within: float,
+                      report: RestoreReport, on_step: Callable[[str], None], done: str) -> None:
+    """A restore's last steps: the rebuilt copy in place of the data file, then start the bot and look from
+    verify_after until it is up or verify_within passed (a bot that replays a long journal at start is up a
+    moment later, not "not up")."""
+    move_into_place(tmp, data_file)
+    report.say(f"{data_file.name} replaced")
+    on_step("replaced")
     runtime.start()
     report.say("bot started")
     on_step("started")
@@ -298,12 +302,8 @@ def restore(bot: Bot, store: BackupStore | None, runtime, check_alive: Callable,
 
     tmp = write_temp(bot.data_file, data)
     on_step("written")
-    move_into_place(tmp, bot.data_file)
-    report.say(f"{bot.data_file.name} replaced")
-    on_step("replaced")
-
-    start_and_verify(runtime, check_alive, clock, sleep, verify_after, verify_within, report, on_step,
-                     f"file restored ({report.rows} rows)")
+    replace_and_start(tmp, bot.data_file, runtime, check_alive, clock, sleep, verify_after, verify_within, report,
+                      on_step, f"file restored ({report.rows} rows)")
     after = check_snapshot(snapshot(bot.data_file), bot, clock)
     if not after.valid:
         raise RestoreFailed(f"the bot is up but its file no longer validates: {after.problem}")

@@ -20,9 +20,9 @@ from typing import Callable
 
 from botwatch.core.config import Bot
 from botwatch.remediator.restore.backup import BackupStore, Manifest
-from botwatch.remediator.restore.csvfile import (RestoreFailed, RestoreReport, move_into_place, newest_backup, quarantine,
-                                start_and_verify, temp_path, write_temp)
 from botwatch.remediator.restore.backup_sqlite import check_database_file
+from botwatch.remediator.restore.csvfile import (RestoreFailed, RestoreReport, newest_backup, quarantine,
+                                                 replace_and_start, temp_path, write_temp)
 
 # fill_in(restored copy, report, the backup's manifest): adds the fills the backup lacks, says how many
 FillIn = Callable[[Path, RestoreReport, Manifest], None]
@@ -64,11 +64,7 @@ def restore_database(bot: Bot, store: BackupStore | None, runtime, check_alive: 
     report.rows = rows
     report.say(f"{rows} rows validate")
     on_step("built")
-    move_into_place(tmp, bot.data_file)
-    report.say(f"{bot.data_file.name} replaced")
-    on_step("replaced")
-
-    start_and_verify(runtime, check_alive, clock, sleep, verify_after, verify_within, report, on_step,
-                     f"database restored ({rows} rows)")
+    replace_and_start(tmp, bot.data_file, runtime, check_alive, clock, sleep, verify_after, verify_within, report,
+                      on_step, f"database restored ({rows} rows)")
     report.say("verified: bot up")
     return report
