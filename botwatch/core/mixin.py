@@ -105,7 +105,8 @@ CONFIG = {
 }
 
 # `botwatch up --timings fast`: the same rules, minutes become seconds, for demos and the e2e test.
-FAST = dict(CONFIG, scrape_interval="1s", down_critical_for="20s", unknown_for="20s", data_file_grace="30s", corrupted_for="2s", stopped_for="2s", stuck_for="2s", stale_for="5s", auth_error_window="1m",
+FAST = dict(CONFIG, scrape_interval="1s", down_critical_for="20s", unknown_for="20s", data_file_grace="30s",
+            corrupted_for="2s", stopped_for="2s", stuck_for="2s", stale_for="5s", auth_error_window="1m",
             rate_limit_window="1m", rate_limited_for="5s", trade_rate_window="1m", abnormal_frequency_for="10s",
             absent_for="20s", component_down_for="10s", delivery_failing_for="10s", host_down_after="10s")
 

@@ -13,7 +13,8 @@ import yaml
 
 from botwatch.core.mixin import CONFIG
 
-HEADER = "# Generated from botwatch/core/mixin.py's CONFIG by botwatch/core/scrape.py: edit those, then run `make generate`.\n"
+HEADER = ("# Generated from botwatch/core/mixin.py's CONFIG by botwatch/core/scrape.py: edit those, then run "
+          "`make generate`.\n")
 
 
 def at(host: str, c: dict = CONFIG) -> dict[str, list[str]]:
@@ -66,7 +67,8 @@ COMMITTED = {"prometheus/prometheus.yml": one_host, "prometheus/compose/promethe
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m botwatch.core.scrape", description="Write botwatch's Prometheus configs.")
+    p = argparse.ArgumentParser(prog="python -m botwatch.core.scrape",
+                                description="Write botwatch's Prometheus configs.")
     p.add_argument("--root", default=".", help="the repository's root (default: here)")
     args = p.parse_args(argv)
     for name, make in COMMITTED.items():

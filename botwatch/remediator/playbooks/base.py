@@ -70,7 +70,7 @@ class Context:
         return self.config.remediation.dry_run
 
     def verify(self, judge: Callable[[], tuple[bool, object]]) -> "Verdict":
-        """Poll `judge` from `verify_after` until ok or `verify_within` (remediator/verify.py)."""
+        """Poll `judge` from `verify_after` until ok or `verify_within` (actions/verify.py)."""
         rem = self.config.remediation
         return verify(judge, self.clock, self.sleep, rem.verify_after, rem.verify_within)
 

@@ -1,4 +1,5 @@
-"""The restore playbook (TradingBotDataCorrupted): the restore procedure of remediator/restore.py."""
+"""The restore playbook (TradingBotDataCorrupted): the procedures of restore/ (csvfile.py for a CSV trade file,
+sqlite.py for a database, with its kind's fill-in from restore/kinds.py)."""
 
 from __future__ import annotations
 

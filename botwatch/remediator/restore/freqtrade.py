@@ -1,6 +1,6 @@
 """Filling a restored Freqtrade database: the closed trades the fill mirror has and the backup lacks
 (with their orders), the ones the backup still held open closed, and the bot's last open trades put back.
-The procedure around it is remediator/restore_sqlite.py.
+The procedure around it is restore/sqlite.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Filling a restored Hummingbot database: the mirror's fills, then the exchange's, each fill once.
 
-The backup is put back by the SQLite restore procedure (restore_sqlite.restore_database); this adds
+The backup is put back by the SQLite restore procedure (sqlite.restore_database); this adds
 what it lacks. A fill is one by Hummingbot's primary key (market, order_id, exchange_trade_id) — mirrored
 rows carry all three and go in with `INSERT OR IGNORE` — and a fill from the exchange is one the database
 lacks when no row of that market and symbol has its exchange trade id (the exchange does not know

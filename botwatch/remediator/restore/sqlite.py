@@ -1,6 +1,6 @@
 """The restore procedure for a bot's SQLite trade database (Freqtrade's, Hummingbot's): stop, quarantine
 the database and its -wal/-shm, restore the newest good backup, put in what it lacks (the store's
-`fill_in`: restore_freqtrade, restore_hummingbot), check, replace, start, verify.
+`fill_in`: freqtrade.py, hummingbot.py), check, replace, start, verify.
 
 The -wal and -shm go with the database: a write-ahead log left beside a restored file would be replayed
 into it. As for CSV files, nothing is touched without a good backup, nothing is ever deleted or
