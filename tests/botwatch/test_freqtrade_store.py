@@ -1,6 +1,7 @@
 """Freqtrade's trade database as a store, on databases Freqtrade's own persistence code wrote."""
 
 import os
+from contextlib import closing
 import shutil
 import sqlite3
 import subprocess
@@ -33,6 +34,9 @@ def test_figures_are_freqtrades_own(freqtrade_db):
 
 def test_an_unchanged_database_is_not_opened(freqtrade_db, monkeypatch):
     path, _ = freqtrade_db()
+    for p in (path, f"{path}-wal"):       # written a while ago: past the window in which a stat is not trusted
+        if os.path.exists(p):
+            os.utime(p, (time.time() - 10, time.time() - 10))
     store = FreqtradeStore(path)
     first = store.collect()
     opened = []
@@ -149,3 +153,26 @@ def test_an_open_trade_whose_limit_entry_has_not_filled_is_valid_a_closed_one_wi
         db.execute("UPDATE trades SET id = id + 1000 WHERE id = (SELECT MAX(id) FROM trades WHERE NOT is_open)")
     status = store.collect()
     assert not status.valid and "closed with amount 0" in status.first_problem, status.first_problem
+
+
+def test_a_write_in_the_same_clock_tick_as_the_last_read_is_not_missed(freqtrade_db):
+    """A file system stamps mtimes with a coarse clock (a few ms; a second on some), so a commit right after
+    a check can leave the database's stat exactly as that check saw it. Seen as a flaky WAL test under load:
+    the last trades' profit never counted. A stat that recent is not trusted: the store reads again."""
+    path, _ = freqtrade_db("ft.sqlite", "--closed", "10", "--open", "2")
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute("UPDATE trades SET realized_profit = 1.0 WHERE is_open")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store = FreqtradeStore(path)
+    before = store.collect()
+    stamps = {p: os.stat(p) for p in (path, f"{path}-wal")}
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:     # the next commit, in place: same sizes
+        db.execute("UPDATE trades SET realized_profit = 3.0 WHERE is_open")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for p, st in stamps.items():            # ... and, in the same clock tick, the same mtimes
+        os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert {p: (os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in stamps} == \
+        {p: (st.st_size, st.st_mtime_ns) for p, st in stamps.items()}
+    realized = store.summary().realized
+    store.collect()
+    assert before.valid and store.summary().realized == pytest.approx(realized + 2 * (3.0 - 1.0))

@@ -12,6 +12,7 @@ import logging
 import os
 import sqlite3
 import struct
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -33,6 +34,10 @@ CHECKS = (
 
 HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT = 0.2        # seconds: a locked database is "can't tell now", never a wait on the bot
+# A file system stamps mtimes with a coarse clock (a few ms; 1-2 s on some), so a commit just after a read
+# can leave the stat as that read saw it. A file written this close to the last read is read again (git's
+# "racily clean" entries); once it is older, an unchanged stat means an unchanged database.
+RACY_WINDOW = 2.0
 
 
 class Unreadable(Exception):
@@ -55,6 +60,11 @@ class FileState:
     size: int
     mtime_ns: int
     wal: tuple[int, int] | None
+
+    @property
+    def written(self) -> float:
+        """Unix seconds of the newest write, to the database or its WAL."""
+        return max(self.mtime_ns, self.wal[1] if self.wal else 0) / 1e9
 
     @classmethod
     def of(cls, path: Path) -> "FileState":
@@ -152,6 +162,7 @@ class SqliteStore:
         self.path = Path(path)
         self.name = name or self.path.name
         self._file: FileState | None = None
+        self._read_at = 0.0              # when the last read began (time.time())
         self._seen = False               # the file has existed while watched
         self._reset()
         self._status = self._build_status(None)
@@ -179,10 +190,11 @@ class SqliteStore:
             return self._absent("missing", f"{self.path} does not exist")
         except OSError as err:
             return self._absent("unreadable", f"{self.path}: {err.strerror}")
-        if state == self._file:
+        if state == self._file and state.written < self._read_at - RACY_WINDOW:
             return self._status
         if self._file is None or state.inode != self._file.inode or self._corrupt:
             self._reset()     # a new file, or a corrupt one that changed: validated from scratch
+        read_at = time.time()
         try:
             self._read(state)
         except Unreadable as err:
@@ -190,7 +202,7 @@ class SqliteStore:
             return self._status
         except Corrupt as err:
             self._mark(err.check, str(err))
-        self._file, self._seen = state, True
+        self._file, self._seen, self._read_at = state, True, read_at
         self._status = self._build_status(state)
         return self._status
 
