@@ -53,7 +53,7 @@ def test_an_oom_killed_container_gets_its_memory_limit_raised_once_up_to_the_cap
     mib = 1024 * 1024
     c = container("hungry", ["sh", "-c", "a=xxxxxxxxxxxxxxxx; while true; do a=$a$a; done"],
                   mem_limit=8 * mib, memswap_limit=8 * mib)
-    wait_for(lambda: (c.reload(), c.attrs["State"]["OOMKilled"])[1], timeout=30, what="the OOM kill")
+    wait_for(lambda: (c.reload(), c.attrs["State"]["OOMKilled"])[1], timeout=90, what="the OOM kill")
     bot = {"name": "hungry", "container": "hungry", "data_file": str(tmp_path / "h.csv"), "memory_limit_cap": "12m"}
     factory = docker_factory(dockerd)
     engine = engine_factory(make_config(tmp_path, [bot], verify_after="1s"),
@@ -67,7 +67,7 @@ def test_an_oom_killed_container_gets_its_memory_limit_raised_once_up_to_the_cap
     assert "memory limit raised from 8388608 to 12582912" in action.detail
     assert engine.ledger.bot_state("hungry").memory_raised
     # it still eats everything: the next restart leaves the limit alone
-    wait_for(lambda: (c.reload(), c.attrs["State"]["OOMKilled"] and c.status == "exited")[1], timeout=30,
+    wait_for(lambda: (c.reload(), c.attrs["State"]["OOMKilled"] and c.status == "exited")[1], timeout=90,
              what="the second OOM kill")
     engine.ledger.update_bot("hungry", last_restart_at=0)
     engine.runner.dispatch_due(inline=True)
