@@ -2,7 +2,7 @@
 the SQLite one), then started again: no action lost, none done twice, the bot ends up running with a valid
 file and every trade of its journal (or mirror).
 
-The real `botwatch remediator` and a real paperbot; BOTWATCH_CRASH_AT names the step (botwatch/remediator/actions/faults.py).
+The real `botwatch remediator` and a real paperbot; BOTWATCH_CRASH_AT names the step (botwatch/remediator/faults.py).
 Every start of the bot goes through a wrapper that counts it.
 """
 

@@ -23,7 +23,7 @@ from typing import Callable, Protocol
 
 from botwatch.core.checks import bot_api, check_alive
 from botwatch.core.config import LOCAL_HOST, Config
-from botwatch.remediator.actions import faults
+from botwatch.remediator import faults
 from botwatch.remediator.ledger import Action, Ledger
 from botwatch.remediator.metrics import Metrics
 from botwatch.remediator.restore.kinds import mirrored

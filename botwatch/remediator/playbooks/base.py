@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Protocol
 
 from botwatch.core.checks import loop_trouble
-from botwatch.remediator.actions.verify import Verdict, verify
+from botwatch.remediator.verify import Verdict, verify
 
 # alerts about a live bot's main loop: the bot's own API, not its process, says whether help is needed
 LOOP_ALERTS = ("TradingBotStuck", "TradingBotStopped")
@@ -70,7 +70,7 @@ class Context:
         return self.config.remediation.dry_run
 
     def verify(self, judge: Callable[[], tuple[bool, object]]) -> "Verdict":
-        """Poll `judge` from `verify_after` until ok or `verify_within` (actions/verify.py)."""
+        """Poll `judge` from `verify_after` until ok or `verify_within` (verify.py)."""
         rem = self.config.remediation
         return verify(judge, self.clock, self.sleep, rem.verify_after, rem.verify_within)
 

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 from botwatch.core.config import HEALTH_ONLY
 from botwatch.core.units import format_duration
-from botwatch.remediator.actions import faults
+from botwatch.remediator import faults
 from botwatch.remediator.tell.notifier import escape
 from botwatch.remediator.playbooks.base import Context, Result
 from botwatch.remediator.runtimes import DockerRuntime, RuntimeFailure

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from botwatch.remediator.actions import faults
+from botwatch.remediator import faults
 from botwatch.remediator.restore.backup import check_snapshot, snapshot, store_for
 from botwatch.remediator.tell.notifier import escape
 from botwatch.remediator.playbooks.base import Context, Result

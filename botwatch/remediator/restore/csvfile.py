@@ -27,7 +27,7 @@ from botwatch.core.units import format_duration
 from botwatch.core.files import fsync_dir, write_chunks
 from botwatch.remediator.restore.backup import BackupError, BackupStore, check_snapshot, newest_good, snapshot
 from botwatch.remediator.restore.exchange_fills import ExchangeSource
-from botwatch.remediator.actions.verify import verify
+from botwatch.remediator.verify import verify
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,6 @@ from botwatch.core.config import Config
 from botwatch.core.units import format_duration
 from botwatch.remediator.ledger import Action, Ledger
 from botwatch.remediator.tell.notifier import escape
-from botwatch.remediator.playbooks import PLAYBOOKS
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +200,7 @@ def render(config: Config, lines: list[BotLine], unknown: list[str], actions: li
             pct = f" ({'+' if l.pnl_pct >= 0 else ''}{l.pnl_pct:.1f}%)" if l.pnl_pct is not None else ""
             out.append(f"- {escape(l.bot)}: {_money(l.pnl)}{pct}")
     out += ["", "<b>Actions Taken:</b>"]
-    shown = [a for a in actions if a.playbook in PLAYBOOKS
+    shown = [a for a in actions if a.playbook in mixin.CONFIG["playbooks"].values()
              and a.outcome not in (None, "skipped", "cancelled")]
     if not shown:
         out.append("- none")

@@ -7,7 +7,8 @@ import time
 
 from flask import Blueprint, request
 
-from botwatch.remediator.actions import faults, payload
+from botwatch.remediator import faults
+from botwatch.remediator.actions import payload
 from botwatch.remediator.web.common import answer, authorized, remediator
 
 log = logging.getLogger(__name__)
