@@ -238,10 +238,16 @@ class Remediation(Strict):
     verify_after: Duration = 1.0               # the first look after an action: a restart is verified by polling
     verify_within: PositiveDuration = 60.0     # until healthy, or failed when still not after this long
     backoff: list[Duration] = Field(default_factory=lambda: [300.0, 900.0, 1800.0], min_length=1)
-    max_attempts: int = Field(default=3, ge=1)
+    max_attempts: int = Field(default=3, ge=1)   # the restarts after the first, each after its backoff
     healthy_reset_after: PositiveDuration = 3600.0
     job_lease: PositiveDuration = 30.0         # a claimed job is the worker's this long, renewed while it runs
     job_deadline: PositiveDuration = 120.0     # a job for another host's agent not started by then expires
+
+    @property
+    def restarts(self) -> int:
+        """How many restarts before giving up: one at once, then `max_attempts` more, each after its backoff
+        (the defaults: at once, then after 5, 15 and 30 minutes)."""
+        return 1 + self.max_attempts
 
 
 class Report(Strict):

@@ -116,7 +116,10 @@ def test_the_backoff_counts_from_the_restart_not_from_a_slow_stop_before_it(tmp_
     assert waiting.run_at == t0 + 20 and "backoff" in waiting.detail
 
 
-def test_backoff_5_15_30_then_the_circuit_opens_and_escalates(tmp_path, engine_factory, telegram):
+def test_restart_at_once_then_after_5_15_and_30_minutes_then_the_circuit_opens_and_escalates(
+        tmp_path, engine_factory, telegram):
+    """The brief's backoff: restart at once, then after 5, 15 and 30 minutes, then give up (max_attempts 3:
+    the restarts after the first). The 30-minute wait was never reached: the circuit opened after the 3rd."""
     clock = FakeClock()
     config = make_config(tmp_path, [never_up_bot(tmp_path)], telegram_url=telegram.url, max_attempts=3,
                          backoff=["5m", "15m", "30m"], verify_after="30s")
@@ -128,40 +131,35 @@ def test_backoff_5_15_30_then_the_circuit_opens_and_escalates(tmp_path, engine_f
     def run():
         return [a.id for a in engine.runner.dispatch_due(inline=True)]
 
-    run()                                             # restart 1 at t0, verification fails
+    run()                                             # restart 1 at once, verification fails
     state = engine.ledger.bot_state("sickly")
     assert state.attempts == 1 and state.last_restart_at == t0
-    run()                                             # the retry waits for the backoff
-    scheduled = [a for a in engine.ledger.actions() if a.state == "scheduled"]
-    assert len(scheduled) == 1 and scheduled[0].run_at == t0 + 300 and "backoff" in scheduled[0].detail
-    clock.now = t0 + 299
-    assert run() == []                                # not a second early
-    clock.now = t0 + 300
-    run()                                             # restart 2
-    assert engine.ledger.bot_state("sickly").attempts == 2
-    run()
-    t2 = t0 + 300
-    clock.now = t2 + 899
-    assert run() == []
-    clock.now = t2 + 900
-    run()                                             # restart 3
-    assert engine.ledger.bot_state("sickly").attempts == 3
-    run()                                             # the 4th is not attempted: give up
+    last = t0
+    for attempt, wait in ((2, 300), (3, 900), (4, 1800)):
+        run()                                         # the retry waits for the backoff
+        [scheduled] = [a for a in engine.ledger.actions() if a.state == "scheduled"]
+        assert scheduled.run_at == last + wait and "backoff" in scheduled.detail
+        clock.now = last + wait - 1
+        assert run() == []                            # not a second early
+        clock.now = last = last + wait
+        run()                                         # restart `attempt`
+        assert engine.ledger.bot_state("sickly").attempts == attempt
+    run()                                             # a 5th is not attempted: give up
     state = engine.ledger.bot_state("sickly")
-    assert state.circuit_open and state.attempts == 3
+    assert state.circuit_open and state.attempts == 4
     outcomes = [a.outcome for a in reversed(engine.ledger.actions())]
-    assert outcomes == ["failed", "failed", "failed", "gave_up"]
+    assert outcomes == ["failed", "failed", "failed", "failed", "gave_up"]
     text = client.get("/metrics").get_data(as_text=True)
     assert 'botwatch_circuit_open{bot="sickly"} 1.0' in text
-    assert 'botwatch_bot_restarts_total{bot="sickly"} 3.0' in text
-    assert any("gave up after 3 restarts" in m["text"] for m in telegram.messages())
+    assert 'botwatch_bot_restarts_total{bot="sickly"} 4.0' in text
+    assert any("gave up after 4 restarts" in m["text"] for m in telegram.messages())
     # nothing more while the circuit is open: the alert re-sent with another startsAt (a restarted
     # Prometheus, the other HA peer) is the same incident
     response = post(client, payload(alert("sickly", starts_at="2026-11-25T09:00:00Z")))
     assert response.get_json()["duplicate"] == 1
     clock.advance(7200)
     assert run() == []
-    assert engine.ledger.actions()[0].outcome == "gave_up" and engine.ledger.bot_state("sickly").attempts == 3
+    assert engine.ledger.actions()[0].outcome == "gave_up" and engine.ledger.bot_state("sickly").attempts == 4
     # an operator reset re-arms it
     assert engine.intake.reset("sickly")
     assert not engine.ledger.bot_state("sickly").circuit_open

@@ -1,8 +1,9 @@
 """The restart playbook (TradingBotDown, TradingBotStuck): restart, verify, back off, give up.
 
-Successive restarts of one bot wait `backoff` (5, 15, 30 min); the count resets once the bot has stayed
-healthy for `healthy_reset_after`. When `max_attempts` restarts did not keep it up the circuit opens:
-no more restarts until it recovers or an operator resets it.
+A bot is restarted at once, then `max_attempts` more times, each after its `backoff` from the last (the
+defaults: after 5, 15 and 30 minutes); the count resets once the bot has stayed healthy for
+`healthy_reset_after`. When those restarts did not keep it up the circuit opens: no more restarts until
+it recovers or an operator resets it.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def restart_playbook(ctx: Context) -> Result:
         return Result("deferred", f"{trouble}; botwatch started it {format_duration(round(now - state.last_start_at))} "
                                   f"ago and its process runs: still starting, looked at again at {_hhmm(starting)}",
                       run_at=starting)
-    if state.attempts >= rem.max_attempts:
+    if state.attempts >= rem.restarts:
         ctx.ledger.update_bot(bot.name, circuit_open=1)
         return Result("gave_up", f"{state.attempts} restarts did not keep it up; circuit open, escalating",
                       ctx.runtime.recent_logs(),
@@ -63,7 +64,7 @@ def restart_playbook(ctx: Context) -> Result:
     excerpt = ctx.runtime.recent_logs()
     steps = [trouble]
     if ctx.dry_run:
-        return Result("dry_run", f"dry run: would restart ({ctx.runtime.name}), attempt {attempt}/{rem.max_attempts}; "
+        return Result("dry_run", f"dry run: would restart ({ctx.runtime.name}), attempt {attempt}/{rem.restarts}; "
                                  + "; ".join(steps), excerpt,
                       notice=f"🧪 <b>{escape(bot.name)}</b> is down; dry run: would restart it.")
     try:
@@ -74,7 +75,7 @@ def restart_playbook(ctx: Context) -> Result:
     except RuntimeFailure as err:
         _count_attempt(ctx, attempt, ctx.clock())
         return Result("failed", "; ".join(steps + [f"restart failed: {err}"]), excerpt, retry=True,
-                      notice=f"⚠️ <b>{escape(bot.name)}</b>: restart {attempt}/{rem.max_attempts} failed: "
+                      notice=f"⚠️ <b>{escape(bot.name)}</b>: restart {attempt}/{rem.restarts} failed: "
                              f"{escape(err)}")
     # counted once the restart has been done: a crash before it leaves no attempt (and no backoff) behind,
     # a crash after it finds the bot up when the action runs again. The backoff counts from now: a bot
@@ -87,15 +88,15 @@ def restart_playbook(ctx: Context) -> Result:
     took = format_duration(round(verdict.waited, 1))
     if verdict.ok:
         ctx.ledger.update_bot(bot.name, healthy_since=ctx.clock())
-        return Result("success", "; ".join(steps + [f"restarted, attempt {attempt}/{rem.max_attempts}; "
+        return Result("success", "; ".join(steps + [f"restarted, attempt {attempt}/{rem.restarts}; "
                                                     f"up after {took}: {alive.detail}"]),
                       excerpt, notice=f"🔧 <b>{escape(bot.name)}</b> was down; restarted and verified up "
-                                      f"in {took} (attempt {attempt}/{rem.max_attempts}).")
-    return Result("failed", "; ".join(steps + [f"restarted, attempt {attempt}/{rem.max_attempts}; after "
+                                      f"in {took} (attempt {attempt}/{rem.restarts}).")
+    return Result("failed", "; ".join(steps + [f"restarted, attempt {attempt}/{rem.restarts}; after "
                                                f"{took} still {trouble}"]),
                   excerpt, retry=True,
                   notice=f"⚠️ <b>{escape(bot.name)}</b>: restarted but still not well after "
-                         f"{took} (attempt {attempt}/{rem.max_attempts}).")
+                         f"{took} (attempt {attempt}/{rem.restarts}).")
 
 
 def _still_starting(ctx: Context, state, alive, now: float) -> float | None:

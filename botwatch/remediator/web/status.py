@@ -35,7 +35,7 @@ def status_page():
         circuit = "OPEN" if state and state.circuit_open else "closed"
         last = _when(state.last_restart_at) if state and state.last_restart_at else "-"
         rows.append(f"<tr><td>{html.escape(bot.name)}</td><td>{html.escape(bot.runtime)}</td><td>{attempts}/"
-                    f"{r.config.remediation.max_attempts}</td><td>{circuit}</td><td>{last}</td></tr>")
+                    f"{r.config.remediation.restarts}</td><td>{circuit}</td><td>{last}</td></tr>")
     actions = []
     for action in r.ledger.actions(limit=30):
         actions.append(f"<tr><td>{_when(action.finished_at or action.run_at)}</td><td>{html.escape(action.bot)}</td>"
