@@ -99,6 +99,7 @@ def restore(config: Config, name: str) -> int:
 def report(config: Config, prometheus: str, since: str, dry_run: bool) -> int:
     from botwatch.core.units import parse_duration
     from botwatch.remediator.tell.notifier import Notifier
+    from botwatch.remediator.playbooks import VERBS
     from botwatch.remediator.tell.report import build_report, open_ledger, write_files
     try:
         window = parse_duration(since)
@@ -106,7 +107,7 @@ def report(config: Config, prometheus: str, since: str, dry_run: bool) -> int:
         print(f"--since: {err}", file=sys.stderr)
         return 2
     ledger = open_ledger(data_dir())
-    result = build_report(config, prometheus, ledger, window)
+    result = build_report(config, prometheus, ledger, window, verbs=VERBS)
     if dry_run:
         text_path, png_path = write_files(result, data_dir() / "reports")
         print(result.text)

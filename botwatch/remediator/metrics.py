@@ -70,6 +70,8 @@ class Metrics:
                                  ["bot"], registry=r)
         self.notifications = Counter("botwatch_notifications", "Telegram messages by outcome.", ["outcome"],
                                      registry=r)
+        self.reports = Counter("botwatch_reports", "Morning reports by outcome (failed: not built or not sent).",
+                               ["outcome"], registry=r)
         build = Gauge("botwatch_remediator_build_info", "botwatch version; always 1.", ["version"], registry=r)
         build.labels(__version__).set(1)
         for bot in bots:
@@ -85,5 +87,7 @@ class Metrics:
             self.webhook.labels(code)
         for outcome in ("sent", "failed", "outbox"):
             self.notifications.labels(outcome)
+        for outcome in ("success", "failed"):
+            self.reports.labels(outcome)
         r.register(_CircuitCollector(bots, ledger))
         r.register(_FleetCollector(ledger))

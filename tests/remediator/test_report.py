@@ -205,3 +205,53 @@ def test_the_scheduler_sends_the_report_once_across_ha_peers(tmp_path, engine_fa
     time.sleep(0.5)
     reports = [m for m in telegram.messages() if "Bot Health Report" in m["text"]]
     assert len(reports) == 1 and "unreachable" in reports[0]["text"]
+
+
+def report_engine(tmp_path, engine_factory, telegram, clock):
+    """A remediator whose daily report is 12 hours away (FakeClock starts at 08:00 UTC): only what the test
+    sends is sent."""
+    config = make_config(tmp_path, [{"name": "a", "pidfile": "a.pid", "data_file": "a.csv"}], telegram_url=telegram.url)
+    config = config.model_copy(update={"report": config.report.model_copy(update={
+        "enabled": True, "at": "20:00", "timezone": "UTC", "prometheus_url": f"http://127.0.0.1:{free_port()}"})})
+    return engine_factory(config, clock=clock)
+
+
+def test_a_day_with_a_run_of_every_playbook_reports_each_in_words(tmp_path, engine_factory, telegram):
+    """The verb table lacked `start` and `exchange_rate_limit`: a day with either raised KeyError in the pool
+    and no report went out. The words now come from the playbook registry."""
+    from botwatch.remediator.playbooks import PLAYBOOKS
+    clock = FakeClock()
+    engine = report_engine(tmp_path, engine_factory, telegram, clock)
+    for name in PLAYBOOKS:
+        engine.ledger.record("a", name, clock.now - 60, "success", f"{name} done")
+    assert engine.periodic.send_report()
+    [report] = [m["text"] for m in telegram.messages() if "Bot Health Report" in m["text"]]
+    for playbook in PLAYBOOKS.values():
+        assert f"{playbook.verb} a" in report, playbook.name
+    assert 'botwatch_reports_total{outcome="success"} 1.0' in client_metrics(engine)
+
+
+def client_metrics(engine) -> str:
+    from prometheus_client import generate_latest
+    return generate_latest(engine.metrics.registry).decode()
+
+
+def test_a_report_that_cannot_be_built_is_said_counted_and_tried_again(tmp_path, engine_factory, telegram,
+                                                                         monkeypatch):
+    from botwatch.remediator.tell import report as report_module
+    clock = FakeClock()
+    engine = report_engine(tmp_path, engine_factory, telegram, clock)
+    monkeypatch.setattr(report_module, "build_report", lambda *a, **k: 1 / 0)
+    assert not engine.periodic.send_report()
+    assert 'botwatch_reports_total{outcome="failed"} 1.0' in client_metrics(engine)
+    assert any("morning report failed" in m["text"] and "ZeroDivisionError" in m["text"] for m in telegram.messages())
+    ops = (tmp_path / "data" / "memory" / "bot-operations.md")
+    assert ops.exists() and "report" in ops.read_text() and "failed" in ops.read_text()
+    monkeypatch.undo()
+    clock.advance(599)
+    engine.periodic.maybe_report()
+    assert 'botwatch_reports_total{outcome="success"} 0.0' in client_metrics(engine)
+    clock.advance(1)
+    engine.periodic.maybe_report()                       # the retry, in the pool
+    wait_for(lambda: 'botwatch_reports_total{outcome="success"} 1.0' in client_metrics(engine), what="the retry")
+    assert any("Bot Health Report" in m["text"] for m in telegram.messages())

@@ -26,6 +26,7 @@ from botwatch.remediator.tell.opslog import OperationsLog
 
 log = logging.getLogger(__name__)
 
+REPORT_RETRY, REPORT_TRIES = 600.0, 3   # a failed morning report is tried again 10 min later, 3 tries in all
 MIRROR_INTERVAL = 2.0      # seconds between syncs of the fill mirrors: one small API call per preset bot
 BACKUP_RETRY = 60.0        # a bot not backed up yet (its file missing or invalid at the last round) is tried
                            # again this often, not an hour later: a database has no journal to rebuild from
@@ -59,6 +60,7 @@ class PeriodicWork:
         self.clock = clock
         self._backing_up = threading.Lock()
         self._reporting = threading.Lock()
+        self._report_retry: tuple[float, int] | None = None    # (when, tries left) after a report that failed
         self.learned = learned if learned is not None else {}    # bot -> exchange, as its own API said
         self._mirroring = threading.Lock()
         self._mirrored_at = 0.0
@@ -166,6 +168,10 @@ class PeriodicWork:
         report = self.config.report
         if not report.enabled or self._reporting.locked():
             return
+        if self._report_retry is not None and self.clock() >= self._report_retry[0]:
+            self._report_retry = (float("inf"), self._report_retry[1])     # taken: submitted once
+            self.pool.submit(self.send_report)
+            return
         now = datetime.fromtimestamp(self.clock(), timezone.utc)
         occurrence = scheduler.due(report.at, report.timezone, now, self.ledger.get("last_report_for"))
         if occurrence is None:
@@ -191,17 +197,37 @@ class PeriodicWork:
             return True
 
     def send_report(self) -> bool:
-        """Build the report over `report.window` and send it (text, then the chart)."""
+        """Build the report over `report.window` and send it (text, then the chart). A report that could not
+        be built or sent is never silent: logged, counted, in the operations log, said in a short notice,
+        and tried again REPORT_RETRY later (REPORT_TRIES in all)."""
+        from botwatch.remediator.playbooks import VERBS
         from botwatch.remediator.tell.report import build_report   # pandas and matplotlib: only when a report is due
         with self._reporting:
             started = time.monotonic()
-            result = build_report(self.config, self.config.report.prometheus_url, self.ledger,
-                                  self.config.report.window, self.clock())
-            ok = self.notifier.send(result.text)
-            if result.chart:
-                ok &= self.notifier.send_photo(result.chart, caption=escape(result.title), filename="report.png")
+            try:
+                result = build_report(self.config, self.config.report.prometheus_url, self.ledger,
+                                      self.config.report.window, self.clock(), verbs=VERBS)
+                ok = self.notifier.send(result.text)
+                if result.chart:
+                    ok &= self.notifier.send_photo(result.chart, caption=escape(result.title), filename="report.png")
+                detail = ("; ".join(result.unknown) or "sent") if ok else "Telegram did not take it"
+            except Exception as err:  # a bug or a dependency away: the day's report must not vanish with it
+                log.exception("the daily report could not be built")
+                ok, detail = False, f"not built: {type(err).__name__}: {err}"
             outcome = "success" if ok else "failed"
-            detail = "; ".join(result.unknown) or "sent"
+            self.metrics.reports.labels(outcome).inc()
             self.opslog.append(self.clock(), "all bots", None, "report", outcome, time.monotonic() - started, detail)
-            log.info("daily report %s: %s", outcome, detail)
+            log.log(logging.INFO if ok else logging.ERROR, "daily report %s: %s", outcome, detail)
+            self._schedule_report_retry(ok, detail)
             return ok
+
+    def _schedule_report_retry(self, ok: bool, detail: str) -> None:
+        tries_left = self._report_retry[1] if self._report_retry else REPORT_TRIES
+        if ok or tries_left <= 1:
+            self._report_retry = None
+            if not ok:
+                log.error("the daily report failed %d times; the next one is tomorrow's", REPORT_TRIES)
+            return
+        self._report_retry = (self.clock() + REPORT_RETRY, tries_left - 1)
+        self.notifier.send(f"⚠️ The morning report failed ({escape(detail[:300])}); trying again in "
+                           f"{REPORT_RETRY / 60:.0f} minutes.")

@@ -26,6 +26,7 @@ BY_ALERT: dict[str, str] = dict(mixin.CONFIG["playbooks"])     # alertname -> th
 class Playbook:
     name: str                           # the `playbook` label and the ledger's name for it
     run: Callable[[Context], Result]
+    verb: str                           # how the morning report says a run: "{verb} {bot} ({why})"
 
     @property
     def alertnames(self) -> tuple[str, ...]:
@@ -34,14 +35,15 @@ class Playbook:
 
 
 PLAYBOOKS = {playbook.name: playbook for playbook in (
-    Playbook("restart", restart_playbook),
-    Playbook("start", start_playbook),
-    Playbook("restore", restore_playbook),
-    Playbook("api_auth", api_auth_playbook),
-    Playbook("api_rate_limit", api_rate_limit_playbook),
-    Playbook("exchange_rate_limit", exchange_rate_limit_playbook),
+    Playbook("restart", restart_playbook, "Restarted"),
+    Playbook("start", start_playbook, "Started (through its API)"),
+    Playbook("restore", restore_playbook, "Restored the trade file of"),
+    Playbook("api_auth", api_auth_playbook, "Escalated API-key errors of"),
+    Playbook("api_rate_limit", api_rate_limit_playbook, "Throttled"),
+    Playbook("exchange_rate_limit", exchange_rate_limit_playbook, "Throttled, with its exchange's other bots,"),
 )}
+VERBS = {playbook.name: playbook.verb for playbook in PLAYBOOKS.values()}
 # alerts about an exchange (label `exchange`), not one bot: the intake fans them out to the bots on it
 EXCHANGE_ALERTS = ("ExchangeRateLimited",)
 
-__all__ = ["BY_ALERT", "EXCHANGE_ALERTS", "OUTCOMES", "PLAYBOOKS", "Context", "Playbook", "Result"]
+__all__ = ["BY_ALERT", "EXCHANGE_ALERTS", "OUTCOMES", "PLAYBOOKS", "VERBS", "Context", "Playbook", "Result"]

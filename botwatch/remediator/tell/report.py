@@ -171,7 +171,11 @@ def _by_host(lines: list[BotLine]) -> list[tuple[str | None, list[BotLine]]]:
 
 
 def render(config: Config, lines: list[BotLine], unknown: list[str], actions: list[Action], window: float,
-           now: float, unreachable: set[str] = frozenset()) -> tuple[str, pd.DataFrame]:
+           now: float, unreachable: set[str] = frozenset(), verbs: dict[str, str] | None = None
+           ) -> tuple[str, pd.DataFrame]:
+    """The report's text; `verbs` says each playbook's runs (the playbook registry's VERBS); one it does not
+    name is said by its name, never dropped."""
+    verbs = verbs or {}
     zone = ZoneInfo(config.report.timezone)
     local = lambda ts: datetime.fromtimestamp(ts, zone)  # noqa: E731
     frame = pd.DataFrame([{"host": l.host, "bot": l.bot, "uptime": l.uptime, "up": l.up, "valid": l.valid,
@@ -205,8 +209,7 @@ def render(config: Config, lines: list[BotLine], unknown: list[str], actions: li
     if not shown:
         out.append("- none")
     for a in sorted(shown, key=lambda a: a.id):
-        verb = {"restart": "Restarted", "restore": "Restored the trade file of", "api_auth": "Escalated API-key errors of",
-                "api_rate_limit": "Throttled"}[a.playbook]
+        verb = verbs.get(a.playbook) or f"Ran {a.playbook} for"
         result = "" if a.outcome == "success" else f" — {a.outcome}"
         out.append(f"- {local(a.started_at or a.run_at):%H:%M}: {verb} {escape(a.bot)} ({escape(_reason(a))}){result}")
     out += ["", "<b>Current Positions:</b>"]
@@ -273,14 +276,14 @@ def chart(prom: PrometheusAPI, config: Config, window: float, now: float) -> byt
 
 
 def build_report(config: Config, prom_url: str, ledger: Ledger | None, window: float = 86400,
-                 now: float | None = None) -> Report:
+                 now: float | None = None, verbs: dict[str, str] | None = None) -> Report:
     now = time.time() if now is None else now
     prom = PrometheusAPI(prom_url)
     unreachable: set[str] = set()
     lines, unknown = collect(config, prom, ledger, window, now, unreachable)
     actions = ledger.actions(since=now - window, limit=10000) if ledger is not None else []
     text, frame = render(config, lines, unknown, [a for a in actions if a.bot in {b.name for b in config.bots}],
-                         window, now, unreachable)
+                         window, now, unreachable, verbs)
     png = None
     if not any("unreachable" in u for u in unknown):
         try:
