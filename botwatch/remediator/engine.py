@@ -45,7 +45,8 @@ class Remediator(ServiceLoop):
                                   self.wake, host=LOCAL_HOST, runner_config=config.on_host(LOCAL_HOST), clock=clock,
                                   sleep=sleep, runtime_factory=runtime_factory, restore=restore, workers=workers)
         self.runner, self.periodic, self._pool = executor.runner, executor.periodic, executor.pool
-        self.intake = Intake(config, self.ledger, self.opslog, clock, on_scheduled=self.wake, learned=executor.learned)
+        self.intake = Intake(config, self.ledger, self.opslog, clock, on_scheduled=self.wake, learned=executor.learned,
+                             notify=lambda text: self._pool.submit(self.notifier.send, text))
         if self.ledger.dialect == "sqlite":     # this remediator owns the file: what ran here when it died runs again
             requeued = self.ledger.requeue_interrupted(clock())
             if requeued:

@@ -4,6 +4,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from tests.conftest import wait_for
 from tests.remediator.conftest import (TOKEN, FakeClock, RecordingRuntime, alert, client_for, make_config, payload,
                                        post)
 
@@ -322,3 +323,29 @@ def test_the_peers_late_resolve_of_the_last_episode_leaves_the_new_restart_pendi
     assert engine.ledger.incident_open("fp-TradingBotDown-bot-9", "2026-11-25T08:01:20Z")
     engine.runner.dispatch_due(inline=True)
     assert runtimes["bot-9"].calls.count("restart") == 2
+
+
+def test_alert_delivery_failing_is_recorded_shown_and_said_once_on_the_remediators_own_path(
+        tmp_path, engine_factory, telegram):
+    """BotwatchAlertDeliveryFailing has no bot: the intake dropped it as "unknown bot". Telegram is usually
+    what fails, so the remediator says it through its own notifier, once per incident."""
+    config = make_config(tmp_path, [{"name": "a", "pidfile": "a.pid", "data_file": "a.csv"}],
+                         telegram_url=telegram.url)
+    engine = engine_factory(config, clock=FakeClock())
+    client = client_for(engine)
+    failing = alert("", "BotwatchAlertDeliveryFailing", severity="critical", integration="telegram")
+    del failing["labels"]["bot"]
+    for _ in range(2):
+        response = post(client, payload(failing))
+        assert response.status_code == 200
+    assert response.get_json()["duplicate"] == 1
+    wait_for(lambda: any("notifications are failing" in m["text"] for m in telegram.messages()),
+             what="the remediator's own notice")
+    assert sum("notifications are failing" in m["text"] for m in telegram.messages()) == 1
+    ops = (tmp_path / "data" / "memory" / "bot-operations.md").read_text()
+    assert "BotwatchAlertDeliveryFailing → alert delivery: failing" in ops
+    assert "Alertmanager's telegram notifications are failing since" in client.get("/").get_data(as_text=True)
+    resolved = dict(failing, status="resolved", endsAt="2026-11-25T09:00:00Z")
+    assert post(client, payload(resolved)).get_json()["resolved"] == 1
+    assert "notifications are failing" not in client.get("/").get_data(as_text=True)
+    assert "alert delivery: resolved" in (tmp_path / "data" / "memory" / "bot-operations.md").read_text()

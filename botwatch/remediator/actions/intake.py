@@ -10,21 +10,28 @@ import logging
 from typing import Callable
 
 from botwatch.core.config import Config
-from botwatch.remediator.ledger import Ledger
-from botwatch.remediator.tell.opslog import OperationsLog
 from botwatch.remediator.actions.payload import Alert
-from botwatch.remediator.playbooks import BY_ALERT, EXCHANGE_ALERTS
 from botwatch.remediator.actions.runner import deadline_for
+from botwatch.remediator.ledger import Ledger
+from botwatch.remediator.playbooks import BY_ALERT, EXCHANGE_ALERTS
+from botwatch.remediator.tell.notifier import escape
+from botwatch.remediator.tell.opslog import OperationsLog
 
 log = logging.getLogger(__name__)
 
 COUNTS = ("scheduled", "duplicate", "resolved", "ignored", "noted")
+# Alertmanager says its own notifications fail: about botwatch, no bot. Telegram is usually what fails, so
+# the remediator says it on its own path (its notifier: Telegram directly, or the outbox), once per incident.
+DELIVERY_FAILING = "BotwatchAlertDeliveryFailing"
+DELIVERY_KEY = "alert-delivery-failing"      # the ledger's record of it while it fires (the status page shows it)
 
 
 class Intake:
     def __init__(self, config: Config, ledger: Ledger, opslog: OperationsLog, clock: Callable[[], float],
-                 on_scheduled: Callable[[], None] = lambda: None, learned: dict[str, str] | None = None):
+                 on_scheduled: Callable[[], None] = lambda: None, learned: dict[str, str] | None = None,
+                 notify: Callable[[str], None] = lambda text: None):
         self.config = config
+        self.notify = notify           # a notice on the remediator's own path, sent after the delivery returns
         self.learned = learned if learned is not None else {}   # bot -> exchange, as its own API said
         self.ledger = ledger
         self.opslog = opslog
@@ -54,6 +61,8 @@ class Intake:
     def _take(self, alert: Alert, now: float) -> str:
         if alert.alertname in EXCHANGE_ALERTS:
             return self._take_exchange(alert, now)
+        if alert.alertname == DELIVERY_FAILING:
+            return self._take_delivery_failing(alert, now)
         bot = self.config.bot(alert.bot) if alert.bot is not None else None
         playbook = BY_ALERT.get(alert.alertname)
         if bot is None:
@@ -106,6 +115,30 @@ class Intake:
         self._note(alert, now, f"scheduled on_rate_limit for {len(own)} bot(s) on {exchange}", bot=target)
         log.info("%s: %s firing: %d bot(s) asked to slow down", exchange, alert.alertname, len(own))
         return "scheduled"
+
+    def _take_delivery_failing(self, alert: Alert, now: float) -> str:
+        """Alertmanager's notifications fail: in the operations log and on the status page while it lasts,
+        and said once per incident on the remediator's own notice path."""
+        integration = alert.labels.get("integration", "?")[:100]
+        if alert.status == "resolved":
+            self.ledger.resolve_incident(alert.fingerprint, alert.starts_at, alert.alertname, "", now, alert.ends_at)
+            self.ledger.put(DELIVERY_KEY, None)
+            self.opslog.append(now, "all bots", alert.alertname, "alert delivery", "resolved", 0.0,
+                               f"Alertmanager's {integration} notifications are delivered again")
+            self._note(alert, now, "resolved")
+            return "resolved"
+        if not self.ledger.open_incident(alert.fingerprint, alert.starts_at, alert.alertname, "", now):
+            self._note(alert, now, "duplicate: already said")
+            return "duplicate"
+        self.ledger.put(DELIVERY_KEY, {"since": now, "integration": integration})
+        self.opslog.append(now, "all bots", alert.alertname, "alert delivery", "failing", 0.0,
+                           f"Alertmanager's {integration} notifications are failing: alerts may not reach anyone")
+        self.notify(f"🚨 Alertmanager's <b>{escape(integration)}</b> notifications are failing: its alerts may "
+                    "not be reaching you. botwatch's remediator says this on its own path; see the runbook "
+                    "(BotwatchAlertDeliveryFailing).")
+        self._note(alert, now, "said on the remediator's own notice path")
+        log.error("Alertmanager's %s notifications are failing", integration)
+        return "noted"
 
     def _schedule(self, bot, playbook: str, now: float, alert: Alert, detail: str | None = None) -> None:
         """A job for the bot's host: run here for this machine's bots, else by that host's agent."""

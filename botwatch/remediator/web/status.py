@@ -9,6 +9,7 @@ from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from botwatch import __version__
+from botwatch.remediator.actions.intake import DELIVERY_KEY
 from botwatch.remediator.web.common import remediator
 
 status = Blueprint("status", __name__)
@@ -49,9 +50,12 @@ def status_page():
         hosts.append(f"<tr><td>{html.escape(host)}</td><td>{where}</td>"
                      f"<td>{_when(agent.last_seen) if agent else '-'}</td></tr>")
     jobs = ", ".join(f"{state} {count}" for state, count in r.ledger.job_counts().items())
+    failing = r.ledger.get(DELIVERY_KEY)
+    delivery = (f"<p><b>⚠️ Alertmanager's {html.escape(str(failing.get('integration')))} notifications are failing "
+                f"since {_when(failing.get('since'))}</b>: alerts may not reach anyone.</p>" if failing else "")
     mode = " (dry run)" if r.config.remediation.dry_run else ""
     page = (f"<!doctype html><html><head><title>botwatch remediator</title></head><body>"
-            f"<h1>botwatch remediator {__version__}{mode}</h1><p><a href=\"/metrics\">Metrics</a></p>"
+            f"<h1>botwatch remediator {__version__}{mode}</h1>{delivery}<p><a href=\"/metrics\">Metrics</a></p>"
             f"<h2>Bots</h2><table><tr><th>bot</th><th>runtime</th><th>restarts</th><th>circuit</th>"
             f"<th>last restart</th></tr>{''.join(rows)}</table>"
             f"<h2>Hosts</h2><table><tr><th>host</th><th>agent</th><th>last seen</th></tr>{''.join(hosts)}</table>"
