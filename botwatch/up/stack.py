@@ -392,7 +392,12 @@ def supervise(stack: Stack, stop: dict) -> None:
     while not stop["asked"]:
         time.sleep(0.05)   # notice a stop at once: whoever sent SIGTERM may not wait long
         for name, process in list(stack.processes.items()):
-            if name.startswith("bot-") or process.poll() is None or stop["asked"]:
+            exited = process.poll() is not None      # polling reaps it: a killed bot leaves no zombie behind
+            if name.startswith("bot-"):
+                if exited:                           # the remediator starts it again, as its own child
+                    del stack.processes[name]
+                continue
+            if not exited or stop["asked"]:
                 continue
             print(f"{name} exited with status {process.returncode}; starting it again "
                   f"(see {stack.state}/logs/{name}.log)", file=sys.stderr, flush=True)

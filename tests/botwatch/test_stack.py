@@ -38,3 +38,35 @@ def running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat[stat.rfind(")") + 2:][:1] not in ("Z", "X")
+
+
+def state_of(pid: int) -> str | None:
+    """The process' state letter in /proc (Z: a zombie nobody reaped), or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return None
+
+
+def test_up_reaps_a_bot_it_started_when_the_bot_is_killed(tmp_path):
+    """`botwatch up` starts the bots that are not running, as its children; killed, one stayed a zombie (the
+    remediator then saw "pid … is a zombie" and its pidfile named a pid that still existed)."""
+    import threading
+    from types import SimpleNamespace
+
+    from botwatch.up.stack import supervise
+    bot = subprocess.Popen(["sleep", "600"])
+    stack = SimpleNamespace(processes={"bot-x": bot}, state=tmp_path, revive=lambda *a: True)
+    stop = {"asked": False}
+    loop = threading.Thread(target=supervise, args=(stack, stop), daemon=True)
+    loop.start()
+    try:
+        bot.kill()
+        wait_for(lambda: state_of(bot.pid) is None, timeout=10, what="the killed bot reaped")
+        assert "bot-x" not in stack.processes
+    finally:
+        stop["asked"] = True
+        loop.join(timeout=5)
+        if bot.poll() is None:
+            bot.kill()
