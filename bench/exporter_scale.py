@@ -19,6 +19,7 @@ import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -26,7 +27,6 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
 
 from bench.datafile import row
 from botwatch.core.config import DataFormat
@@ -57,7 +57,7 @@ class Exporter:
     def __init__(self, config: Path, state: Path, port: int, log: Path):
         self.url = f"http://127.0.0.1:{port}/metrics"
         self.process = subprocess.Popen(
-            [str(ROOT / ".venv/bin/botwatch"), "exporter", "--config", str(config), "--listen", f"127.0.0.1:{port}",
+            [sys.executable, "-m", "botwatch", "exporter", "--config", str(config), "--listen", f"127.0.0.1:{port}",
              "--state-dir", str(state)], stdout=subprocess.DEVNULL, stderr=open(log, "ab"))
         self.session = requests.Session()
 

@@ -22,6 +22,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 from botwatch.up.stack import TIMINGS, running_pid
 from botwatch.core.units import parse_duration
 
-BOTWATCH = [str(ROOT / ".venv/bin/python"), "-m", "botwatch"]
+BOTWATCH = [sys.executable, "-m", "botwatch"]     # the interpreter running this: any venv, any checkout
 
 
 def free_port() -> int:

@@ -23,7 +23,6 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
 RATE = float(os.environ.get("BENCH_RATE", 500))
 SECONDS = float(os.environ.get("BENCH_SECONDS", 10))
 BOTS = int(os.environ.get("BENCH_BOTS", 50))
@@ -132,11 +131,19 @@ def main() -> None:
 
 
 def run(tmp: Path) -> None:
-    python = str(ROOT / ".venv/bin/python")
     keeper = subprocess.Popen(["sleep", "3600"])          # every bot's process: alive all along
+    try:
+        measure(tmp, keeper.pid)
+    finally:                                              # on every way out: it would hold our stdout open
+        keeper.kill()
+        keeper.wait()
+
+
+def measure(tmp: Path, keeper: int) -> None:
+    python = sys.executable                               # the interpreter running this: any venv, any checkout
     marker = tmp / "restarts"
     pidfile = tmp / "bot.pid"
-    pidfile.write_text(str(keeper.pid))
+    pidfile.write_text(str(keeper))
     bots = [{"name": f"bot{n}", "pidfile": str(pidfile), "check_interval": 60, "data_file": str(tmp / f"bot{n}.csv"),
              "start_command": [python, "-c", f"open({str(marker)!r}, 'a').write('restart\\n')"]}
             for n in range(BOTS)]
@@ -144,7 +151,7 @@ def run(tmp: Path) -> None:
     (tmp / "token").write_text(TOKEN)
     port = free_port()
     remediator = subprocess.Popen(
-        [str(ROOT / ".venv/bin/botwatch"), "remediator", "--config", str(tmp / "bots.json"), "--listen",
+        [python, "-m", "botwatch", "remediator", "--config", str(tmp / "bots.json"), "--listen",
          f"127.0.0.1:{port}", "--token-file", str(tmp / "token")], env={**os.environ, "BOTWATCH_DATA_DIR": str(tmp / "var")},
         stdout=subprocess.DEVNULL, stderr=open(tmp / "remediator.log", "wb"))
     try:
@@ -153,7 +160,11 @@ def run(tmp: Path) -> None:
         time.sleep(3)                                       # any restart the storm started has run by now
     finally:
         remediator.send_signal(signal.SIGTERM)
-        remediator.wait(timeout=30)
+        try:
+            remediator.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            remediator.kill()
+            remediator.wait()
     bare_port = free_port()
     bare = subprocess.Popen([python, "-c", BARE_APP, str(bare_port)])
     try:
@@ -162,7 +173,6 @@ def run(tmp: Path) -> None:
     finally:
         bare.terminate()
         bare.wait()
-        keeper.terminate()
     restarts = len(marker.read_text().splitlines()) if marker.exists() else 0
     print(json.dumps({
         "bench": "webhook_storm", "target_rps": RATE, "seconds": SECONDS, "bots": BOTS,

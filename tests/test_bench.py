@@ -43,3 +43,16 @@ def test_proc_scan_bench():
 def test_freqtrade_db_bench(freqtrade_python):
     assert run_bench("freqtrade_db", BENCH_TRADES=2_000, BOTWATCH_FREQTRADE_VENV=os.path.dirname(
         os.path.dirname(freqtrade_python)))["valid"] is True
+
+
+def test_a_bench_runs_from_a_checkout_without_a_venv_and_leaves_nothing_behind(tmp_path):
+    """The benches named ROOT/.venv/bin/…: from a venv elsewhere (a checkout without .venv) the storm failed
+    and left its `sleep 3600` child holding the caller's stdout open, so the caller hung. They now use the
+    interpreter that runs them, and clean up on every exit path."""
+    import shutil
+    shutil.copytree(ROOT / "bench", tmp_path / "bench")
+    result = subprocess.run([sys.executable, "-m", "bench.webhook_storm"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "BENCH_RATE": "50", "BENCH_SECONDS": "1",
+                                                         "BENCH_BOTS": "3"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1])["bench"] == "webhook_storm"
