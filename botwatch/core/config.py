@@ -356,10 +356,24 @@ def load_config(path: str | Path) -> Config:
     return config.model_copy(update={"path": path.resolve()})
 
 
+# The alerts a bot's config can leave silent, and the key that turns each on
+ALERT_KEYS = (("expected_trades_per_hour", "TradingBotAbnormalTradeFrequency"),
+              ("stale_after", "TradingBotStaleData"),
+              ("log_file", "TradingBotApiKeyErrors, TradingBotRateLimited and ExchangeRateLimited"))
+
+
+def alerts_off(bot: Bot) -> list[tuple[str, str]]:
+    """(key, alerts) for each alert that can never fire for this bot, and the key that would turn it on."""
+    return [(key, alerts) for key, alerts in ALERT_KEYS if getattr(bot, key) is None]
+
+
 def warnings(config: Config) -> list[str]:
-    """Things that are allowed but probably not meant: files that do not exist yet."""
+    """Things that are allowed but probably not meant: files that do not exist yet, alerts that can never
+    fire for want of a key."""
     found = []
     for index, bot in enumerate(config.bots):
+        for key, alerts in alerts_off(bot):
+            found.append(f"bots[{index}].{key} ({bot.name}): not set, so {alerts} can never fire for it")
         for key in ("data_file", "journal", "pidfile", "compose_file"):
             value = getattr(bot, key)
             if value is not None and not value.exists():

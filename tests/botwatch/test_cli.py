@@ -78,3 +78,24 @@ def test_up_with_a_bad_config_or_state_dir(config):
 def test_up_with_a_freqtrade_that_is_not_there(tmp_path):
     one_line(run(["up", "--state-dir", "state", "--with-freqtrade", str(tmp_path / "no-freqtrade")], tmp_path),
              "--with-freqtrade", "make freqtrade")
+
+
+def test_check_config_says_which_alerts_the_briefs_own_config_leaves_off_and_the_key_for_each(tmp_path):
+    """The product description's example bots get no expected_trades_per_hour, stale_after or log_file: three
+    kinds of alert could never fire for them, and nothing said so."""
+    import json
+    config = tmp_path / "bots.json"
+    config.write_text(json.dumps({"bots": [
+        {"name": "doge-long", "type": "spot", "check_interval": 300, "process_name": "doge_long_bot",
+         "data_file": "data/doge_trades.csv", "health_endpoint": "http://localhost:8080/health"},
+        {"name": "btc-optimized", "type": "futures", "check_interval": 60, "process_name": "btc_v1_bot",
+         "data_file": "data/btc_trades.csv", "stale_after": "10m"}]}))
+    result = subprocess.run(BOTWATCH + ["check-config", str(config)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and len(result.stdout.splitlines()) == 2
+    for bot, key, alert in [("doge-long", "expected_trades_per_hour", "TradingBotAbnormalTradeFrequency"),
+                            ("doge-long", "stale_after", "TradingBotStaleData"),
+                            ("doge-long", "log_file", "TradingBotApiKeyErrors"),
+                            ("btc-optimized", "log_file", "TradingBotRateLimited")]:
+        assert any(f".{key} ({bot}): not set, so" in line and alert in line and "can never fire" in line
+                   for line in result.stderr.splitlines()), (bot, key, result.stderr)
+    assert "stale_after (btc-optimized)" not in result.stderr
