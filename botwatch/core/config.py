@@ -173,6 +173,8 @@ class Bot(Strict):
             raise ValueError(f"no liveness source: give one of {', '.join(LIVENESS_KEYS)}, or a health_endpoint")
         if (self.compose_project or self.compose_file) and not self.compose_service:
             raise ValueError("compose_project and compose_file go with compose_service")
+        if self.replay is not None and self.kind.no_replay:
+            raise ValueError(f"replay is not for preset: {self.kind.name}: {self.kind.no_replay}")
         if (self.api_url or self.api_auth_file) and not self.kind.has_api:
             with_api = " or ".join(name for name in presets.names() if presets.KINDS[name].has_api)
             raise ValueError(f"api_url and api_auth_file go with preset: {with_api} (the bot with a REST API)")

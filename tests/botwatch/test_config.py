@@ -200,3 +200,12 @@ def test_a_dedup_window_out_of_range_names_its_path(window):
 def test_the_dedup_window_defaults_to_20000():
     config = config_from_mapping({"bots": [bot()]})
     assert config.bots[0].data_format.dedup_window == 20_000
+
+
+def test_replay_on_a_freqtrade_bot_is_refused_with_the_reason():
+    """It was accepted and silently ignored: Freqtrade's restore never asked the exchange."""
+    replay = {"exchange": "binance", "symbols": ["BTC/USDT"], "credentials_file": "k"}
+    [problem] = problems({"bots": [bot(preset="freqtrade", replay=replay)]})
+    assert problem.startswith("bots[0] (ok): replay is not for preset: freqtrade") and "fill" in problem
+    for fine in (bot(preset="hummingbot", replay=replay, log_file="hb.log"), bot(replay=replay)):
+        assert config_from_mapping({"bots": [fine]}).bots[0].replay.exchange == "binance"

@@ -48,6 +48,9 @@ class Freqtrade(BotKind):
     database = True
     has_api = True
     process_decides = True
+    no_replay = ("its database keeps each trade with its orders, which the exchange's fills can't rebuild "
+                 "faithfully (entry and exit pairing, partial exits, fees); its restore replays the closed trades "
+                 "botwatch mirrors from its own API instead")
 
     def fill(self, raw: dict) -> dict:
         filled = super().fill(raw)

@@ -43,6 +43,7 @@ class BotKind:
     has_api = False             # a REST API (`api_url`): loop health, state, open-trade profit
     process_decides = False     # with a liveness source, that source alone decides up: an API failing while
                                 # the process runs is TradingBotStuck, not down
+    no_replay: str | None = None    # why `replay:` (fills from the exchange) can't serve this kind, if it can't
 
     def fill(self, raw: dict) -> dict:
         """The bot's raw mapping with this kind's defaults filled in."""
