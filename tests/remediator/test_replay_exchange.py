@@ -6,6 +6,7 @@ import json
 import sqlite3
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 
 import pytest
 
@@ -257,3 +258,34 @@ def test_a_fill_logged_without_its_newline_before_a_rotation_is_mirrored(humming
     files.log.rename(files.log.with_name(files.log.name + ".1"))
     files.log.write_bytes(b"")
     assert mirror.sync() == 1
+
+
+def hummingbot_reads_fee(data: dict) -> tuple[str, Decimal, object, list[tuple[str, Decimal]]]:
+    """TradeFeeBase.from_json's rules, ported from hummingbot/core/data_type/trade_fee.py: `fee_type` picks the
+    class (AddedToCost or DeductedFromReturns, else KeyError), `percent` is a Decimal, `percent_token` must be
+    there (None allowed), each flat fee is TokenAmount.from_json: `token` and a Decimal `amount`."""
+    kind = {"AddedToCost": "AddedToCost", "DeductedFromReturns": "DeductedFromReturns"}[data["fee_type"]]
+    return kind, Decimal(data["percent"]), data["percent_token"], [
+        (fee["token"], Decimal(fee["amount"])) for fee in data["flat_fees"]]
+
+
+def test_every_fill_a_restore_writes_has_a_fee_hummingbot_itself_can_read(hummingbot, exchange, tmp_path):
+    """Replayed fills got trade_fee {"source": "exchange replay"}: Hummingbot's from_json fails on it. Now
+    the exchange's fee is a flat fee in its asset, and the side picks the fee class as new_spot_fee does."""
+    files, config, store = hummingbot
+    bot = config.bots[0]
+    files.add(*[fill_of(t) for t in exchange.trades[900:]], log=False)     # lost with the log: from the exchange
+    with open(files.db, "r+b") as f:
+        f.write(b"\0" * 100)
+    report = restore_database(bot, store, Runtime(), Alive, hummingbot_fill_in(bot, None), verify_after=0,
+                              sleep=lambda s: None)
+    assert report.sources["the exchange (binance)"] == FILLS - 900
+    by_id = {str(t["id"]): t for t in exchange.trades}
+    with sqlite3.connect(bot.data_file) as db:
+        rows = db.execute("SELECT trade_type, trade_fee, exchange_trade_id FROM TradeFill").fetchall()
+    assert len(rows) == FILLS
+    for trade_type, fee, trade_id in rows[900:]:
+        kind, percent, token, flat = hummingbot_reads_fee(json.loads(fee))
+        trade = by_id[trade_id]
+        assert kind == ("AddedToCost" if trade_type == "BUY" else "DeductedFromReturns") and percent == 0
+        assert token is None and flat == [(trade["commissionAsset"], Decimal(str(trade["commission"])))]

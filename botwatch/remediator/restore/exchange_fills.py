@@ -40,6 +40,8 @@ class ExchangeFill:
     amount: Decimal
     fee_in_quote: Decimal
     order_id: str
+    fee_cost: Decimal = Decimal(0)     # the fee as the exchange charged it, in fee_currency
+    fee_currency: str | None = None
 
 
 @dataclass
@@ -177,7 +179,7 @@ def _fill(trade: dict, symbol: str) -> ExchangeFill | None:
         currency = fee.get("currency")
         fee_in_quote = cost if currency in (None, quote) else cost * price if currency == base else Decimal(0)
         return ExchangeFill(str(trade["id"]), int(trade["timestamp"]), symbol, str(trade["side"]).lower(), price,
-                            amount, fee_in_quote, str(trade.get("order") or ""))
+                            amount, fee_in_quote, str(trade.get("order") or ""), cost, currency or quote)
     except (KeyError, TypeError, ValueError, ArithmeticError, IndexError):
         log.warning("a trade from the exchange without the fields of a fill skipped: %.200r", trade)
         return None

@@ -66,7 +66,7 @@ def hummingbot_fill_in(bot: Bot, mirror: Path | None, clock: Callable[[], float]
                           "strategy": row.get("strategy") or origin[1],
                           "price": scaled(row["price"]), "amount": scaled(row["amount"]),
                           "trade_fee_in_quote": scaled(row["trade_fee_in_quote"]),
-                          "trade_fee": json.dumps(row.get("trade_fee") or {})}
+                          "trade_fee": json.dumps(row.get("trade_fee") or hummingbot_fee(row["trade_type"]))}
                 db.execute(f"INSERT OR IGNORE INTO TradeFill ({', '.join(COLUMNS)}) "
                            f"VALUES ({', '.join('?' * len(COLUMNS))})", [values.get(c) for c in COLUMNS])
         report.replayed = from_mirror + from_exchange
@@ -83,6 +83,15 @@ def _has(db: sqlite3.Connection, row: dict) -> bool:
                       (row["market"], row["order_id"], row["exchange_trade_id"])).fetchone() is not None
 
 
+def hummingbot_fee(side: str, token: str | None = None, amount: Decimal | None = None) -> dict:
+    """A fill's fee as Hummingbot itself writes and reads it (`TradeFeeBase.to_json`/`from_json` in
+    hummingbot/core/data_type/trade_fee.py): a spot buy's fee is AddedToCost, a sell's DeductedFromReturns
+    (`new_spot_fee` with the default schema); what the exchange charged is a flat fee in its own asset."""
+    flat = [{"token": token, "amount": str(amount)}] if token and amount else []
+    return {"fee_type": "AddedToCost" if side.upper() == "BUY" else "DeductedFromReturns", "percent": "0",
+            "percent_token": None, "flat_fees": flat}
+
+
 def _has_trade(db: sqlite3.Connection, market: str, symbol: str, exchange_trade_id: str) -> bool:
     """Exchange trade ids are a sequence per symbol: one fill is (market, symbol, exchange trade id)."""
     return db.execute("SELECT 1 FROM TradeFill WHERE market = ? AND symbol = ? AND exchange_trade_id = ?",
@@ -96,5 +105,6 @@ def _row_of_exchange_fill(fill, market: str, symbols: dict[str, str]) -> dict:
     return {"market": market, "symbol": pair, "base_asset": base, "quote_asset": quote,
             "timestamp": fill.timestamp_ms, "order_id": fill.order_id or f"exchange-{fill.trade_id}",
             "trade_type": fill.side.upper(), "order_type": "LIMIT", "price": str(fill.price),
-            "amount": str(fill.amount), "leverage": 1, "trade_fee": {"source": "exchange replay"},
+            "amount": str(fill.amount), "leverage": 1,
+            "trade_fee": hummingbot_fee(fill.side, fill.fee_currency, fill.fee_cost),
             "trade_fee_in_quote": str(fill.fee_in_quote), "exchange_trade_id": fill.trade_id, "position": "NIL"}
