@@ -49,6 +49,7 @@ class ExchangeFills:
     fills: list[ExchangeFill] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)     # what could not be fetched, and why
     requests: int = 0
+    retries_left: int = RETRIES_429     # a 429 is about the account or IP, not a symbol: one budget per restore
 
 
 def read_credentials(replay: Replay) -> tuple[str, str]:
@@ -103,13 +104,15 @@ def fetch_fills(replay: Replay, since_ms: int, until_ms: int, exchange=None,
         except ccxt.AuthenticationError as err:
             result.missing.append(f"{replay.exchange} refused the key ({_short(err)}): no fill of any symbol checked")
             break
-        except ccxt.DDoSProtection as err:
+        except (ccxt.DDoSProtection, ccxt.RateLimitExceeded) as err:
             if _banned(err):
                 result.missing.append(f"{replay.exchange} is banning this IP (418): stopped asking")
                 break
-            result.missing.append(f"{symbol}: rate-limited after {RETRIES_429} retries ({_short(err)})")
-        except ccxt.RateLimitExceeded as err:
-            result.missing.append(f"{symbol}: rate-limited after {RETRIES_429} retries ({_short(err)})")
+            rest = list(replay.symbol_map())
+            rest = rest[rest.index(symbol):]
+            result.missing.append(f"{', '.join(rest)}: {replay.exchange} still rate-limits after {RETRIES_429} "
+                                  f"retries in all ({_short(err)}): stopped asking")
+            break
         except (ccxt.NetworkError, ccxt.ExchangeError) as err:
             result.missing.append(f"{symbol}: {type(err).__name__}: {_short(err)}")
     result.fills.sort(key=lambda fill: (fill.timestamp_ms, fill.trade_id))
@@ -144,15 +147,14 @@ def _call(exchange, symbol: str, since: int, until: int, result: ExchangeFills,
           sleep: Callable[[float], None]) -> list[dict]:
     import ccxt
 
-    attempt = 0
     while True:
         result.requests += 1
         try:
             return exchange.fetch_my_trades(symbol, since, PAGE, {"until": until})
         except (ccxt.DDoSProtection, ccxt.RateLimitExceeded) as err:    # 429 or 418, as ccxt names them
-            if _banned(err) or attempt == RETRIES_429:
+            if _banned(err) or result.retries_left == 0:
                 raise
-        attempt += 1
+        result.retries_left -= 1
         sleep(_retry_after(exchange))
 
 

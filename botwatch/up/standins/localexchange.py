@@ -71,7 +71,7 @@ class LocalExchange:
         self.trades: list[dict] = []          # the account's fills, Binance's myTrades shape
         self.windows: list[tuple[int, int]] = []   # (startTime, endTime) of each myTrades call answered
         self.ban = False
-        self._throttled = 0
+        self._throttled, self._retry_after = 0, 1
         self._lock = threading.Lock()
         exchange = self
 
@@ -104,9 +104,9 @@ class LocalExchange:
             self.trades.append(trade)
         return trade
 
-    def rate_limit_next(self, calls: int) -> None:
-        """Answer the next `calls` private requests with 429 and Retry-After: 1."""
-        self._throttled = calls
+    def rate_limit_next(self, calls: int, retry_after: int = 1) -> None:
+        """Answer the next `calls` private requests with 429 and this Retry-After (seconds)."""
+        self._throttled, self._retry_after = calls, retry_after
 
     def private(self, raw_query: str, api_key: str | None) -> tuple:
         if self.ban:
@@ -114,7 +114,7 @@ class LocalExchange:
         if self._throttled > 0:
             self._throttled -= 1
             return 429, {"code": -1003, "msg": "Too many requests; current limit is 1200 request weight."}, \
-                {"Retry-After": "1"}
+                {"Retry-After": str(self._retry_after)}
         if api_key != self.api_key:
             return 401, AUTH_ERROR
         unsigned, _, signature = raw_query.rpartition("&signature=")
