@@ -16,16 +16,21 @@ import yaml
 
 from botwatch.core.units import format_duration, parse_duration
 
+PORTS = {"exporter": 9817, "remediator": 9818, "alertmanager": 9093, "prometheus": 9090}   # CONFIG["ports"]
+
 CONFIG = {
-    # Every alert's runbook_url is this page plus the alert's anchor.
-    "runbook_url": "https://github.com/botwatch/botwatch/blob/main/runbook.md",
+    # Every alert's runbook_url is this page plus the alert's anchor: by default the runbook shipped in the
+    # package, served by the remediator at /runbook on its default address. Point it at your remediator
+    # (or your own copy) with `python -m botwatch.core.mixin --runbook-url URL`; `botwatch up` renders its
+    # rules with its own remediator's /runbook.
+    "runbook_url": f"http://127.0.0.1:{PORTS['remediator']}/runbook",
     # The scrape jobs of botwatch's own parts, and the ports they listen on by default: the alerts select
     # by these jobs, and every Prometheus config (prometheus/*.yml, `botwatch up`, `--fleet`) is written
     # from them (botwatch.core.scrape). The agents have no fixed address: Prometheus finds them at the
     # remediator's /sd, and each listens on the exporter's port on its own host.
     "jobs": {"exporter": "botwatch-exporter", "remediator": "botwatch-remediator", "agents": "botwatch-agents",
              "alertmanager": "alertmanager", "prometheus": "prometheus"},
-    "ports": {"exporter": 9817, "remediator": 9818, "alertmanager": 9093, "prometheus": 9090},
+    "ports": PORTS,
     # Prometheus scrapes and evaluates this often: at most a bot's check_interval (15s by default), so a
     # scrape never waits on a check. The demo's fast timings scrape every second.
     "scrape_interval": "15s",
@@ -342,11 +347,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m botwatch.core.mixin", description="Write botwatch's alert and recording rules.")
     p.add_argument("--out", default="prometheus/rules/botwatch.rules.yml", help="the rules file (default %(default)s)")
     p.add_argument("--fast", action="store_true", help="the demo's fast timings instead of the defaults")
+    p.add_argument("--runbook-url", help="where the runbook is (default %(default)s: the remediator's /runbook)",
+                   default=CONFIG["runbook_url"])
     args = p.parse_args(argv)
     out = Path(args.out)
     if not out.parent.is_dir():
         p.error(f"--out {out}: no folder {out.parent} (run from the repository's root, or name the file)")
-    out.write_text(render(FAST if args.fast else CONFIG))
+    out.write_text(render(dict(FAST if args.fast else CONFIG, runbook_url=args.runbook_url)))
     print(f"wrote {out}")
     return 0
 

@@ -1,6 +1,7 @@
 """Files botwatch reads at run time, shipped inside the package.
 
-In a checkout these are links to the repository's top-level `alertmanager/` and `prometheus/` folders,
+In a checkout these are links to the repository's top-level `alertmanager/` and `prometheus/` folders and
+`runbook.md`,
 the files users edit and the generators write; a wheel carries copies of them. Either way they are read
 through `importlib.resources`, never through a path relative to a source file.
 """

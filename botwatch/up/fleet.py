@@ -180,7 +180,8 @@ def up_fleet(hosts: int, timings: str, state_dir: str) -> int:
         write_atomic(files["config"], "# written by `botwatch up --fleet`\n" + yaml.safe_dump(
             config.model_dump(mode="json", exclude_none=True, exclude={"path"}), sort_keys=False))
         secret_file(files["token"], secrets.token_urlsafe(32))
-        write_atomic(files["rules"], mixin.render(TIMINGS[timings]["rules"]))
+        write_atomic(files["rules"], mixin.render(dict(TIMINGS[timings]["rules"],
+                                                       runbook_url=urls["remediator"] + "/runbook")))
         for name in ("remediator", "remediator-2"):
             stack.service(name, botwatch_argv() + ["remediator", "--config", str(files["config"]), "--listen",
                                                    f"{network.gateway}:{ports[name]}", "--token-file",

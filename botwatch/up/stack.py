@@ -265,7 +265,7 @@ def write_files(stack: Stack, config: Config, ports: dict[str, int], urls: dict[
     write_atomic(files["config"], "# written by `botwatch up`\n" + yaml.safe_dump(
         config.model_dump(mode="json", exclude_none=True, exclude={"path"}), sort_keys=False))
     secret_file(files["token"], secrets.token_urlsafe(32))
-    write_atomic(files["rules"], mixin.render(TIMINGS[timings]["rules"]))
+    write_atomic(files["rules"], mixin.render(dict(TIMINGS[timings]["rules"], runbook_url=urls["remediator"] + "/runbook")))
     ha = "prometheus-2" in ports
     write_atomic(files["prometheus"], prometheus_config(ports, timings, files["rules"], "a" if ha else None))
     if ha:

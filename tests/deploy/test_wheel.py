@@ -40,7 +40,8 @@ def clean_env() -> dict:
 
 def test_the_wheel_carries_what_botwatch_reads_at_run_time(installed, tmp_path):
     code = ("import botwatch, botwatch.resources as r; print(botwatch.__file__); "
-            "print(r.path('alertmanager', 'templates', 'telegram.tmpl')); print(r.path('prometheus', 'rules'))")
+            "print(r.path('alertmanager', 'templates', 'telegram.tmpl')); print(r.path('prometheus', 'rules')); "
+            "print(r.path('runbook.md'))")
     where = subprocess.run([str(installed / "python"), "-c", code], cwd=tmp_path, env=clean_env(),
                            capture_output=True, text=True, check=True).stdout.split()
     assert all(str(installed.parent) in line and str(ROOT) not in line for line in where), where

@@ -349,3 +349,17 @@ def test_alert_delivery_failing_is_recorded_shown_and_said_once_on_the_remediato
     assert post(client, payload(resolved)).get_json()["resolved"] == 1
     assert "notifications are failing" not in client.get("/").get_data(as_text=True)
     assert "alert delivery: resolved" in (tmp_path / "data" / "memory" / "bot-operations.md").read_text()
+
+
+def test_the_remediator_serves_the_shipped_runbook_where_every_alert_links(fleet):
+    """runbook_url pointed at a repository that is not this one; by default it is now the runbook shipped in
+    the package, at the remediator's /runbook, each alert's anchor a heading there."""
+    import re
+
+    from botwatch.core.mixin import CONFIG, alert_rules
+    _, client, _, _ = fleet
+    page = client.get("/runbook").get_data(as_text=True)
+    anchors = set(re.findall(r'<h2 id="([^"]+)">', page))
+    for rule in alert_rules(CONFIG):
+        url, _, anchor = rule["annotations"]["runbook_url"].partition("#")
+        assert url == f"http://127.0.0.1:{CONFIG['ports']['remediator']}/runbook" and anchor in anchors, rule["alert"]

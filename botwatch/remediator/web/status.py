@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from botwatch import __version__
+from botwatch import __version__, resources
 from botwatch.remediator.actions.intake import DELIVERY_KEY
 from botwatch.remediator.web.common import remediator
 
@@ -67,3 +67,23 @@ def status_page():
 
 def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if ts else "-"
+
+
+@status.get("/runbook")
+def runbook():
+    """The runbook shipped in the package, each `## Alert` a heading whose anchor the alerts' runbook_url names."""
+    text = resources.path("runbook.md").read_text(encoding="utf-8")
+    parts = ["<!doctype html><html><head><title>botwatch runbook</title></head><body>"]
+    block: list[str] = []
+    for line in text.splitlines() + ["## "]:
+        heading = line[3:].strip() if line.startswith("## ") else None
+        if heading is None:
+            block.append(html.escape(line))
+            continue
+        if any(block):
+            parts.append("<pre>" + "\n".join(block).strip("\n") + "</pre>")
+        block = []
+        if heading:
+            parts.append(f'<h2 id="{html.escape(heading.lower())}">{html.escape(heading)}</h2>')
+    parts.append("</body></html>")
+    return Response("".join(parts), mimetype="text/html")
