@@ -51,8 +51,11 @@ def writable_dir(path: Path | str, what: str) -> Path:
     return path
 
 
-class _Stop(Exception):
-    """Raised in the main thread by SIGTERM/SIGINT to leave the server loop."""
+class _Stop(SystemExit):
+    """Raised in the main thread by SIGTERM/SIGINT to leave the server loop. A SystemExit, as Python's own
+    SIGINT raises KeyboardInterrupt: waitress' loop swallows any Exception raised while it handles a socket
+    event (logged as "uncaptured python exception"), so a stop that landed there was lost and the server
+    ran on (seen under load: the exporter did not stop on SIGTERM)."""
 
 
 def bind(app, host: str, port: int, name: str, threads: int = 8):

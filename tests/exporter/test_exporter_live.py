@@ -132,7 +132,8 @@ def test_landing_page_and_clean_stop_on_sigterm(tmp_path, paperbots):
             _, err = process.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
-            raise
+            _, err = process.communicate()
+            pytest.fail(f"the exporter did not stop within 30 s of SIGTERM; its log:\n{err.decode()[-3000:]}")
     assert process.returncode == 0 and b"Traceback" not in err
 
 

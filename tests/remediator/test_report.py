@@ -12,6 +12,7 @@ import pytest
 from botwatch.core.config import config_from_mapping
 from botwatch.remediator.ledger import Ledger
 from botwatch.remediator.tell.notifier import Notifier, split_message
+from botwatch.remediator.playbooks import VERBS
 from botwatch.remediator.tell.report import build_report
 from botwatch.remediator.actions.scheduler import CATCH_UP, claim, due, next_run
 from tests.conftest import free_port, require_tool, wait_for, write_config
@@ -72,7 +73,7 @@ def test_report_numbers_match_the_backfilled_ground_truth(tmp_path, backfilled):
     action = ledger.schedule("flaky", "restart", restart_at, "TradingBotDown", "fp", "s")
     ledger.start(action, restart_at)
     ledger.finish(action, restart_at + 30, "success", "OOM-killed; memory limit raised from 1 to 2 bytes; restarted")
-    report = build_report(fleet_config(tmp_path), url, ledger, 86400, now=end)
+    report = build_report(fleet_config(tmp_path), url, ledger, 86400, now=end, verbs=VERBS)
     text = report.text
     samples = 86400 // STEP + 1
     flaky_uptime = 1 - (DOWN_TO - DOWN_FROM) / STEP / samples
