@@ -176,3 +176,20 @@ def test_a_write_in_the_same_clock_tick_as_the_last_read_is_not_missed(freqtrade
     realized = store.summary().realized
     store.collect()
     assert before.valid and store.summary().realized == pytest.approx(realized + 2 * (3.0 - 1.0))
+
+
+def test_a_database_being_created_is_no_verdict_and_one_emptied_is_truncated(freqtrade_db, tmp_path):
+    """SQLite creates the file, then writes its first page: a check in between read a 0-byte file as "does not
+    start with the SQLite header" — a healthy new Freqtrade called corrupt (seen in the limit-order test)."""
+    new = tmp_path / "new.sqlite"
+    new.write_bytes(b"")
+    status = FreqtradeStore(new).collect()
+    assert not any(status.problems.values()), status.first_problem
+    from botwatch.remediator.restore.backup_sqlite import check_database
+    assert check_database(b"", "new")[0] is False        # and never a good backup to restore
+    path, truth = freqtrade_db("ft.sqlite", "--closed", "5")
+    store = FreqtradeStore(path)
+    assert store.collect().valid
+    path.write_bytes(b"")
+    status = store.collect()
+    assert not status.valid and status.problems["truncated"] == 1 and "it held" in status.first_problem

@@ -207,6 +207,11 @@ class SqliteStore:
         return self._status
 
     def _read(self, state: FileState) -> None:
+        if state.size == 0:      # SQLite creates the file, then writes its first page: a new database, no verdict
+            rows = self._counts()[0]
+            if rows:
+                raise Corrupt("truncated", f"{self.path} is empty: it held {rows} rows")
+            raise Unreadable(f"{self.path} is empty: being created")
         check_header(self.path, state.size)
         try:
             connection = connect_ro(self.path)

@@ -59,6 +59,8 @@ def check_database(data: bytes, bot_name: str, kind: str = "freqtrade"
 def check_database_file(path: Path, bot_name: str, kind: str = "freqtrade"
                         ) -> tuple[bool, int, Trade | None, Trade | None, str | None]:
     """The same, of a database file: `PRAGMA integrity_check`, then the exporter's own store check."""
+    if Path(path).stat().st_size == 0:     # a database SQLite has not written yet: nothing to keep or restore
+        return False, 0, None, None, "empty: no database yet"
     problem = integrity_problem(path)
     if problem:
         return False, 0, None, None, problem
