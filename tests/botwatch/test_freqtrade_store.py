@@ -193,3 +193,19 @@ def test_a_database_being_created_is_no_verdict_and_one_emptied_is_truncated(fre
     path.write_bytes(b"")
     status = store.collect()
     assert not status.valid and status.problems["truncated"] == 1 and "it held" in status.first_problem
+
+
+def test_tables_still_being_created_are_no_verdict_until_the_schema_was_once_whole(tmp_path, freqtrade_db):
+    """Freqtrade creates its tables one by one at its first start: a check between two read "schema: missing
+    orders" and called a healthy new bot corrupt (the limit-order test, under load). Once the database has had
+    every table, one that goes missing is damage."""
+    new = tmp_path / "new.sqlite"
+    with sqlite3.connect(new) as db:
+        db.execute("CREATE TABLE trades (id INTEGER PRIMARY KEY)")
+    status = FreqtradeStore(new).collect()
+    assert not any(status.problems.values()), status.first_problem
+    path, _ = freqtrade_db("ft.sqlite", "--closed", "3")
+    store = FreqtradeStore(path)
+    assert store.collect().valid
+    drop_orders(path)
+    assert store.collect().problems["schema"] == 1

@@ -162,6 +162,7 @@ class SqliteStore:
         self.path = Path(path)
         self.name = name or self.path.name
         self._file: FileState | None = None
+        self._schema_seen = False        # the bot's database has had every table this store reads
         self._read_at = 0.0              # when the last read began (time.time())
         self._seen = False               # the file has existed while watched
         self._reset()
@@ -221,8 +222,11 @@ class SqliteStore:
             connection.execute("BEGIN")          # one snapshot for every query below
             quick_check(connection, self.path, state.size)
             missing = missing_columns(connection, self.SCHEMA)
+            if missing and not self._schema_seen:     # the bot is still creating its tables: no verdict yet
+                raise Unreadable(f"{self.path}: tables being created (missing {', '.join(missing)})")
             if missing:
                 raise Corrupt("schema", f"missing {', '.join(missing)}")
+            self._schema_seen = True
             self._read_rows(connection)
             connection.execute("COMMIT")
         except sqlite3.Error as err:
