@@ -34,7 +34,7 @@ fuzz: deps
 DURATION ?= 10m
 SEED    ?= 1
 chaos: deps
-	$(BIN)/python -m chaos.soak --duration $(DURATION) --seed $(SEED) --with-freqtrade $(FT_VENV)/bin/freqtrade $(CHAOS_ARGS)
+	$(BIN)/python -m bench.record chaos.soak --duration $(DURATION) --seed $(SEED) --with-freqtrade $(FT_VENV)/bin/freqtrade $(CHAOS_ARGS)
 
 deps: system-deps venv freqtrade
 
@@ -68,7 +68,7 @@ $(FT_VENV)/.installed:
 	touch $@
 
 bench: deps
-	@for b in $(filter-out __init__,$(basename $(notdir $(wildcard bench/*.py)))); do $(BIN)/python -m bench.$$b; done
+	@for b in $(filter-out __init__ record,$(basename $(notdir $(wildcard bench/*.py)))); do $(BIN)/python -m bench.record bench.$$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(FT_VENV) var .pytest_cache

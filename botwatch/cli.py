@@ -54,7 +54,18 @@ def exporter(args) -> int:
     if not args.no_checkpoints:
         state_dir = writable_dir(args.state_dir or os.path.join(os.environ.get("BOTWATCH_DATA_DIR", "var"), "exporter"),
                                  "--state-dir")
-    run(config, host, port, state_dir)
+    client = None
+    if args.remediator:
+        from botwatch.core.intent_client import IntentClient, IntentError, read_token_file
+        if not args.token_file:
+            print("botwatch exporter: --remediator goes with --token-file (its bearer token)", file=sys.stderr)
+            return 2
+        try:
+            client = IntentClient(args.remediator, read_token_file(args.token_file))
+        except IntentError as err:
+            print(f"botwatch exporter: {err}", file=sys.stderr)
+            return 2
+    run(config, host, port, state_dir, client)
     return 0
 
 
@@ -162,6 +173,54 @@ def up(args) -> int:
     return stack_up(args.config, args.timings, args.state_dir, args.with_freqtrade, args.ha)
 
 
+def decide(args) -> int:
+    """`botwatch pause|resume|pauses|stop`: the remediator's operator API; exit 2 for a mistake in what was
+    asked (an unknown bot, a bad duration), 1 when the remediator can't be reached."""
+    import getpass
+    import socket
+
+    from botwatch.core.intent_client import IntentClient, IntentError, read_token_file
+    from botwatch.core.units import format_duration
+    names = getattr(args, "bots", []) or []
+    if args.config:
+        config = _load(args.config)
+        unknown = [name for name in names if config.bot(name) is None]
+        if unknown:
+            print(f"botwatch {args.command}: no bot {', '.join(map(repr, unknown))} in {config.path}", file=sys.stderr)
+            return 2
+    who = f"{getpass.getuser()}@{socket.gethostname()}"
+    try:
+        client = IntentClient(args.remediator, read_token_file(args.token_file))
+        if args.command == "pause":
+            for pause in client.pause(names, args.host, args.all, args.duration, args.until, args.reason, who):
+                print(f"{', '.join(pause['bots']) or pause['target']}: {pause['says']}")
+        elif args.command == "resume":
+            ended = client.resume(names, args.host, args.all, who)
+            for pause in ended:
+                print(f"{', '.join(pause['bots']) or pause['target']}: resumed ({pause['says']})")
+            if not ended:
+                print("nothing to resume: no pause holds " + (", ".join(names) or args.host or "any bot"))
+        elif args.command == "stop":
+            for name in client.stop(names, who):
+                print(f"{name}: stopped; botwatch will not start it until `botwatch resume {name}`")
+        else:
+            import time
+            for pause in client.pauses():
+                left = "until resumed" if pause["until"] is None else \
+                    f"until {_utc(pause['until'])} ({format_duration(max(0, pause['until'] - time.time()))} left)"
+                print(f"{', '.join(pause['bots']) or pause['target']}\t{pause['reason']}: {pause['comment']}\t"
+                      f"by {pause['who']}\t{left}")
+    except IntentError as err:
+        print(f"botwatch {args.command}: {err}", file=sys.stderr)
+        return 2 if err.usage else 1
+    return 0
+
+
+def _utc(ts: float) -> str:
+    from datetime import datetime, timezone
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _listen(value: str, default_port: int) -> tuple[str, int]:
     from botwatch.core.serve import parse_listen
     try:
@@ -180,6 +239,7 @@ def parser() -> argparse.ArgumentParser:
     c.set_defaults(func=check_config)
     _services(sub)
     _tools(sub)
+    _decisions(sub)
     # the demo bot has its own parser (it stands alone); listed here for --help
     sub.add_parser("paperbot", help="run the demo paper-trading bot (botwatch paperbot --help)", add_help=False)
     return p
@@ -200,6 +260,8 @@ def _services(sub) -> None:
     e.add_argument("--state-dir", help="where the trade-file checkpoints go (default $BOTWATCH_DATA_DIR/exporter, "
                                        "BOTWATCH_DATA_DIR defaulting to ./var)")
     e.add_argument("--no-checkpoints", action="store_true", help="read every trade file from its first byte at start")
+    e.add_argument("--remediator", help="the remediator's URL: publish tradingbot_paused from its pauses")
+    e.add_argument("--token-file", help="with --remediator: file holding its bearer token")
 
     m = _command(sub, "remediator", remediator, "the Alertmanager webhook receiver that runs playbooks; `reset BOT`")
     m.add_argument("action", nargs="?", choices=("serve", "reset"), default="serve")
@@ -258,6 +320,35 @@ def _tools(sub) -> None:
     r.add_argument("--out", required=True, help="where Alertmanager reads it (mode 0600), or - for stdout")
     r.add_argument("--template", help="your alertmanager.yml, its templates/ beside it (default: the one botwatch ships)")
     r.set_defaults(func=render_alertmanager)
+
+
+def _decisions(sub) -> None:
+    """The operator's decisions, sent to the remediator (its operator API)."""
+    def client_flags(command):
+        command.add_argument("--config", help="check the bot names against this config first")
+        command.add_argument("--remediator", default=f"http://127.0.0.1:{REMEDIATOR_PORT}",
+                             help="the remediator's URL (default %(default)s)")
+        command.add_argument("--token-file", required=True, help="file holding the remediator's bearer token")
+        command.set_defaults(func=decide)
+
+    def scope_flags(command):
+        command.add_argument("bots", nargs="*", metavar="BOT")
+        command.add_argument("--host", help="every bot on this host")
+        command.add_argument("--all", action="store_true", help="every bot")
+
+    p = sub.add_parser("pause", help="pause bots: an Alertmanager silence and a hold no playbook passes")
+    scope_flags(p)
+    p.add_argument("--for", dest="duration", metavar="DURATION", help="e.g. 2h (default: until resumed)")
+    p.add_argument("--until", help="an ISO time, e.g. 2026-12-02T18:00 (UTC without an offset)")
+    p.add_argument("--reason", required=True, help="why: the silence's comment, the status page's words")
+    client_flags(p)
+    r = sub.add_parser("resume", help="end the pauses (and deliberate stops) of bots; they are watched again")
+    scope_flags(r)
+    client_flags(r)
+    s = sub.add_parser("stop", help="stop bots on purpose: held first, then stopped; botwatch won't start them")
+    s.add_argument("bots", nargs="+", metavar="BOT")
+    client_flags(s)
+    client_flags(sub.add_parser("pauses", help="list the active pauses: bot, reason, who, until"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -264,40 +264,17 @@ class Dockerd:
 @pytest.fixture(scope="session")
 def dockerd(tmp_path_factory):
     """A private Docker daemon (no bridge, no iptables: loopback only) and a busybox image made by import."""
-    binary = require_tool("dockerd")
-    busybox = shutil.which("busybox") or "/bin/busybox"
-    if not os.path.exists(busybox):
-        pytest.fail("busybox is not installed: `make test` installs Debian's busybox-static")
-    root = tmp_path_factory.mktemp("dockerd")
-    sock = root / "docker.sock"
-    log = open(root / "dockerd.log", "wb")
-    process = subprocess.Popen([binary, "--bridge=none", "--iptables=false", "--ip-masq=false",
-                                f"--data-root={root / 'data'}", f"--exec-root={root / 'exec'}",
-                                f"-H=unix://{sock}", f"--pidfile={root / 'pid'}"], stdout=log, stderr=log)
-    import docker
-    host = f"unix://{sock}"
+    from botwatch.up.standins.dockerd import DockerdError, PrivateDockerd
+    require_tool("dockerd")
+    daemon = PrivateDockerd(tmp_path_factory.mktemp("dockerd"))
     try:
-        client = wait_for(lambda: docker.DockerClient(base_url=host, timeout=30) if sock.exists() else None,
-                          timeout=60, what="dockerd socket")
-        wait_for(lambda: client.ping(), timeout=60, what="dockerd ping")
-        rootfs = root / "rootfs"
-        (rootfs / "bin").mkdir(parents=True)
-        shutil.copy(busybox, rootfs / "bin" / "busybox")
-        for applet in ("sh", "sleep", "echo", "cat"):
-            (rootfs / "bin" / applet).symlink_to("busybox")
-        import io
-        import tarfile
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as tar:
-            tar.add(rootfs, arcname=".")
-        client.api.import_image_from_data(buffer.getvalue(), repository="botwatch-test-busybox", tag="1")
-        yield Dockerd(host, client, "botwatch-test-busybox:1")
+        daemon.start()
+    except DockerdError as err:
+        pytest.fail(str(err))
+    try:
+        yield Dockerd(daemon.host, daemon.client, daemon.image)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        daemon.stop()
 
 
 @pytest.fixture(scope="session")

@@ -32,8 +32,17 @@ def test_exporter_scale_bench():
 
 
 def test_webhook_storm_bench():
-    figures = run_bench("webhook_storm", BENCH_RATE=50, BENCH_SECONDS=1, BENCH_BOTS=3)
+    figures = run_bench("webhook_storm", BENCH_RATE=50, BENCH_SECONDS=1, BENCH_BOTS=3, BENCH_LEDGER="sqlite",
+                        BENCH_RUNS=1, BENCH_WARMUP=10)
     assert figures["answers"] == {"200": 50} and figures["restarts_of_healthy_bots"] == 0
+
+
+def test_mttr_bench():
+    """At a toy size: the process part (two kills) and the safety part are the slow ones; the container
+    parts need the private dockerd, which test_docker covers."""
+    figures = run_bench("mttr", BENCH_MTTR_KILLS=2, BENCH_MTTR_BOTS=1, BENCH_MTTR_PARTS="process")
+    assert figures["part"] == "process" and figures["kills"] == 2 and figures["restarts"] == 2
+    assert figures["p95_s"] < 60, "restarted by the fast path, not after two 60 s checks"
 
 
 def test_proc_scan_bench():
@@ -53,6 +62,7 @@ def test_a_bench_runs_from_a_checkout_without_a_venv_and_leaves_nothing_behind(t
     shutil.copytree(ROOT / "bench", tmp_path / "bench")
     result = subprocess.run([sys.executable, "-m", "bench.webhook_storm"], cwd=tmp_path, capture_output=True,
                             text=True, timeout=120, env={**os.environ, "BENCH_RATE": "50", "BENCH_SECONDS": "1",
-                                                         "BENCH_BOTS": "3"})
+                                                         "BENCH_BOTS": "3", "BENCH_LEDGER": "sqlite", "BENCH_RUNS": "1",
+                                                         "BENCH_WARMUP": "10"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1])["bench"] == "webhook_storm"

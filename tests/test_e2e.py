@@ -12,12 +12,13 @@ import signal
 import subprocess
 import time
 import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from botwatch.up.stack import service_pid as find_service
-from tests.conftest import BOTWATCH, ROOT, free_port, http_get, kill_pidfile, wait_for
+from tests.conftest import BOTWATCH, ROOT, free_port, http_get, kill_pidfile, parse_metrics, sample, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -220,3 +221,56 @@ def test_a_crashed_service_is_started_again_and_the_loop_still_heals(tmp_path):
         os.kill(pid, signal.SIGKILL)
         wait_for(lambda: int(Path(victim["pidfile"]).read_text()) != pid and s.value(
             'tradingbot_up{bot="e2e-phoenix"}') == 1, timeout=90, what="the bot restarted after the crashes")
+
+
+def test_a_paused_bot_killed_is_left_down_a_replayed_alert_is_held_and_it_is_restarted_once_when_the_pause_ends(
+        tmp_path):
+    """`botwatch pause --for 40s` is a silence in Alertmanager and tradingbot_paused 1; a kill -9 then is not
+    restarted, and a webhook replayed by hand meanwhile is held. When the pause runs out the bot goes the
+    normal way (its alert, then one restart) — exactly once."""
+    from tests.remediator.conftest import alert, payload
+    bots = tmp_path / "bots"
+    bots.mkdir()
+    config = {"bots": [paperbot("e2e-paused", bots, seed=5)]}
+    with running(tmp_path, config) as s:
+        bot = s.bots["e2e-paused"]
+        token = s.state / "secrets" / "webhook_token"
+        wait_for(lambda: s.value('tradingbot_up{bot="e2e-paused"}') == 1, timeout=60, what="the bot up")
+        said = subprocess.run(BOTWATCH + ["pause", "e2e-paused", "--for", "40s", "--reason", "e2e pause",
+                                          "--remediator", s.info["remediator"], "--token-file", str(token)],
+                              capture_output=True, text=True, timeout=60)
+        assert said.returncode == 0, said.stderr
+        [silence] = [x for x in json.loads(http_get(s.info["alertmanager"] + "/api/v2/silences"))
+                     if x["status"]["state"] == "active" and x["createdBy"] == "botwatch"]
+        assert {"name": "bot", "value": "e2e-paused", "isRegex": False, "isEqual": True} in silence["matchers"]
+        wait_for(lambda: s.value('tradingbot_paused{bot="e2e-paused",reason="pause"}') == 1, timeout=30,
+                 what="tradingbot_paused 1 in Prometheus")
+        old = int(Path(bot["pidfile"]).read_text())
+        os.kill(old, signal.SIGKILL)
+        wait_for(lambda: s.value('tradingbot_up{bot="e2e-paused"}') == 0, timeout=30, what="seen down")
+
+        def remediator_metric(name: str, **labels) -> float:
+            return sample(parse_metrics(http_get(s.info["remediator"] + "/metrics").decode()), name, **labels) or 0.0
+
+        def remediations(outcome: str) -> float:
+            return remediator_metric("botwatch_remediations_total", bot="e2e-paused", playbook="restart",
+                                     outcome=outcome)
+        # the fast path told the death at once: held. Then a replayed alert is taken (a hold is no look at the
+        # bot, so the next copy acts) and held too — counted from the first, whenever each one lands
+        wait_for(lambda: remediations("held") >= 1, timeout=30, what="the death held")
+        held = remediations("held")
+        secret = token.read_text().strip()
+        request = urllib.request.Request(s.info["remediator"] + "/alerts", method="POST",
+                                         data=payload(alert("e2e-paused")).encode(),
+                                         headers={"Authorization": f"Bearer {secret}",
+                                                  "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.status == 200 and json.loads(answer.read())["scheduled"] == 1
+        wait_for(lambda: remediations("held") == held + 1, timeout=30, what="the replayed alert held")
+        assert int(Path(bot["pidfile"]).read_text()) == old and not s.firing("TradingBotDown", bot="e2e-paused")
+        wait_for(lambda: s.value('tradingbot_up{bot="e2e-paused"}') == 1, timeout=120, what="restarted after the pause")
+        wait_for(lambda: remediator_metric("botwatch_jobs", state="queued") == 0
+                 and remediator_metric("botwatch_jobs", state="running") == 0
+                 and not s.firing("TradingBotDown", bot="e2e-paused"), timeout=60, what="the incident over")
+        assert remediator_metric("botwatch_bot_restarts_total", bot="e2e-paused") == 1
+        assert remediations("success") == 1

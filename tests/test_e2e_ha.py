@@ -2,7 +2,8 @@
 Prometheus servers (each with its own replica label, dropped from the alerts it sends), both sending to
 both peers. Alertmanager HA is at-least-once: the remediator must turn every copy of one incident into
 exactly one restart — also when a peer dies or freezes during the incident, and when the remediator is so
-slow to answer that the other peer resends."""
+slow to answer that the other peer resends. The fast path is off here: what is under test is the alert path,
+Alertmanager's copies and resends (the fast path's own copies are test_fast_path's)."""
 
 import json
 import os
@@ -38,7 +39,7 @@ def test_one_kill_one_restart_under_ha(tmp_path, trouble):
     starts = tmp_path / "starts"
     victim = counted(paperbot("ha-victim", bots, seed=5), starts)
     env = {"BOTWATCH_WEBHOOK_DELAY": "20"} if trouble == "slow remediator" else {}
-    with running(tmp_path, {"bots": [victim]}, "--ha", env=env) as stack:
+    with running(tmp_path, {"bots": [victim], "remediation": {"fast_path": False}}, "--ha", env=env) as stack:
         state = stack.state
         wait_for(lambda: running_pid(victim["pidfile"]), timeout=60, what="the victim running")
         wait_for(lambda: stack.value('tradingbot_up{bot="ha-victim"}') == 1, timeout=60, what="Prometheus sees it up")

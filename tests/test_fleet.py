@@ -211,7 +211,10 @@ def test_an_agent_frozen_past_its_lease_has_its_restart_recorded_as_done_after_i
 
 
 def test_a_replica_killed_mid_job_and_the_agent_finishes_through_the_other(fleet):
-    fleet.configure({"host-b": ["b1"]}, verify_after="4s")
+    # a lease long enough that only the replica's death can interrupt the job: with the module's 3 s the
+    # loaded fresh clone lost attempt 1's lease before r1 was killed (the bot started 3 s after the claim), and
+    # the job ended as attempt 2 — a lapse this test is not about (test_an_agent_killed_mid_job_… is)
+    fleet.configure({"host-b": ["b1"]}, verify_after="4s", job_lease="15s")
     r1, r2 = fleet.remediator("r1"), fleet.remediator("r2")
     fleet.agent("host-b", [r1, r2])                  # it talks to r1 while r1 answers
     fleet.bots["b1"].kill()
@@ -228,8 +231,8 @@ def test_postgresql_down_means_503_and_nothing_runs_then_the_job_runs_once(fleet
     fleet.configure({"host-b": ["b1"]})
     r1 = fleet.remediator("r1")
     agent = fleet.agent("host-b")
-    fleet.bots["b1"].kill()
     fleet.cluster.stop()
+    fleet.bots["b1"].kill()          # after: the agent's fast path tells the death at once (503 now, retried)
     try:
         assert post(r1, "/alerts", alert_down("b1")) == 503         # Alertmanager will retry it
         time.sleep(3)
@@ -271,3 +274,22 @@ def test_a_corrupt_file_on_an_agents_host_is_restored_there_through_its_claim(fl
     journal = {json.loads(line)["trade_id"] for line in bot.journal.read_text().splitlines() if line.strip()}
     rows = [line.split(",")[1] for line in bot.csv.read_text().splitlines()[1:]]
     assert len(rows) == len(set(rows)) and journal <= set(rows)
+
+
+def test_a_bot_killed_on_an_agents_host_is_restarted_by_its_agent_through_its_claim_while_a_replica_is_down(fleet):
+    """The fast path in a fleet: no alert is posted here (no Prometheus): the agent's pidfd sees the death,
+    tells whichever replica answers (r1 is down), and claims and runs the restart job itself, once."""
+    fleet.configure({"host-b": ["b1"]})
+    r1, r2 = fleet.remediator("r1"), fleet.remediator("r2")
+    fleet.agent("host-b", [r1, r2])
+    old = running_pid(fleet.bots["b1"].pidfile)
+    wait_for(lambda: fleet.jobs("b1") == [] and http_get(r2 + "/sd"), what="the agent polling")
+    fleet.kill("r1")
+    fleet.bots["b1"].kill()
+    wait_for(lambda: (pid := running_pid(fleet.bots["b1"].pidfile)) and pid != old, timeout=10,
+             what="b1 restarted by its agent within 10 s, with no alert")
+    wait_for(lambda: fleet.jobs("b1") and fleet.jobs("b1")[-1]["state"] == "done", timeout=30, what="the job recorded")
+    [job] = fleet.jobs("b1")
+    assert (job["playbook"], job["alertname"], job["outcome"], job["host"], job["attempt"]) == \
+        ("restart", "TradingBotDown", "success", "host-b", 1), job
+    assert job["worker"].startswith("host-b/") and job["fingerprint"] == "down:b1"

@@ -27,14 +27,19 @@ class RemoteJobs:
         self.pending: list[tuple[str, dict]] = []     # reports to send again: (path, body), oldest first
         self._pending = threading.Lock()              # playbook and backup threads add, the poll sends
         self.last_seen: float | None = None           # when a remediator last answered a poll
+        self.on_paused: Callable[[dict[str, str]], None] = lambda paused: None   # bot -> reason, each poll
+        self.up_bots: Callable[[], list[str]] = list     # the bots this host's checks found up, told each poll
 
     def claim(self, now: float, busy: set[str]) -> list[Action]:
         """The heartbeat: report what is pending, then get the jobs claimed for this host."""
         self._flush()
         answer = self.client.post("/agent/poll", {"host": self.host, "address": self.address, "worker": self.worker,
-                                                  "version": __version__, "busy": sorted(busy)})
+                                                  "version": __version__, "busy": sorted(busy),
+                                                  "up": sorted(self.up_bots())})
         self.last_seen = self.clock()
         self.lease = float(answer.get("lease") or self.lease)
+        if isinstance(answer.get("paused"), dict):
+            self.on_paused(answer["paused"])
         local = self.clock()
         jobs = []
         for job in answer.get("jobs", []):

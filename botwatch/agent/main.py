@@ -32,6 +32,7 @@ class Executor(ServiceLoop):
     def __init__(self, config: Config, client: RemediatorClient, host: str, address: str, state_dir: Path,
                  clock=time.time, sleep=time.sleep, poll: float = POLL, workers: int = 8):
         from botwatch.remediator.executor import Records, build_executor
+        from botwatch.remediator.intent.stops import deliberate
         super().__init__(clock)
         self.config, self.poll = config, poll
         self.jobs = RemoteJobs(client, host, address, f"{host}/{os.getpid()}", clock)
@@ -41,6 +42,7 @@ class Executor(ServiceLoop):
         executor = build_executor(own, self.jobs, records, state_dir, self.wake, clock=clock, sleep=sleep,
                                   workers=workers, on_backup=self.jobs.backed_up)
         self.runner, self.periodic, self._pool = executor.runner, executor.periodic, executor.pool
+        self.runner.intent = deliberate        # a container or unit its operator stopped is held, not restarted
 
     def stop(self) -> None:
         super().stop()
@@ -79,13 +81,30 @@ def run(config: Config, host: str, listen: tuple[str, int], advertise: str | Non
     monitor = Monitor(local, checkpoints=Checkpoints(state_dir / "exporter"))
     server = bind(create_app(monitor), listen[0], listen[1], "botwatch agent")
     executor = Executor(local, RemediatorClient(remediators, token), host, address, state_dir)
+    executor.jobs.on_paused = lambda paused: setattr(monitor, "paused", paused)    # tradingbot_paused
+    # up, and (a preset bot) running by its own word: what ends a stop by its operator
+    executor.jobs.up_bots = lambda: [name for name, status in monitor.snapshot().items() if status.up and (
+        status.loop is None or status.loop.state in (None, "running"))]
     monitor.run_once()
     monitor.start()
     executor.start()
+    fast = None
+    if local.remediation.fast_path:
+        from botwatch.exporter.fastpath import FastPath
+        line = RemediatorClient(remediators, token)        # its own session: the poll's is the executor's
+
+        def tell(death) -> str:
+            answer = line.post("/agent/death", {"host": host, "bot": death.bot, "at": death.at, "detail": death.detail})
+            executor.wake()                                 # the restart job is claimed by the next poll: now
+            return str(answer.get("outcome", "?"))
+        fast = FastPath(monitor, tell)
+        fast.start()
     log.info("agent for host %s: %d bot(s), scraped at %s, jobs from %s", host, len(local.bots), address,
              ", ".join(remediators))
 
     def stop():
+        if fast is not None:
+            fast.stop()
         executor.stop()
         monitor.stop()
 

@@ -152,6 +152,7 @@ class BotStatus:
     down_checks: int                  # consecutive rounds that found it down, this one included (unknown skipped)
     errors: tuple[str, ...] = ()      # checks that could not tell (runtime unreachable): up is unknown
     loop: LoopHealth | None = None    # a preset bot's own word on its main loop and state (last known)
+    down_since: float | None = None   # when this down episode began: its death event, else the first failed check
 
 
 class BotCheck:
@@ -171,6 +172,13 @@ class BotCheck:
         self.loop: LoopHealth | None = None
         self.loop_pid: int | None = None
         self.down_checks = 0
+        self.down_since: float | None = None
+        self._died_at: float | None = None
+
+    def died(self, at: float) -> None:
+        """Its process or container ended at `at` (a death event): the down episode the next check finds
+        began then, not when the check ran."""
+        self._died_at = at
 
     def run(self) -> BotStatus:
         started = time.monotonic()
@@ -179,6 +187,11 @@ class BotCheck:
         errors = ["liveness"] if alive.unknown else []
         if not alive.unknown:          # unknown is not down: it neither counts towards a restart nor resets it
             self.down_checks = 0 if up else self.down_checks + 1
+            if up:
+                self.down_since = None
+            elif self.down_since is None:
+                self.down_since = self._died_at or self.clock()
+            self._died_at = None
         datafile = self.store.collect()
         if liveness is not None and liveness.pid != self.loop_pid:
             self.loop, self.loop_pid = None, liveness.pid    # a new process: the old one's loop time says nothing
@@ -190,7 +203,7 @@ class BotCheck:
         open_profit = self.loop.open_profit if self.loop else None
         book = self.store.summary(health.marks if health else None, open_profit)
         return BotStatus(self.bot.name, self.clock(), time.monotonic() - started, up, liveness, health,
-                         datafile, book, api_errors, self.down_checks, tuple(errors), self.loop)
+                         datafile, book, api_errors, self.down_checks, tuple(errors), self.loop, self.down_since)
 
     def close(self) -> None:
         if self.logtail:

@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from botwatch.core import mixin, presets
 from botwatch.core.config_problems import ConfigError, duplicate_names, problems_of
+from botwatch.core.maintenance import Maintenance
 from botwatch.core.config_types import (COLUMNS, ERROR_KINDS, Argv, ArgvWithPid, ChatIds, ClockTime, DataFormat,
                                         Duration, HttpUrl, NonEmpty, PositiveDuration, Regex, Size, Slug, Strict,
                                         TimeZone)
@@ -148,6 +149,7 @@ class Bot(Strict):
     preset: NonEmpty | None = None                # a kind of bot botwatch knows (botwatch.core.presets)
     api_url: HttpUrl | None = None             # a preset bot's REST API: loop health, state, open-trade profit
     api_auth_file: Path | None = None          # "user:password" for the API's HTTP Basic auth, never inline
+    on_stopped: Literal["notify", "start"] = "notify"   # a stop botwatch did not cause: tell (default) or start it
     exchange: NonEmpty | None = None
     stuck_after: PositiveDuration | None = None
     replay: Replay | None = None
@@ -237,6 +239,9 @@ class Backup(Strict):
 
 class Remediation(Strict):
     dry_run: bool = False
+    # a death the exporter or an agent sees as an event (pidfd, docker's event stream) is restarted through
+    # the same job path as TradingBotDown, without waiting for two checks, a scrape and a rule evaluation
+    fast_path: bool = True
     verify_after: Duration = 1.0               # the first look after an action: a restart is verified by polling
     verify_within: PositiveDuration = 60.0     # until healthy, or failed when still not after this long
     backoff: list[Duration] = Field(default_factory=lambda: [300.0, 900.0, 1800.0], min_length=1)
@@ -244,6 +249,9 @@ class Remediation(Strict):
     healthy_reset_after: PositiveDuration = 3600.0
     job_lease: PositiveDuration = 30.0         # a claimed job is the worker's this long, renewed while it runs
     job_deadline: PositiveDuration = 120.0     # a job for another host's agent not started by then expires
+    # where a pause becomes a silence: one peer is enough (an HA cluster gossips it), the next is tried if one fails
+    alertmanager_urls: list[HttpUrl] = Field(default_factory=lambda: [
+        f"http://127.0.0.1:{mixin.CONFIG['ports']['alertmanager']}"], min_length=1)
 
     @property
     def restarts(self) -> int:
@@ -267,7 +275,20 @@ class Config(Strict):
     report: Report = Field(default_factory=Report)
     bots: list[Bot] = Field(min_length=1)
     exchanges: dict[NonEmpty, Exchange] = Field(default_factory=dict)
+    maintenance: list[Maintenance] = Field(default_factory=list)
     path: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _maintenance_names_what_exists(self):
+        names, hosts = {bot.name for bot in self.bots}, {bot.host for bot in self.bots}
+        for index, window in enumerate(self.maintenance):
+            unknown = [b for b in window.bots or [] if b not in names] + [h for h in window.hosts or [] if h not in hosts]
+            if unknown:
+                raise ValueError(f"maintenance[{index}] ({window.name}): no bot or host {', '.join(map(repr, unknown))} "
+                                 "in this config")
+        if len({window.name for window in self.maintenance}) != len(self.maintenance):
+            raise ValueError("maintenance: two windows have the same name")
+        return self
 
     def bot(self, name: str) -> Bot | None:
         """The bot called `name`, or None: a label value is only ever a key into this lookup."""

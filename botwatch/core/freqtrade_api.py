@@ -103,6 +103,12 @@ class FreqtradeAPI:
         return LoopHealth(last_loop, state.lower() if isinstance(state, str) else None,
                           exchange if isinstance(exchange, str) else None, open_profit)
 
+    def state(self) -> str | None:
+        """running, stopped, paused or reload_config (GET /api/v1/show_config), or None when it did not say."""
+        config = self.get("show_config")
+        state = config.get("state") if isinstance(config, dict) else None
+        return state.lower() if isinstance(state, str) else None
+
     def start(self) -> bool:
         """Ask a stopped bot to start trading again (POST /api/v1/start)."""
         return self.post("start") is not None

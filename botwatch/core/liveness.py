@@ -339,6 +339,11 @@ PROBES = {
 }
 
 
+# how each runtime's death can be an event (botwatch.core.deaths): its process through a pidfd (a systemd unit:
+# its MainPID), or its container through docker's event stream
+DEATH_EVENTS = {"process": "pid", "systemd": "pid", "docker": "container", "compose": "container"}
+
+
 def probe_for(bot: Bot, proc: Path = Path("/proc"), docker_client: Callable = _docker_client,
               processes: ProcessTable | None = None):
     """The liveness probe for a bot's runtime, or None for a bot watched by its health endpoint alone;

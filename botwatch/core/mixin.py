@@ -149,19 +149,30 @@ def selector(c: dict, part: str) -> str:
     return f'job="{c["jobs"][part]}"'
 
 
-def _alert(c, name, expr, for_, severity, summary, description, **labels):
+def _alert(c, name, expr, for_, severity, summary, description, annotations=None, **labels):
     playbook = {"playbook": c["playbooks"][name]} if name in c["playbooks"] else {}
     return {
         "alert": name,
         "expr": expr,
         "for": for_,
         "labels": {"severity": severity, **labels, **playbook},
-        "annotations": {"summary": summary, "description": description, "runbook_url": runbook_url(c, name)},
+        "annotations": {"summary": summary, "description": description, "runbook_url": runbook_url(c, name),
+                        **(annotations or {})},
     }
 
 
+# TradingBotDown carries when its down episode began, as the exporter saw it (a death event's time, else the
+# first failed check): read by the same evaluation as its expression, so it names the episode that evaluation
+# saw. The remediator tells by it the alert that follows a death its fast path already restarted (that
+# death's copy) from a new one; startsAt is only when an evaluation first saw the episode.
+DOWN_SINCE = ('{{ with printf "tradingbot_down_since_seconds{bot=\'%s\'}" $labels.bot | query }}'
+              '{{ . | first | value | printf "%.3f" }}{{ end }}')
+
+
 def recording_rules(c: dict) -> list[dict]:
-    rules = [{"record": f"bot:tradingbot_uptime:ratio_{w}", "expr": f"avg_over_time(tradingbot_up[{w}])"}
+    # uptime counts only the time a bot was not held: a paused bot's samples are left out, not counted down
+    rules = [{"record": "bot:tradingbot_up:unpaused", "expr": "tradingbot_up" + UNPAUSED}]
+    rules += [{"record": f"bot:tradingbot_uptime:ratio_{w}", "expr": f"avg_over_time(bot:tradingbot_up:unpaused[{w}])"}
              for w in c["uptime_windows"]]
     rules += [
         {"record": "bot:tradingbot_trades_per_hour:rate",
@@ -181,13 +192,19 @@ def alert_rules(c: dict) -> list[dict]:
     return liveness_alerts(c) + trading_alerts(c) + self_alerts(c)
 
 
+# a bot held by a pause, a maintenance window or a stop by its operator (remediator.intent) is not down, stuck,
+# stopped, stale or quiet: its alerts stay silent and its uptime does not count (tradingbot_paused)
+UNPAUSED = " unless on (bot) tradingbot_paused == 1"
+
+
 def liveness_alerts(c: dict) -> list[dict]:
     """The bot is down, its data is corrupt or stale, its exchange refuses it."""
     return [
-        _alert(c, "TradingBotDown", f"tradingbot_down_checks >= {c['down_checks']}", c["down_for"], "remediate",
+        _alert(c, "TradingBotDown", f"tradingbot_down_checks >= {c['down_checks']}" + UNPAUSED, c["down_for"], "remediate",
                f"A trading bot failed {spoken_count(c['down_checks'])} consecutive checks.",
-               "{{ $labels.bot }} has failed {{ $value }} consecutive checks; botwatch is restarting it."),
-        _alert(c, "TradingBotDownCritical", "tradingbot_up == 0", c["down_critical_for"], "critical",
+               "{{ $labels.bot }} has failed {{ $value }} consecutive checks; botwatch is restarting it.",
+               annotations={"down_since": DOWN_SINCE}),
+        _alert(c, "TradingBotDownCritical", "tradingbot_up == 0" + UNPAUSED, c["down_critical_for"], "critical",
                f"A trading bot has been down for more than {spoken_duration(c['down_critical_for'])}.",
                "{{ $labels.bot }} has been down for more than " + c["down_critical_for"]
                + "; automatic recovery has not brought it back."),
@@ -197,7 +214,7 @@ def liveness_alerts(c: dict) -> list[dict]:
                "good backup and the bot's journal.", notify="telegram"),
         _alert(c, "TradingBotDataFileMissing",
                "tradingbot_data_file_present == 0 unless on (bot) tradingbot_data_file_valid"
-               " and on (bot) tradingbot_up == 1",
+               " and on (bot) tradingbot_up == 1" + UNPAUSED,
                c["data_file_grace"], "warning",
                "A running trading bot has no trade file yet.",
                "{{ $labels.bot }} has been up for " + c["data_file_grace"] + " and its trade file does not exist: "
@@ -206,20 +223,20 @@ def liveness_alerts(c: dict) -> list[dict]:
         _alert(c, "TradingBotStuck",
                "((time() - tradingbot_last_loop_timestamp_seconds) > on (bot) tradingbot_stuck_after_seconds"
                " or on (bot) (tradingbot_health_up == 0 and on (bot) tradingbot_stuck_after_seconds))"
-               " and on (bot) tradingbot_process_up == 1",
+               " and on (bot) tradingbot_process_up == 1" + UNPAUSED,
                c["stuck_for"], "remediate",
                "A running trading bot's main loop has stopped.",
                "{{ $labels.bot }} runs but its main loop is stale or its API does not answer: frozen or "
                "deadlocked; botwatch is restarting it.", notify="telegram"),
         _alert(c, "TradingBotStopped",
-               "tradingbot_state{state!=\"running\"} == 1 and on (bot) tradingbot_process_up == 1",
+               "tradingbot_state{state!=\"running\"} == 1 and on (bot) tradingbot_process_up == 1" + UNPAUSED,
                c["stopped_for"], "remediate",
                "A running trading bot has stopped trading.",
                "{{ $labels.bot }} runs but reports itself {{ $labels.state }}; botwatch asks it to start through "
                "its API, and restarts it if that does not help."),
         _alert(c, "TradingBotStaleData",
                "(time() - tradingbot_data_file_last_write_timestamp_seconds) > on (bot) tradingbot_stale_after_seconds"
-               " and on (bot) tradingbot_up == 1",
+               " and on (bot) tradingbot_up == 1" + UNPAUSED,
                c["stale_for"], "warning",
                "A running trading bot has stopped writing its trade file.",
                "{{ $labels.bot }} is up but its trade file was last written {{ $value | humanizeDuration }} ago."),
@@ -250,7 +267,8 @@ def trading_alerts(c: dict) -> list[dict]:
     """The bot trades abnormally, restarts without end, vanished, or burns its uptime budget."""
     return [
         _alert(c, "TradingBotAbnormalTradeFrequency",
-               "bot:tradingbot_trades_per_hour:rate > on (bot) tradingbot_expected_trades_per_hour{bound=\"max\"}",
+               "bot:tradingbot_trades_per_hour:rate > on (bot) tradingbot_expected_trades_per_hour{bound=\"max\"}"
+               + UNPAUSED,
                c["abnormal_frequency_for"], "critical",
                "A trading bot is trading far more often than expected.",
                "{{ $labels.bot }} trades {{ $value | humanize }} times an hour, above its configured maximum: "
@@ -259,7 +277,7 @@ def trading_alerts(c: dict) -> list[dict]:
                "bot:tradingbot_trades_per_hour:rate < on (bot) tradingbot_expected_trades_per_hour{bound=\"min\"}"
                " and on (bot) tradingbot_up == 1"
                # only once the rate window is fully covered: rate() reads low over a partial window
-               f" and on (bot) tradingbot_trades_total offset {c['trade_rate_window']}",
+               f" and on (bot) tradingbot_trades_total offset {c['trade_rate_window']}" + UNPAUSED,
                c["abnormal_frequency_for"], "critical",
                "A running trading bot has (nearly) stopped trading.",
                "{{ $labels.bot }} is up but trades only {{ $value | humanize }} times an hour, below its "

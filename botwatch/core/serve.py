@@ -26,6 +26,29 @@ def free_port(preferred: int | None = None) -> int:
     raise RuntimeError("no free port on 127.0.0.1")
 
 
+def free_ports(wanted: dict[str, int | None]) -> dict[str, int]:
+    """A free port on 127.0.0.1 for each name (its preferred one when free), all different: every socket is
+    held until all are chosen (one at a time, the kernel can hand the same free port out twice)."""
+    held: dict[str, socket.socket] = {}
+    try:
+        for name, preferred in wanted.items():
+            for port in ([preferred] if preferred else []) + [0]:
+                s = socket.socket()
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    s.close()
+                    continue
+                held[name] = s
+                break
+            else:
+                raise RuntimeError("no free port on 127.0.0.1")
+        return {name: s.getsockname()[1] for name, s in held.items()}
+    finally:
+        for s in held.values():
+            s.close()
+
+
 def parse_listen(value: str, default_port: int) -> tuple[str, int]:
     """HOST:PORT, :PORT or PORT; the host defaults to 127.0.0.1."""
     host, _, port = value.rpartition(":")

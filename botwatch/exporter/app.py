@@ -71,8 +71,10 @@ def landing_page(config: Config, monitor: Monitor) -> str:
             f"{''.join(rows)}</table></body></html>")
 
 
-def run(config: Config, host: str, port: int, state_dir: Path | None = None) -> None:
-    """Check every bot once (resuming from the checkpoints in `state_dir`), then serve until SIGTERM/SIGINT."""
+def run(config: Config, host: str, port: int, state_dir: Path | None = None, remediator=None) -> None:
+    """Check every bot once (resuming from the checkpoints in `state_dir`), then serve until SIGTERM/SIGINT;
+    with `remediator` (an IntentClient) also publish tradingbot_paused from the remediator's pauses and, with
+    remediation.fast_path, tell it each death the moment it happens."""
     import logging
     import time
 
@@ -86,4 +88,22 @@ def run(config: Config, host: str, port: int, state_dir: Path | None = None) -> 
     monitor.run_once()
     log.info("first round of checks of %d bots took %.2fs", len(config.bots), time.monotonic() - started)
     monitor.start()
-    serve(server, "botwatch exporter", on_stop=monitor.stop)
+    feed = fast = None
+    if remediator is not None:
+        from botwatch.exporter.pauses import PauseFeed
+        feed = PauseFeed(monitor, remediator)
+        feed.start()
+        if config.remediation.fast_path:
+            from botwatch.exporter.fastpath import FastPath
+            fast = FastPath(monitor, lambda death: remediator.death(death.bot, death.at, death.detail, death.pid))
+            fast.start()
+    elif config.remediation.fast_path:
+        log.info("no --remediator: deaths are found by the checks and restarted by TradingBotDown (no fast path)")
+
+    def stop():
+        for part in (feed, fast):
+            if part is not None:
+                part.stop()
+        monitor.stop()
+
+    serve(server, "botwatch exporter", on_stop=stop)

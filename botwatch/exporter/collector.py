@@ -12,6 +12,9 @@ from botwatch.core.config import ERROR_KINDS
 from botwatch.exporter.monitor import Monitor
 
 
+# what can hold a bot (the remediator's pauses table): tradingbot_paused{reason}
+PAUSE_REASONS = ("pause", "maintenance", "operator_stop")
+
 # the states Freqtrade reports (its State enum), each published as 0 or 1 so a change is a value change
 BOT_STATES = ("running", "paused", "stopped", "reload_config")
 
@@ -52,8 +55,23 @@ def family_order() -> dict[str, int]:
     return {name: i for i, family in enumerate(families) for name in (family.name, family.name + "_total")}
 
 
+def paused_family(monitor: Monitor):
+    """tradingbot_paused: 1 for the reason that holds a bot now, 0 for the others; none while unknown."""
+    paused = monitor.paused
+    if paused is None:
+        return
+    family = GaugeMetricFamily("tradingbot_paused", "1 while the bot is held by a pause, a maintenance window or a "
+                                                    "stop by its operator (reason); botwatch does not act on it then.",
+                               labels=["bot", "host", "reason"])
+    for bot in monitor.config.bots:
+        for reason in PAUSE_REASONS:
+            family.add_metric([bot.name, bot.host, reason], int(paused.get(bot.name) == reason))
+    yield family
+
+
 def exporter_families(monitor: Monitor, started: float):
     """The exporter's own families, which follow the bots' on the page."""
+    yield from paused_family(monitor)
     failures = CounterMetricFamily("botwatch_exporter_check_failures",
                                    "Check rounds that raised an unexpected error (a bug: see the log).",
                                    labels=["bot"])
@@ -114,6 +132,9 @@ class _Families:
         self.interval = _gauge("tradingbot_check_interval_seconds", "How often the bot is checked.")
         self.last_check = _gauge("tradingbot_last_check_timestamp_seconds", "When the bot was last checked.")
         self.down_checks = _gauge("tradingbot_down_checks", "Consecutive checks that found the bot down.")
+        self.down_since = _gauge("tradingbot_down_since_seconds",
+                                 "When the bot's current down episode began, Unix seconds: its death event, else "
+                                 "the first check that found it down. No sample while it is up.")
         self.check_duration = _gauge("botwatch_exporter_check_duration_seconds",
                                      "Time the bot's last round of checks took.")
         self.check_errors = _gauge("botwatch_exporter_check_unknown",
@@ -173,6 +194,8 @@ class _Families:
             self._loop(s.bot, s.loop)
         self.last_check.add_metric(name, s.checked_at)
         self.down_checks.add_metric(name, s.down_checks)
+        if s.down_since is not None and "liveness" not in s.errors:
+            self.down_since.add_metric(name, s.down_since)
         self.check_duration.add_metric(name, s.duration)
 
     def _loop(self, bot: str, loop) -> None:

@@ -22,6 +22,7 @@ from botwatch.exporter.checkpoints import Checkpoints
 log = logging.getLogger(__name__)
 
 MAX_WORKERS = 16
+RECHECK_AFTER_DEATH = 1.0     # seconds between checks of a bot whose death was an event, until it is up again
 
 
 class Monitor(ServiceLoop):
@@ -42,8 +43,12 @@ class Monitor(ServiceLoop):
                 if hasattr(check.store, "checkpoint"):
                     checkpoints.load(check.bot, check.store)
         self.results: dict[str, BotStatus] = {}
+        # bot -> what holds it (pause, maintenance, operator_stop), as the remediator's ledger says; None while
+        # no remediator was asked (tradingbot_paused is then not published: unknown is not "not paused")
+        self.paused: dict[str, str] | None = None
         self.failures: dict[str, int] = dict.fromkeys(self.checks, 0)   # rounds that raised (bugs)
         self._due = dict.fromkeys(self.checks, 0.0)
+        self._hurried: dict[str, float] = {}      # bot -> until when it is checked every RECHECK_AFTER_DEATH
         self._running: set[str] = set()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=max(1, min(MAX_WORKERS, len(self.checks))),
@@ -65,6 +70,20 @@ class Monitor(ServiceLoop):
     def snapshot(self) -> dict[str, BotStatus]:
         with self._lock:
             return dict(self.results)
+
+    def died(self, name: str, at: float, hurry_for: float) -> None:
+        """A death event: check the bot now, so tradingbot_up says 0 at once (its down episode began `at`),
+        then every RECHECK_AFTER_DEATH seconds while it is down, for up to `hurry_for` seconds: so its
+        restart shows as soon as it is up, and, should no restart come, the two-check rule's second check
+        is a second away, not a check_interval."""
+        check = self.checks.get(name)
+        if check is None:
+            return
+        check.died(at)
+        with self._lock:
+            self._due[name] = 0.0
+            self._hurried[name] = self.monotonic() + hurry_for
+        self.wake()
 
     def step(self) -> float:
         """Start the checks that are due; the wait until the next one is."""
@@ -108,6 +127,12 @@ class Monitor(ServiceLoop):
             self._checkpoint(check)
         finally:
             with self._lock:
-                self._due[name] = started + check.bot.check_interval
+                interval = check.bot.check_interval
+                status = self.results.get(name)
+                if self._hurried.get(name, 0.0) > self.monotonic() and status is not None and not status.up:
+                    interval = min(interval, RECHECK_AFTER_DEATH)
+                else:
+                    self._hurried.pop(name, None)
+                self._due[name] = started + interval
                 self._running.discard(name)
             self.wake()

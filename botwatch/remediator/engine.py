@@ -8,6 +8,7 @@ runner start due actions and the periodic work start what is due; both run in a 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -17,6 +18,9 @@ from botwatch.core.loop import ServiceLoop
 from botwatch.remediator.actions.intake import Intake
 from botwatch.remediator.actions.runner import LocalJobs, Outcomes
 from botwatch.remediator.executor import Records, build_executor
+from botwatch.remediator.intent.maintenance import MaintenanceWindows
+from botwatch.remediator.intent.pauses import SYNC_EVERY, Pauses
+from botwatch.remediator.intent.stops import StopWatch
 from botwatch.remediator.metrics import Metrics
 from botwatch.remediator.tell.notifier import Notifier
 
@@ -45,12 +49,35 @@ class Remediator(ServiceLoop):
                                   self.wake, host=LOCAL_HOST, runner_config=config.on_host(LOCAL_HOST), clock=clock,
                                   sleep=sleep, runtime_factory=runtime_factory, restore=restore, workers=workers)
         self.runner, self.periodic, self._pool = executor.runner, executor.periodic, executor.pool
+        notify = lambda text: self._pool.submit(self.notifier.send, text)    # noqa: E731
         self.intake = Intake(config, self.ledger, self.opslog, clock, on_scheduled=self.wake, learned=executor.learned,
-                             notify=lambda text: self._pool.submit(self.notifier.send, text))
+                             notify=notify)
+        # what the operator decided: pauses, maintenance windows, deliberate stops; asked before every playbook
+        self.pauses = Pauses(config, self.ledger, self.opslog, notify, clock)
+        self.stops = StopWatch(config, self.ledger, self.pauses, self.runner.runtimes, self.runner.apis, clock,
+                               busy=self.runner.busy)
+        self.pauses.on_resumed = self.stops.resumed
+        self.runner.intent = self.stops.check
+        self.runner.after = self.stops.look_after          # the first look after a start, at once
+        self.maintenance = MaintenanceWindows(config, self.pauses, clock)
+        self._upkept = 0.0
+        self._upkeeping = threading.Lock()
         if self.ledger.dialect == "sqlite":     # this remediator owns the file: what ran here when it died runs again
             requeued = self.ledger.requeue_interrupted(clock())
             if requeued:
                 log.warning("%d action(s) were interrupted by a restart; running them again", requeued)
+
+    def upkeep(self) -> None:
+        """Maintenance windows that began, pauses that ran out or lost their silence (Alertmanager calls)."""
+        if not self._upkeeping.acquire(blocking=False):
+            return                    # the last round still waits on an Alertmanager
+        try:
+            self.maintenance.tick()
+            self.pauses.sync(force=True)
+        except Exception:  # the ledger away: the next round tries again
+            log.exception("pauses and maintenance windows: upkeep failed")
+        finally:
+            self._upkeeping.release()
 
     def stop(self, wait: bool = True) -> None:
         super().stop()
@@ -59,6 +86,10 @@ class Remediator(ServiceLoop):
     def step(self) -> float:
         self.runner.dispatch_due()
         self.periodic.tick()
+        self.stops.tick(self._pool.submit)
+        if self.clock() - self._upkept >= SYNC_EVERY:
+            self._upkept = self.clock()
+            self._pool.submit(self.upkeep)
         self.ledger.expire(self.clock())
         next_at = self.ledger.next_run_at()
         return MAX_WAIT if next_at is None else max(0.05, min(MAX_WAIT, next_at - self.clock()))

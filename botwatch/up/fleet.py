@@ -173,7 +173,8 @@ def up_fleet(hosts: int, timings: str, state_dir: str) -> int:
         urls = {name: f"http://{network.gateway if name.startswith('remediator') else '127.0.0.1'}:{port}"
                 for name, port in ports.items() if not name.startswith("cluster-")}
         raw = {"bots": [bot for host in names for bot in host_bots(state, host, timings)],
-               "remediation": dict(FLEET_TIMINGS[timings]["remediation"])}
+               "remediation": dict(FLEET_TIMINGS[timings]["remediation"],
+                                   alertmanager_urls=[urls["alertmanager"], urls["alertmanager-2"]])}
         config = stack_config(raw, state, timings, urls["prometheus"], outbox)
         files = {"config": state / "bots.yaml", "token": state / "secrets" / "webhook_token",
                  "rules": state / "prometheus" / "rules" / "botwatch.rules.yml"}

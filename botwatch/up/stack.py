@@ -32,7 +32,7 @@ from botwatch.core import mixin, scrape
 from botwatch.core.config import PROCESS, Config, ConfigError, config_from_mapping, load_config
 from botwatch.core.files import write_atomic
 from botwatch.core.liveness import ProcessCmdlineProbe, process_alive
-from botwatch.core.serve import free_port
+from botwatch.core.serve import free_port, free_ports
 from botwatch.core.units import parse_duration
 from botwatch.up.demo import FreqtradeNotFound, demo_bots, find_freqtrade, freqtrade_bot
 from botwatch.up.standins.localexchange import LocalExchange
@@ -262,6 +262,10 @@ def write_files(stack: Stack, config: Config, ports: dict[str, int], urls: dict[
              "rules": state / "prometheus" / "rules" / "botwatch.rules.yml",
              "prometheus": state / "prometheus" / "prometheus.yml",
              "alertmanager": state / "alertmanager" / "alertmanager.yml"}
+    # pauses become silences in the stack's own Alertmanager (either peer of an HA pair)
+    peers = [urls[name] for name in ports if name.startswith("alertmanager")]
+    config = config.model_copy(update={"remediation": config.remediation.model_copy(
+        update={"alertmanager_urls": peers})})
     write_atomic(files["config"], "# written by `botwatch up`\n" + yaml.safe_dump(
         config.model_dump(mode="json", exclude_none=True, exclude={"path"}), sort_keys=False))
     secret_file(files["token"], secrets.token_urlsafe(32))
@@ -280,7 +284,8 @@ def start_services(stack: Stack, files: dict, ports: dict[str, int], urls: dict[
     state, config = stack.state, str(files["config"])
     stack.service("exporter", botwatch_argv() + ["exporter", "--config", config,
                                                  "--listen", f"127.0.0.1:{ports['exporter']}",
-                                                 "--state-dir", str(state / "exporter")],
+                                                 "--state-dir", str(state / "exporter"),
+                                                 "--remediator", urls["remediator"], "--token-file", str(files["token"])],
                   urls["exporter"] + "/metrics")
     stack.service("remediator", botwatch_argv() + ["remediator", "--config", config, "--listen",
                                                    f"127.0.0.1:{ports['remediator']}", "--token-file", str(files["token"])],
@@ -353,7 +358,7 @@ def up(config_file: str | None, timings: str, state_dir: str, with_freqtrade: st
     exchange = LocalExchange() if freqtrade else None
     try:
         wanted = dict(DEFAULT_PORTS, **(HA_PORTS if ha else {}))
-        ports = {name: free_port(preferred if timings == "default" else None) for name, preferred in wanted.items()}
+        ports = free_ports({name: preferred if timings == "default" else None for name, preferred in wanted.items()})
         urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items() if not name.startswith("cluster-")}
         if exchange is not None:
             raw = dict(raw, bots=list(raw["bots"]) + [freqtrade_bot(state, freqtrade, exchange.url, free_port())])

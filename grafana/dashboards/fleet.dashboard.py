@@ -12,8 +12,11 @@ dashboard = botwatch_dashboard(
     "botwatch / Fleet overview", "botwatch-fleet", variables=[host_variable(), bot_variable(by_host=True)], panels=[
         stat("Bots up", [target(f"sum(tradingbot_up{{{S}}})", "up")], 0, 0,
              description="Bots whose process and health endpoint are up."),
-        stat("Bots down", [target(f"count(tradingbot_up{{{S}}} == 0) or vector(0)", "down")], 6, 0,
-             thresholds=[Threshold("green", 0, 0.0), Threshold("red", 1, 1.0)]),
+        stat("Bots down", [target(f"count(tradingbot_up{{{S}}} == 0 unless on (bot) tradingbot_paused == 1) or vector(0)",
+                                  "down")], 6, 0,
+             thresholds=[Threshold("green", 0, 0.0), Threshold("red", 1, 1.0)],
+             description="Bots down that nothing holds (a bot paused, in maintenance or stopped on purpose is "
+                         "not counted: tradingbot_paused)."),
         stat("Corrupt trade files", [target(f"count(tradingbot_data_file_valid{{{S}}} == 0) or vector(0)", "corrupt")],
              12, 0, thresholds=[Threshold("green", 0, 0.0), Threshold("red", 1, 1.0)]),
         stat("Firing alerts", [target('count(ALERTS{alertstate="firing"}) or vector(0)', "alerts")], 18, 0),

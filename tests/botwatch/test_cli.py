@@ -99,3 +99,36 @@ def test_check_config_says_which_alerts_the_briefs_own_config_leaves_off_and_the
         assert any(f".{key} ({bot}): not set, so" in line and alert in line and "can never fire" in line
                    for line in result.stderr.splitlines()), (bot, key, result.stderr)
     assert "stale_after (btc-optimized)" not in result.stderr
+
+
+def test_pause_names_an_unknown_bot_a_bad_duration_and_an_unreachable_remediator_in_one_line(config):
+    """`botwatch pause` checks names against --config before asking; the remediator answers the rest (400 →
+    exit 2, its sentence); a remediator that can't be reached is exit 1, not a traceback."""
+    import time
+
+    from tests.conftest import free_port, http_get, wait_for
+    one_line(run(["pause", "nope", "--reason", "x", "--config", "bots.yaml", "--token-file", "token"], config),
+             "no bot 'nope'")
+    port = free_port()
+    (config / "bots.yaml").write_text(CONFIG + f"remediation: {{alertmanager_urls: ['http://127.0.0.1:{free_port()}']}}\n")
+    server = subprocess.Popen(BOTWATCH + ["remediator", "--config", "bots.yaml", "--token-file", "token", "--listen",
+                                          f"127.0.0.1:{port}"], cwd=config, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env={**__import__("os").environ, "BOTWATCH_DATA_DIR": str(config / "var")})
+    try:
+        wait_for(lambda: http_get(f"http://127.0.0.1:{port}/-/healthy"), timeout=30, what="the remediator")
+        url = ["--remediator", f"http://127.0.0.1:{port}", "--token-file", "token"]
+        one_line(run(["pause", "a", "--for", "2 hours", "--reason", "x", *url], config), "--for", "not a duration")
+        one_line(run(["pause", "nope", "--reason", "x", *url], config), "no bot 'nope'")
+        one_line(run(["resume", *url], config), "exactly one")
+        paused = run(["pause", "a", "--for", "1h", "--reason", "strategy change", *url], config)
+        assert paused.returncode == 0 and "paused by" in paused.stdout, paused.stderr
+        listed = run(["pauses", *url], config)
+        assert listed.returncode == 0 and "a\tpause: strategy change" in listed.stdout
+        assert run(["resume", "a", *url], config).returncode == 0
+        assert run(["pauses", *url], config).stdout == ""
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    start = time.monotonic()
+    gone = run(["pauses", "--remediator", f"http://127.0.0.1:{port}", "--token-file", "token"], config)
+    assert gone.returncode == 1 and "can't be reached" in gone.stderr and time.monotonic() - start < 30

@@ -26,3 +26,23 @@ def test_the_stop_is_not_swallowed_by_waitress_event_dispatch():
     with pytest.raises(_Stop):
         wasyncore.read(channel)
     assert channel.errors == 0
+
+
+def test_free_ports_are_all_different_and_take_the_preferred_one_when_free():
+    """`botwatch up --ha` once gave both Prometheus servers one port (two one-at-a-time picks of port 0 got
+    the same free port back): the HA test found neither listening."""
+    import socket
+
+    from botwatch.core.serve import free_ports
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    taken = busy.getsockname()[1]
+    try:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            free = probe.getsockname()[1]
+        ports = free_ports({"a": free, "b": taken, **{f"n{i}": None for i in range(50)}})
+    finally:
+        busy.close()
+    assert ports["a"] == free and ports["b"] != taken
+    assert len(set(ports.values())) == len(ports) == 52

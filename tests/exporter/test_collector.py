@@ -180,3 +180,37 @@ def FREQTRADE_SCHEMA(path):
         for table, columns in FreqtradeStore.SCHEMA.items():
             db.execute(f"CREATE TABLE {table} ({', '.join(columns)})")
     db.close()
+
+
+def test_tradingbot_paused_is_absent_while_unknown_and_one_reason_per_bot_once_the_remediator_said(fleet):
+    assert "tradingbot_paused" not in render(fleet)           # no remediator asked: unknown, not "not paused"
+    fleet.paused = {"doge-long": "maintenance"}
+    page = render(fleet)
+    for reason in ("pause", "maintenance", "operator_stop"):
+        assert (f'tradingbot_paused{{bot="doge-long",host="local",reason="{reason}"}} '
+                f'{1.0 if reason == "maintenance" else 0.0}') in page
+        assert f'tradingbot_paused{{bot="btc-optimized",host="local",reason="{reason}"}} 0.0' in page
+
+
+def test_the_exporter_reads_the_pauses_from_the_remediator_and_keeps_them_when_it_is_away(fleet):
+    from botwatch.core.intent_client import IntentError
+    from botwatch.exporter.pauses import PauseFeed
+
+    class Remediator:
+        answer: object = [{"bots": ["btc-optimized"], "reason": "operator_stop"}]
+
+        def pauses(self):
+            if isinstance(self.answer, Exception):
+                raise self.answer
+            return self.answer
+
+    remediator = Remediator()
+    feed = PauseFeed(fleet, remediator)
+    feed.step()
+    assert fleet.paused == {"btc-optimized": "operator_stop"}
+    remediator.answer = IntentError("the remediator at http://127.0.0.1:9818 can't be reached")
+    feed.step()
+    assert fleet.paused == {"btc-optimized": "operator_stop"}   # a failed poll does not end a pause
+    remediator.answer = []
+    feed.step()
+    assert fleet.paused == {}

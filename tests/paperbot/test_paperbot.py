@@ -41,7 +41,7 @@ def test_journal_first_then_a_valid_csv_that_matches_it(paperbots):
 
 
 def test_health_reports_position_and_equity_consistent_with_the_file(paperbots):
-    bot = paperbots("health", strategy="short", exit_after=12)
+    bot = paperbots("health", strategy="short", hang_after=12)     # stays up after 12 fills: nothing moves
     wait_for(lambda: bot.health()["trades"] >= 12, what="12 fills")
     health = bot.health()
     book = TradeBook(1000)

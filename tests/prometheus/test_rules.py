@@ -107,7 +107,7 @@ def test_each_alert_is_complete(rule):
 def test_down_critical_waits_five_minutes_and_down_two_checks():
     by_name = {rule["alert"]: rule for rule in alerts()}
     assert by_name["TradingBotDownCritical"]["for"] == "5m"
-    assert by_name["TradingBotDown"]["expr"] == "tradingbot_down_checks >= 2"
+    assert by_name["TradingBotDown"]["expr"] == "tradingbot_down_checks >= 2 unless on (bot) tradingbot_paused == 1"
 
 
 def test_alert_texts_and_runbook_links_follow_the_config():

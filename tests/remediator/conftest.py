@@ -80,6 +80,19 @@ def engine_factory(tmp_path, ledger_target):
         engine.ledger.close()
 
 
+def recording_fleet(tmp_path, engine_factory, bots: list[dict]):
+    """An engine on a fake clock over `bots`, each with a RecordingRuntime: (engine, client, runtimes, clock)."""
+    runtimes = {}
+
+    def factory(bot):
+        runtimes[bot.name] = RecordingRuntime(bot)
+        return runtimes[bot.name]
+
+    clock = FakeClock()
+    engine = engine_factory(make_config(tmp_path, bots), clock=clock, runtime_factory=factory)
+    return engine, client_for(engine), runtimes, clock
+
+
 def client_for(engine):
     return create_app(engine, TOKEN).test_client()
 
@@ -133,3 +146,11 @@ class RecordingRuntime:
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat()
+
+
+def outbox_texts(tmp_path) -> list[str]:
+    """The notices an engine of engine_factory sent (to its outbox: no Telegram in these tests)."""
+    path = tmp_path / "outbox.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line).get("text", "") for line in path.read_text().splitlines() if line.strip()]

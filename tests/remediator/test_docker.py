@@ -1,11 +1,14 @@
 """The docker runtime against a real dockerd started by the test: restart, and OOM handling."""
 
+import os
+import signal
+
 import pytest
 
 from botwatch.core.liveness import DockerProbe
 from botwatch.remediator.runtimes import DockerRuntime
 from tests.conftest import wait_for
-from tests.remediator.conftest import alert, client_for, make_config, payload, post
+from tests.remediator.conftest import alert, client_for, make_config, outbox_texts, payload, post
 
 pytestmark = pytest.mark.slow
 
@@ -25,14 +28,45 @@ def container(dockerd):
         c.remove(force=True)
 
 
+def die(c):
+    """The container's process dies by itself (SIGKILL from outside, as the kernel or a crash would): no
+    Docker API call, so no `kill`/`stop` event — a failure, not an operator's stop."""
+    c.reload()
+    os.kill(c.attrs["State"]["Pid"], signal.SIGKILL)
+    wait_for(lambda: (c.reload(), c.status == "exited")[1], timeout=30, what=f"{c.name} to exit")
+
+
+def oom_killed(c, timeout: float = 90.0):
+    """Wait for the kernel to OOM-kill the container. Under cgroup v2 dockerd can process the exit before
+    containerd's OOM event (seen once in CI: exited, `OOMKilled` false); such an exit is not the case under
+    test, so the container is started again until an exit docker records as an OOM kill."""
+    seen = []
+
+    def killed():
+        c.reload()
+        state = c.attrs["State"]
+        if c.status != "exited":
+            return False
+        if state["OOMKilled"]:
+            return True
+        seen.append((state["ExitCode"], state.get("Error")))
+        c.start()
+        return False
+
+    try:
+        wait_for(killed, timeout=timeout, what=f"{c.name} to be OOM-killed")
+    except AssertionError as err:
+        raise AssertionError(f"{err}; status {c.status}; exits without the OOM flag (code, error): {seen}") from None
+
+
 def docker_factory(dockerd):
     import docker
     return lambda: docker.DockerClient(base_url=dockerd.host, timeout=30)
 
 
-def test_a_stopped_container_is_restarted_by_the_playbook(tmp_path, dockerd, container, engine_factory):
+def test_a_container_whose_process_died_is_restarted_by_the_playbook(tmp_path, dockerd, container, engine_factory):
     c = container("dockbot", ["sleep", "1000"])
-    c.stop(timeout=1)
+    die(c)
     bot = {"name": "dockbot", "container": "dockbot", "data_file": str(tmp_path / "d.csv")}
     config = make_config(tmp_path, [bot])
     factory = docker_factory(dockerd)
@@ -48,12 +82,66 @@ def test_a_stopped_container_is_restarted_by_the_playbook(tmp_path, dockerd, con
     assert c.status == "running"
 
 
+@pytest.mark.parametrize("how", ["stop", "kill"])
+def test_a_container_stopped_through_the_docker_api_is_the_operators_never_restarted_and_told_once(
+        tmp_path, dockerd, container, engine_factory, how):
+    """`docker stop` / `docker kill` (and compose stop) go through the API, which logs `kill`/`stop` before the
+    `die`: that is a person's decision. The playbook is held, the hold is recorded as operator_stop and told
+    once, and a later copy of the alert is held too; once the operator starts it again the hold ends."""
+    c = container("opbot", ["sleep", "1000"])
+    getattr(c, how)(**({"timeout": 1} if how == "stop" else {}))
+    wait_for(lambda: (c.reload(), c.status == "exited")[1], timeout=30, what="opbot to exit")
+    bot = {"name": "opbot", "container": "opbot", "data_file": str(tmp_path / "o.csv")}
+    factory = docker_factory(dockerd)
+    engine = engine_factory(make_config(tmp_path, [bot]), runtime_factory=lambda b: DockerRuntime(b, factory))
+    client = client_for(engine)
+    post(client, payload(alert("opbot")))
+    engine.runner.dispatch_due(inline=True)
+    [action] = engine.ledger.actions(bot="opbot")[-1:]
+    assert action.outcome == "held", action.detail
+    assert f"docker {how}" in action.detail and "stopped by its operator" in action.detail
+    c.reload()
+    assert c.status == "exited"                                   # not restarted
+    [pause] = engine.pauses.active()
+    assert (pause.reason, pause.target) == ("operator_stop", "opbot")
+    notices = wait_for(lambda: [n for n in outbox_texts(tmp_path) if "opbot" in n], what="the notice")
+    assert len(notices) == 1 and "stopped by its operator" in notices[0] and "botwatch resume opbot" in notices[0]
+    post(client, payload(alert("opbot", starts_at="2026-12-02T10:00:00Z")))     # a new incident: still held
+    engine.runner.dispatch_due(inline=True)
+    assert engine.ledger.actions(bot="opbot")[0].outcome == "held"
+    c.reload()
+    assert c.status == "exited"
+    assert len([n for n in outbox_texts(tmp_path) if "opbot" in n]) == 1
+    c.start()                                                     # the operator starts it again
+    engine.stops.look("opbot")
+    assert engine.pauses.active() == []
+
+
+def test_a_compose_service_stopped_through_the_api_is_deliberate_and_one_that_died_is_not(tmp_path, dockerd, container):
+    """`docker compose stop` stops the service's containers through the API: the same `kill`/`stop` events."""
+    from botwatch.core.config import config_from_mapping
+    from botwatch.remediator.intent.stops import deliberate_stop
+    from botwatch.remediator.runtimes import ComposeRuntime
+    labels = {"com.docker.compose.service": "svc", "com.docker.compose.project": "ops"}
+    c = container("ops-svc-1", ["sleep", "1000"], labels=labels)
+    [bot] = config_from_mapping({"bots": [{"name": "svc", "compose_service": "svc", "compose_project": "ops",
+                                           "data_file": str(tmp_path / "s.csv")}]}).bots
+    runtime = ComposeRuntime(bot, docker_factory(dockerd))
+    assert deliberate_stop(runtime) is None                       # running
+    die(c)
+    assert deliberate_stop(runtime) is None                       # died by itself: a failure
+    c.start()
+    c.stop(timeout=1)
+    wait_for(lambda: (c.reload(), c.status == "exited")[1], timeout=30, what="ops-svc-1 to exit")
+    assert "compose stop" in deliberate_stop(runtime)
+
+
 def test_an_oom_killed_container_gets_its_memory_limit_raised_once_up_to_the_cap(tmp_path, dockerd, container,
                                                                               engine_factory):
     mib = 1024 * 1024
     c = container("hungry", ["sh", "-c", "a=xxxxxxxxxxxxxxxx; while true; do a=$a$a; done"],
                   mem_limit=8 * mib, memswap_limit=8 * mib)
-    wait_for(lambda: (c.reload(), c.attrs["State"]["OOMKilled"])[1], timeout=90, what="the OOM kill")
+    oom_killed(c)
     bot = {"name": "hungry", "container": "hungry", "data_file": str(tmp_path / "h.csv"), "memory_limit_cap": "12m"}
     factory = docker_factory(dockerd)
     engine = engine_factory(make_config(tmp_path, [bot], verify_after="1s"),
@@ -67,8 +155,7 @@ def test_an_oom_killed_container_gets_its_memory_limit_raised_once_up_to_the_cap
     assert "memory limit raised from 8388608 to 12582912" in action.detail
     assert engine.ledger.bot_state("hungry").memory_raised
     # it still eats everything: the next restart leaves the limit alone
-    wait_for(lambda: (c.reload(), c.attrs["State"]["OOMKilled"] and c.status == "exited")[1], timeout=90,
-             what="the second OOM kill")
+    oom_killed(c)
     engine.ledger.update_bot("hungry", last_restart_at=0)
     engine.runner.dispatch_due(inline=True)
     c.reload()
@@ -89,7 +176,7 @@ def test_a_compose_service_is_found_by_its_labels_and_restarted(tmp_path, docker
     labels = {"com.docker.compose.service": "mm-bot", "com.docker.compose.project": "fleet"}
     c = container("fleet-mm-bot-1", ["sleep", "1000"], labels=labels)
     container("other-mm-bot-1", ["sleep", "1000"], labels={**labels, "com.docker.compose.project": "other"})
-    c.stop(timeout=1)
+    die(c)
     bot = {"name": "mm-bot", "compose_service": "mm-bot", "compose_project": "fleet", "data_file": str(tmp_path / "m.csv")}
     factory = docker_factory(dockerd)
     engine = engine_factory(make_config(tmp_path, [bot], verify_after="1s"),
@@ -194,3 +281,42 @@ class SocketProxy:
                     sock.shutdown(2)
                 except OSError:
                     pass
+
+
+def test_a_container_that_dies_is_restarted_by_the_fast_path_once_and_one_stopped_by_the_api_is_not(
+        tmp_path, dockerd, container, engine_factory):
+    """docker's event stream tells the exporter's fast path of the `die` at once; the remediator restarts the
+    container through its job path (no alert, no second check). `docker kill` is the operator's: no job."""
+    from botwatch.core.checks import BotCheck
+    from botwatch.exporter.fastpath import FastPath
+    from botwatch.exporter.monitor import Monitor
+    c = container("fastbot", ["sleep", "1000"])
+    bot = {"name": "fastbot", "container": "fastbot", "data_file": str(tmp_path / "f.csv")}
+    config = make_config(tmp_path, [bot])
+    factory = docker_factory(dockerd)
+    engine = engine_factory(config, runtime_factory=lambda b: DockerRuntime(b, factory))
+    engine.start()
+    monitor = Monitor(config, check_factory=lambda b: BotCheck(b, docker_client=factory))
+    fast = FastPath(monitor, lambda death: engine.intake.death(death.bot, death.at, death.detail), factory)
+    monitor.run_once()
+    monitor.start()
+    fast.start()
+    try:
+        wait_for(fast.deaths.containers.connected.is_set, timeout=30, what="docker's event stream")
+        c.reload()
+        first = c.attrs["State"]["StartedAt"]
+        os.kill(c.attrs["State"]["Pid"], signal.SIGKILL)      # as die() does, without waiting to see it exited:
+        wait_for(lambda: (c.reload(), c.status == "running" and c.attrs["State"]["StartedAt"] != first)[1],
+                 timeout=10, what="fastbot running again, started by the fast path")
+        restarts = lambda: [a.outcome for a in engine.ledger.actions(bot="fastbot") if a.playbook == "restart"]  # noqa: E731
+        wait_for(lambda: restarts() == ["success"], timeout=30, what="one restart, verified")
+        assert fast.told == {"scheduled": 1}
+        seen = fast.deaths.containers.events
+        c.kill()                                                   # the operator's `docker kill`
+        wait_for(lambda: fast.deaths.containers.events >= seen + 2, timeout=30, what="its kill and die events")
+        wait_for(lambda: (c.reload(), c.status == "exited")[1], timeout=30, what="fastbot exited")
+        assert fast.told == {"scheduled": 1}
+        assert restarts() == ["success"]
+    finally:
+        fast.stop()
+        monitor.stop()

@@ -187,3 +187,59 @@ def test_the_other_prometheus_copy_of_an_episode_that_already_resolved_is_that_e
     assert not b.open_incident("fp", "2026-11-25T08:00:43Z", "TradingBotDataCorrupted", "bot-5", 107.0)
     assert not b.incident_open("fp", "2026-11-25T08:00:43Z")
     assert b.open_incident("fp", "2026-11-25T08:05:00Z", "TradingBotDataCorrupted", "bot-5", 400.0)
+
+
+def test_concurrent_deliveries_share_commits_and_each_returns_once_its_work_is_committed(pair):
+    """Group commit: 40 threads at once → fewer commits than deliveries; every one recorded when its call
+    returns (read back through the other replica's connection: committed, not just written)."""
+    ledger, other = pair
+    barrier = threading.Barrier(40)
+    seen_after_return = []
+
+    def deliver(i):
+        barrier.wait()
+        ledger.grouped(lambda: ledger.record_delivery(1.0, "TradingBotDown", f"bot-{i}", "firing", "fp", STARTS, "x"))
+        seen_after_return.append(bool(other._read("SELECT 1 AS ok FROM deliveries WHERE bot = ?", (f"bot-{i}",))))
+
+    threads = [threading.Thread(target=deliver, args=(i,)) for i in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen_after_return == [True] * 40
+    assert ledger._group.pieces == 40 and ledger._group.batches < 40
+
+
+def test_a_delivery_that_fails_is_rolled_back_alone(pair):
+    ledger, _ = pair
+    ready, release = threading.Event(), threading.Event()
+    errors = []
+
+    def slow_good():                          # leads a batch, so the others queue behind it
+        ready.set()
+        release.wait(10)
+        ledger.record_delivery(1.0, "A", "good-1", "firing", "fp", STARTS, "x")
+
+    def bad():
+        ledger.record_delivery(1.0, "A", "bad", "firing", "fp", STARTS, "x")
+        raise ValueError("a bug in one delivery")
+
+    def run(fn):
+        try:
+            ledger.grouped(fn)
+        except ValueError as err:
+            errors.append(str(err))
+
+    first = threading.Thread(target=run, args=(slow_good,))
+    first.start()
+    ready.wait(10)
+    rest = [threading.Thread(target=run, args=(fn,)) for fn in (
+        bad, lambda: ledger.record_delivery(1.0, "A", "good-2", "firing", "fp", STARTS, "x"))]
+    for thread in rest:
+        thread.start()
+    release.set()
+    for thread in [first, *rest]:
+        thread.join()
+    assert errors == ["a bug in one delivery"]
+    bots = sorted(row["bot"] for row in ledger._read("SELECT bot FROM deliveries"))
+    assert bots == ["good-1", "good-2"]

@@ -256,3 +256,43 @@ def test_a_report_that_cannot_be_built_is_said_counted_and_tried_again(tmp_path,
     engine.periodic.maybe_report()                       # the retry, in the pool
     wait_for(lambda: 'botwatch_reports_total{outcome="success"} 1.0' in client_metrics(engine), what="the retry")
     assert any("Bot Health Report" in m["text"] for m in telegram.messages())
+
+
+def test_a_bot_paused_half_an_hour_has_the_uptime_of_one_never_paused_and_the_report_says_when(
+        tmp_path, prometheus):
+    """`paused` was down 02:00–02:30 inside a maintenance window: its tradingbot_up says 0 there, and the
+    mixin's bot:tradingbot_up:unpaused (backfilled here as the recording rule writes it) leaves those
+    samples out. Its 24h uptime is that of `steady`, never paused; the report names the window."""
+    from botwatch.remediator.ledger.holds import Holds
+    end = int(time.time()) // STEP * STEP
+    start_window = end - 86400
+    held_from, held_to = start_window + 2 * 3600, start_window + 2 * 3600 + 1800
+    lines = []
+    for name in ("tradingbot_up", "bot:tradingbot_up:unpaused"):
+        lines.append(f"# TYPE {name} gauge")
+        for t in range(end - HOURS * 3600, end + 1, STEP):
+            for bot in ("steady", "paused"):
+                held = bot == "paused" and held_from <= t < held_to
+                if name == "bot:tradingbot_up:unpaused" and held:
+                    continue                       # the rule's `unless tradingbot_paused == 1`
+                lines.append(f'{name}{{bot="{bot}",host="local"}} {0 if held else 1} {t}')
+    source = tmp_path / "history.om"
+    source.write_text("\n".join(lines) + "\n# EOF\n")
+    tsdb = tmp_path / "tsdb"
+    result = subprocess.run([require_tool("promtool"), "tsdb", "create-blocks-from", "openmetrics", str(source),
+                             str(tsdb)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    url = prometheus("global: {scrape_interval: 1h}\n", tsdb=tsdb)
+    config = config_from_mapping({"report": {"timezone": "UTC"}, "bots": [
+        {"name": "steady", "pidfile": "s.pid", "data_file": "s.csv"},
+        {"name": "paused", "pidfile": "p.pid", "data_file": "p.csv"}]}, base=tmp_path)
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    pause = Holds(ledger).add("bot", "paused", "maintenance", "weekly upgrade", "maintenance window", held_from,
+                              held_to, occurrence=f"weekly upgrade@{held_from}")
+    Holds(ledger).end(pause.id, held_to, "the window closed")
+    text = build_report(config, url, ledger, 86400, now=end, verbs=VERBS).text
+    hhmm = lambda ts: datetime.fromtimestamp(ts, timezone.utc).strftime("%H:%M")     # noqa: E731
+    assert "- steady: 100.0%" in text
+    assert (f"- paused: 100.0% (paused {hhmm(held_from)}–{hhmm(held_to)}, maintenance 'weekly upgrade'; "
+            "not counted)") in text, text
+    assert "Current Status: ✅ All bots operational" in text

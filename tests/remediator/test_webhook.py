@@ -1,12 +1,14 @@
 """POST /alerts: who may call it, what it accepts, and that one incident acts once."""
 
+import json
 from datetime import datetime, timezone
 
 import pytest
 
+from botwatch.remediator.actions.intake import down_key
 from tests.conftest import wait_for
-from tests.remediator.conftest import (TOKEN, FakeClock, RecordingRuntime, alert, client_for, make_config, payload,
-                                       post)
+from tests.remediator.conftest import (TOKEN, FakeClock, alert, client_for, make_config, payload,
+                                       post, recording_fleet)
 
 BOTH_LEDGERS = True     # every engine test here runs on SQLite and on PostgreSQL
 
@@ -15,15 +17,7 @@ BOTH_LEDGERS = True     # every engine test here runs on SQLite and on PostgreSQ
 def fleet(tmp_path, engine_factory):
     bots = [{"name": f"bot-{i}", "pidfile": f"bot-{i}.pid", "data_file": f"bot-{i}.csv",
              "start_command": ["true"]} for i in range(10)]
-    runtimes = {}
-
-    def factory(bot):
-        runtimes[bot.name] = RecordingRuntime(bot)
-        return runtimes[bot.name]
-
-    clock = FakeClock()
-    engine = engine_factory(make_config(tmp_path, bots), clock=clock, runtime_factory=factory)
-    return engine, client_for(engine), runtimes, clock
+    return recording_fleet(tmp_path, engine_factory, bots)
 
 
 def actions(engine):
@@ -70,6 +64,66 @@ def test_413_over_the_size_cap(fleet):
     huge = payload(alert("bot-1", note="x" * (2 * 1024 * 1024)))
     response = post(client, huge)
     assert response.status_code == 413
+    assert not actions(engine)
+
+
+def test_a_chunked_body_is_capped_too_and_a_small_one_is_taken_by_the_real_server(fleet):
+    """Transfer-Encoding: chunked through waitress itself (which hands the de-chunked body on with its length):
+    the cap still holds."""
+    import http.client
+    import threading
+
+    from botwatch.core.serve import bind
+    from botwatch.remediator.web.app import create_app
+    engine, _, _, _ = fleet
+    server = bind(create_app(engine, TOKEN), "127.0.0.1", 0, "test remediator")
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        def chunked(body: bytes) -> tuple[int, dict]:
+            connection = http.client.HTTPConnection("127.0.0.1", server.effective_port, timeout=30)
+            chunks = (body[i:i + 65536] for i in range(0, len(body), 65536))
+            connection.request("POST", "/alerts", body=chunks, encode_chunked=True,
+                               headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+            response = connection.getresponse()
+            answer = response.status, json.loads(response.read())
+            connection.close()
+            return answer
+
+        code, body = chunked(payload(alert("bot-1", note="x" * 4000 + "y")).encode() + b" " * (2 * 1024 * 1024))
+        assert code == 413 and "payload over" in body["error"]
+        assert not actions(engine)
+        code, body = chunked(payload(alert("bot-1")).encode())
+        assert code == 200 and body["scheduled"] == 1
+    finally:
+        server.close()
+        thread.join(10)
+
+
+def test_a_body_without_any_content_length_is_read_only_to_one_byte_past_the_cap(fleet):
+    """A WSGI server that passes a chunked body on without CONTENT_LENGTH: the cap holds (read to one byte past)."""
+    import io
+    engine, client, _, _ = fleet
+    huge = payload(alert("bot-1", note="x" * 4000)).encode() + b" " * (2 * 1024 * 1024)
+    response = client.post("/alerts", input_stream=io.BytesIO(huge), environ_overrides={"CONTENT_LENGTH": ""},
+                           headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 413 and not actions(engine)
+
+
+def test_a_negative_content_length_is_a_bad_request_and_nothing_is_read(fleet):
+    engine, client, _, _ = fleet
+    response = client.post("/alerts", data=payload(alert("bot-1")), environ_overrides={"CONTENT_LENGTH": "-5"},
+                           headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 400 and "Content-Length" in response.get_json()["error"]
+    assert not actions(engine)
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_other_methods_on_alerts_are_405_naming_post_and_counted(fleet, method):
+    engine, client, _, _ = fleet
+    response = client.open("/alerts", method=method, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 405 and response.headers["Allow"] == "POST"
+    assert "botwatch_webhook_requests_total{code=\"405\"} 1.0" in client.get("/metrics").get_data(as_text=True)
     assert not actions(engine)
 
 
@@ -180,7 +234,7 @@ def test_a_refire_whose_resolve_never_came_is_a_new_incident(fleet):
     incident's actions had finished is a new incident; copies of the first stay duplicates, and the first's
     late resolve leaves the new one open."""
     engine, client, runtimes, clock = fleet
-    fp = "fp-TradingBotDown-bot-8"
+    fp = down_key("bot-8")       # a bot's TradingBotDown incidents are keyed by the bot
     first = iso(clock.now - 10)
     assert post(client, payload(alert("bot-8", starts_at=first))).get_json()["scheduled"] == 1
     replica = iso(clock.now + 1)           # the other Prometheus' copy, while the restart is still pending
@@ -209,7 +263,7 @@ def test_a_resolve_from_the_other_peer_stops_the_retries(fleet):
     engine.runner.dispatch_due(inline=True)
     assert [a.state for a in actions(engine) if a.playbook == "restart"].count("scheduled") == 1   # a retry waits
     post(client, payload(alert("bot-6", status="resolved", starts_at="2026-11-25T08:00:02Z")))
-    assert not engine.ledger.incident_open("fp-TradingBotDown-bot-6", "2026-11-25T08:00:00Z")
+    assert not engine.ledger.incident_open(down_key("bot-6"), "2026-11-25T08:00:00Z")
     clock.advance(7200)
     engine.runner.dispatch_due(inline=True)
     assert runtimes["bot-6"].calls.count("restart") == 1             # the retry was cancelled, not run
@@ -223,6 +277,27 @@ def test_a_healthy_bot_is_never_restarted(fleet):
     [action] = actions(engine)
     assert action.outcome == "skipped" and "already up" in action.detail
     assert runtimes["bot-7"].calls == []
+
+
+def test_copies_of_an_incident_whose_look_found_nothing_are_one_look_per_recheck_window(fleet):
+    """A later copy of an incident that did nothing (the bot was up) looks again — but copies within
+    RECHECK_AFTER of the last look are that look: a storm of copies (an HA pair's, a replayed burst) for a
+    healthy bot ran a playbook per delivery (the webhook storm bench: 330 req/s, p99 5 s)."""
+    from botwatch.remediator.ledger.ledger import RECHECK_AFTER
+    engine, client, runtimes, clock = fleet
+    runtimes["bot-3"]._up = True
+    for _ in range(3):
+        for _ in range(5):
+            post(client, payload(alert("bot-3")))
+            engine.runner.dispatch_due(inline=True)
+        clock.now += RECHECK_AFTER / 2
+    looks = [a for a in actions(engine) if a.bot == "bot-3"]
+    assert [a.outcome for a in looks] == ["skipped"] * 2, [a.detail for a in looks]   # at 0 s and at 2 s, not 15
+    runtimes["bot-3"]._up = False                       # then it is down: the next copy past the window acts
+    clock.now += RECHECK_AFTER
+    post(client, payload(alert("bot-3")))
+    engine.runner.dispatch_due(inline=True)
+    assert runtimes["bot-3"].calls == ["restart"]
 
 
 def test_webhook_requests_are_counted_by_code(fleet):
@@ -320,7 +395,7 @@ def test_the_peers_late_resolve_of_the_last_episode_leaves_the_new_restart_pendi
     assert post(client, payload(alert("bot-9", starts_at="2026-11-25T08:01:20Z"))).get_json()["scheduled"] == 1
     late = dict(alert("bot-9", status="resolved", starts_at="2026-11-25T08:00:01Z"), endsAt="2026-11-25T08:01:01Z")
     assert post(client, payload(late)).get_json()["resolved"] == 1
-    assert engine.ledger.incident_open("fp-TradingBotDown-bot-9", "2026-11-25T08:01:20Z")
+    assert engine.ledger.incident_open(down_key("bot-9"), "2026-11-25T08:01:20Z")
     engine.runner.dispatch_due(inline=True)
     assert runtimes["bot-9"].calls.count("restart") == 2
 

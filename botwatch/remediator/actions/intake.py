@@ -6,11 +6,12 @@ runner takes it from the ledger.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Callable
 
 from botwatch.core.config import Config
-from botwatch.remediator.actions.payload import Alert
+from botwatch.remediator.actions.payload import Alert, rfc3339
 from botwatch.remediator.actions.runner import deadline_for
 from botwatch.remediator.ledger import Ledger
 from botwatch.remediator.playbooks import BY_ALERT, EXCHANGE_ALERTS
@@ -24,6 +25,16 @@ COUNTS = ("scheduled", "duplicate", "resolved", "ignored", "noted")
 # the remediator says it on its own path (its notifier: Telegram directly, or the outbox), once per incident.
 DELIVERY_FAILING = "BotwatchAlertDeliveryFailing"
 DELIVERY_KEY = "alert-delivery-failing"      # the ledger's record of it while it fires (the status page shows it)
+DOWN = "TradingBotDown"          # the alert a death event stands for (the fast path)
+# a death while one of these runs for the bot is that action's own doing (it stops the bot), not a new one
+STOPPING_PLAYBOOKS = ("restart", "restore")
+
+
+def down_key(bot: str) -> str:
+    """The incident key of a bot's TradingBotDown, whether Alertmanager or a death event told it: one bot, one
+    down incident at a time, so the alert that follows a death the fast path handled is that incident's copy
+    (Alertmanager's own fingerprint differs between Prometheus servers with different external labels)."""
+    return f"down:{bot}"
 
 
 class Intake:
@@ -40,14 +51,34 @@ class Intake:
 
     def handle(self, alerts: list[Alert]) -> dict[str, int]:
         """Record the alerts and schedule what they ask for; returns how many of each kind."""
-        counts = dict.fromkeys(COUNTS, 0)
         now = self.clock()
-        with self.ledger.transaction():     # one delivery, one commit: all of it recorded, or none
+
+        def take_all() -> dict[str, int]:
+            counts = dict.fromkeys(COUNTS, 0)
             for alert in alerts:
                 counts[self._take(alert, now)] += 1
+            return counts
+        # all of a delivery recorded, or none; concurrent deliveries share one commit (group commit)
+        counts = self.ledger.grouped(take_all)
         if counts["scheduled"]:
             self.on_scheduled()
         return counts
+
+    def death(self, name: str, at: float, detail: str) -> str:
+        """The fast path: the bot's process or container ended at `at` (an event, not a poll). Taken as its
+        TradingBotDown would be — one incident, the same playbook, pauses and backoff — unless a restart or
+        restore of botwatch's runs for the bot (which stops it: that death is the action's own)."""
+        now = self.clock()
+        alert = Alert("death", {"alertname": DOWN, "bot": name}, down_key(name), rfc3339(at), began=at)
+        with self.ledger.transaction():
+            if self.ledger.acting_on(name, STOPPING_PLAYBOOKS):
+                self._note(alert, now, f"death while botwatch acts on it ({detail[:200]}): that action's own",
+                           bot=name)
+                return "ignored"
+            outcome = self._take(alert, now)
+        if outcome == "scheduled":
+            self.on_scheduled()
+        return outcome
 
     def reset(self, bot: str) -> bool:
         """An operator's reset: close the circuit and forget past attempts."""
@@ -69,13 +100,16 @@ class Intake:
             log.warning("alert %.80r for unknown bot %.80r ignored", alert.alertname, alert.bot)
             self._note(alert, now, "unknown bot: ignored", alert.alertname[:200], (alert.bot or "")[:200])
             return "ignored"
+        if alert.alertname == DOWN:
+            alert = dataclasses.replace(alert, fingerprint=down_key(bot.name))
         if alert.status == "resolved":
             self._note(alert, now, self._resolved(alert, bot.name, playbook, now), bot=bot.name)
             return "resolved"
         if playbook is None:
             self._note(alert, now, "no playbook: noted", bot=bot.name)
             return "noted"
-        if not self.ledger.open_incident(alert.fingerprint, alert.starts_at, alert.alertname, bot.name, now):
+        if not self.ledger.open_incident(alert.fingerprint, alert.starts_at, alert.alertname, bot.name, now,
+                                         began=alert.began):
             self._note(alert, now, "duplicate: already acted on", bot=bot.name)
             return "duplicate"
         self._new_incident(bot.name, playbook, now)

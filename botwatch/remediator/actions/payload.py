@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 MAX_ALERTS = 1000
 MAX_LABEL = 4096
@@ -22,6 +23,9 @@ class Alert:
     fingerprint: str
     starts_at: str
     ends_at: str | None = None   # a resolved copy's end; None for a firing one (Go's zero time) or when absent
+    # when the trouble began, as the exporter saw it (TradingBotDown's `down_since` annotation, a death event's
+    # time): startsAt is when a rule evaluation first saw it, up to a scrape and an evaluation later
+    began: float | None = None
 
     @property
     def alertname(self) -> str:
@@ -74,7 +78,24 @@ def _alert(index: int, raw) -> Alert:
         fingerprint = hashlib.sha256(json.dumps(labels, sort_keys=True).encode()).hexdigest()[:16]
     if not isinstance(fingerprint, str) or not 0 < len(fingerprint) <= 128:
         raise PayloadError(f"{where}.fingerprint must be a short string")
-    return Alert(status, dict(labels), fingerprint, starts_at, _ends_at(where, raw.get("endsAt"), status))
+    return Alert(status, dict(labels), fingerprint, starts_at, _ends_at(where, raw.get("endsAt"), status),
+                 _began(raw.get("annotations")))
+
+
+def _began(annotations) -> float | None:
+    """The `down_since` annotation (Unix seconds, as Prometheus prints a float), when there is a sane one."""
+    if not isinstance(annotations, dict) or not isinstance(annotations.get("down_since"), str):
+        return None
+    try:
+        value = float(annotations["down_since"][:40])
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value > 0 else None
+
+
+def rfc3339(ts: float) -> str:
+    """A Unix time as Alertmanager writes startsAt (UTC, microseconds)."""
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def _ends_at(where: str, ends_at, status: str) -> str | None:

@@ -165,8 +165,11 @@ class Runner:
     def __init__(self, config: Config, jobs: JobSource, runtimes: dict, pool: Executor, clock: Callable[[], float],
                  sleep: Callable[[float], None], restore: Callable | None = None,
                  on_done: Callable[[], None] = lambda: None, mirror_dir: Path | None = None,
-                 learned: dict[str, str] | None = None):
+                 learned: dict[str, str] | None = None, intent: Callable[[Context], Result | None] | None = None):
         self.config = config
+        # asked before every playbook: `held` when the bot is paused or stopped by its operator (remediator.intent)
+        self.intent = intent or (lambda ctx: None)
+        self.after: Callable[[str], None] = lambda bot: None     # told of each bot whose playbook run ended
         self.jobs = jobs
         self.runtimes = runtimes
         self.pool = pool
@@ -250,7 +253,16 @@ class Runner:
                 self.jobs.finished(action, result, started, time.monotonic() - wall, restarted)
         except Exception:  # the ledger unreachable: the lease runs out and the job is claimed again
             log.exception("%s: could not record the end of %s (job %d)", action.bot, action.playbook, action.id)
+        try:
+            self.after(action.bot)
+        except Exception:  # a look after the run is a courtesy: the next round looks anyway
+            log.exception("%s: the look after %s failed", action.bot, action.playbook)
         self.on_done()
+
+    def busy(self) -> set[str]:
+        """The bots a playbook runs for now."""
+        with self._idle:
+            return set(self._busy)
 
     def _release(self, action: Action) -> None:
         with self._idle:
@@ -267,7 +279,7 @@ class Runner:
                       mirror=mirror_path(self.mirror_dir, bot) if self.mirror_dir and mirrored(bot) else None,
                       extra={"exchange": bot.exchange_name(self.learned)})
         try:
-            result = PLAYBOOKS[action.playbook].run(ctx)
+            result = self.intent(ctx) or PLAYBOOKS[action.playbook].run(ctx)
         except Exception as err:  # a bug or an unexpected failure: recorded, never raised to the webhook
             log.exception("%s: %s playbook raised", action.bot, action.playbook)
             done = "the bot was restarted, then " if ctx.extra.get("restarted") else ""

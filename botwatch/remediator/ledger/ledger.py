@@ -15,10 +15,17 @@ import json
 import threading
 from datetime import datetime
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from botwatch.remediator.ledger.dialects import PostgresConnection, SqliteConnection, is_url
 from botwatch.remediator.ledger.records import BOT_FIELDS, Action, Agent, BotState
+from botwatch.remediator.ledger.group import GroupCommit
 from botwatch.remediator.ledger.schema import ADDED_COLUMNS, SCHEMA
+
+T = TypeVar("T")
+
+
+RECHECK_AFTER = 2.0     # seconds: a copy of an incident whose last look found nothing to do looks again after this
 
 
 class Ledger:
@@ -30,6 +37,9 @@ class Ledger:
         self._conn = PostgresConnection(str(target)) if is_url(target) else SqliteConnection(Path(target))
         self.path = self._conn.path          # the SQLite file; None for PostgreSQL
         self.dialect = self._conn.dialect
+        self._group = GroupCommit(self.transaction, lambda name: self._write(f"SAVEPOINT {name}"),
+                                  lambda name: self._write(f"RELEASE SAVEPOINT {name}"),
+                                  lambda name: self._write(f"ROLLBACK TO SAVEPOINT {name}"))
         with self.transaction():
             for statement in SCHEMA.format(**self._conn.types).split(";"):
                 if statement.strip():
@@ -72,6 +82,11 @@ class Ledger:
                 raise
             self._conn.end(commit=True)
 
+    def grouped(self, work: Callable[[], T]) -> T:
+        """`work` in a transaction shared with whatever other threads ask for at the same time, committed
+        once for all of them (group commit: ledger/group.py); returns when that commit is done."""
+        return self._group.run(work)
+
     def _write(self, sql: str, args=()) -> tuple[list[dict], int]:
         with self._lock:
             return self._conn.execute(sql, args)
@@ -91,7 +106,8 @@ class Ledger:
         self._write("INSERT INTO deliveries (received_at, alertname, bot, status, fingerprint, starts_at, note) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)", (now, alertname, bot, status, fingerprint, starts_at, note))
 
-    def open_incident(self, fingerprint: str, starts_at: str, alertname: str, bot: str, now: float) -> bool:
+    def open_incident(self, fingerprint: str, starts_at: str, alertname: str, bot: str, now: float,
+                      began: float | None = None) -> bool:
         """True for the one delivery that acts: the first of an incident. An incident is one alert
         (bot, alertname, fingerprint) from firing to resolved, whatever `startsAt` each copy carries: an
         Alertmanager HA pair fed by two Prometheus servers can send the same alert with two startsAt, and
@@ -102,24 +118,33 @@ class Ledger:
         The resolve can also never arrive: Alertmanager tells a group's current state, so an alert that
         resolved and fired again within one group_interval reaches us only as a firing copy with a later
         startsAt. A copy that started after every action of the open incident had finished is that: a new
-        incident (the one before is closed, and its copies stay with it: see `_superseded`)."""
+        incident (the one before is closed, and its copies stay with it: see `_superseded`). When the copy
+        says when its trouble began (`began`: the exporter's down_since, a death event's time), that decides
+        instead of startsAt, which a rule evaluation stamps up to a scrape and an evaluation later: the
+        alert that follows a death the fast path restarted in a second is that death's copy."""
         key = (fingerprint, alertname, bot)
+        start = began if began is not None else _epoch(starts_at)
         with self.transaction():
             seen = self._one("SELECT resolved_at FROM incidents WHERE fingerprint = ? AND starts_at = ?",
                              (fingerprint, starts_at))
             if seen:
-                return seen["resolved_at"] is None and self._nothing_done(key)
-            if self._superseded(key, starts_at) or self._before_last_end(key, starts_at):
-                # a late copy of an incident already closed (the other Prometheus' copy of an episode whose
-                # resolve came first started before that episode ended: it is that episode)
+                return seen["resolved_at"] is None and _nothing_done(self._open_actions(key), now)
+            boundary, ended = self._marks(key)
+            actions = self._open_actions(key)
+            # a late copy of an incident already closed: one that started before a later incident's actions
+            # had finished (`_superseded`), or, with no incident open, before the last episode ended (its
+            # endsAt: episodes of one alert never overlap; endsAt and startsAt are both Prometheus'
+            # evaluation times, compared with each other, not with `began`)
+            if (boundary is not None and start <= boundary) or (
+                    ended is not None and _epoch(starts_at) < ended and not actions["open"]):
                 self._write("INSERT INTO incidents (fingerprint, starts_at, alertname, bot, opened_at, resolved_at) "
                             "VALUES (?, ?, ?, ?, ?, ?)", (fingerprint, starts_at, alertname, bot, now, now))
                 return False
-            copies = self._open_copies(key)
-            acts = not copies or self._nothing_done(key, copies)
-            if copies and not acts:
-                finished = self._settled(key, copies)
-                if finished is not None and _epoch(starts_at) > finished:
+            acts = True
+            if actions["open"]:
+                acts = _nothing_done(actions, now)
+                finished = None if acts else _settled(actions)
+                if finished is not None and start > finished:
                     self._write("UPDATE incidents SET resolved_at = ? WHERE fingerprint = ? AND alertname = ? "
                                 "AND bot = ? AND resolved_at IS NULL", (now, *key))
                     self.put(_boundary_key(key), finished)          # in this transaction (the lock is reentrant)
@@ -128,15 +153,26 @@ class Ledger:
                         "VALUES (?, ?, ?, ?, ?)", (fingerprint, starts_at, alertname, bot, now))
             return acts
 
-    def _settled(self, key: tuple[str, str, str], copies: list[str]) -> float | None:
-        """When the last action of an incident (its copies' startsAt) finished; None while one is pending
-        or running, or when it has none (nothing tells its end then)."""
-        marks = ",".join("?" * len(copies))
-        row = self._one(
-            f"SELECT COUNT(*) AS n, SUM(CASE WHEN state <> 'done' THEN 1 ELSE 0 END) AS pending, "
-            f"MAX(finished_at) AS finished FROM actions WHERE fingerprint = ? AND alertname = ? AND bot = ? "
-            f"AND starts_at IN ({marks})", (key[0], key[1], key[2], *copies))
-        return row["finished"] if row["n"] and not row["pending"] else None
+    def _marks(self, key: tuple[str, str, str]) -> tuple[float | None, float | None]:
+        """The alert's boundary (`_superseded`) and when its last resolved episode ended, in one read."""
+        rows = self._read("SELECT key, value FROM kv WHERE key IN (?, ?)", (_boundary_key(key), _ended_key(key)))
+        found = {row["key"]: json.loads(row["value"]) for row in rows}
+        return found.get(_boundary_key(key)), found.get(_ended_key(key))
+
+    def _open_actions(self, key: tuple[str, str, str]) -> dict:
+        """Whether the alert has an open incident (`open`), and its actions (those of its copies' startsAt),
+        summed in one query
+        that goes from the alert's actions (a few) to their copies (by the primary key), never the other
+        way: a storm gives an incident hundreds of copies, and reading them per delivery halved the webhook."""
+        return self._one(
+            "SELECT EXISTS (SELECT 1 FROM incidents WHERE fingerprint = ? AND alertname = ? AND bot = ? "
+            "AND resolved_at IS NULL) AS open, "
+            "COUNT(*) AS n, SUM(CASE WHEN state = 'done' AND outcome IN ('skipped', 'held', 'cancelled', "
+            "'expired') THEN 1 ELSE 0 END) AS idle, MAX(CASE WHEN outcome = 'skipped' THEN finished_at END) AS last, "
+            "SUM(CASE WHEN state <> 'done' THEN 1 ELSE 0 END) AS pending, MAX(finished_at) AS finished "
+            "FROM actions a WHERE fingerprint = ? AND alertname = ? AND bot = ? AND EXISTS (SELECT 1 FROM incidents i "
+            "WHERE i.fingerprint = a.fingerprint AND i.starts_at = a.starts_at AND i.alertname = a.alertname "
+            "AND i.bot = a.bot AND i.resolved_at IS NULL)", key + key)
 
     def _open_copies(self, key: tuple[str, str, str]) -> list[str]:
         """The startsAt of every copy of the alert's open incident (none when no incident is open)."""
@@ -144,36 +180,11 @@ class Ledger:
             "SELECT starts_at FROM incidents WHERE fingerprint = ? AND alertname = ? AND bot = ? "
             "AND resolved_at IS NULL", key)]
 
-    def _nothing_done(self, key: tuple[str, str, str], copies: list[str] | None = None) -> bool:
-        """Whether the open incident's playbooks all ended without doing anything (`skipped`: the bot was up
-        when looked at; `cancelled`, `expired`: never run): that incident has not been acted on, and a later
-        copy that finds the trouble real must act. False while one is pending or running, and for an
-        incident with no action."""
-        if copies is None:
-            copies = self._open_copies(key)
-        if not copies:
-            return False
-        marks = ",".join("?" * len(copies))
-        row = self._one(
-            f"SELECT COUNT(*) AS n, SUM(CASE WHEN state = 'done' AND outcome IN ('skipped', 'cancelled', 'expired') "
-            f"THEN 1 ELSE 0 END) AS idle "
-            f"FROM actions WHERE fingerprint = ? AND alertname = ? AND bot = ? AND starts_at IN ({marks})",
-            (key[0], key[1], key[2], *copies))
-        return bool(row["n"]) and row["idle"] == row["n"]
-
-    def _before_last_end(self, key: tuple[str, str, str], starts_at: str) -> bool:
-        """Whether a copy no open incident has started before the last resolved episode ended (its endsAt):
-        episodes of one alert never overlap, so it belongs to that one."""
-        ended = self.get(_ended_key(key))
-        if ended is None or _epoch(starts_at) >= ended:
-            return False
-        return not self._open_copies(key)
-
-    def _superseded(self, key: tuple[str, str, str], starts_at: str) -> bool:
+    def _superseded(self, key: tuple[str, str, str], start: float) -> bool:
         """Whether a copy belongs to an incident closed because a later one opened (it started before
         that one's actions had finished)."""
         boundary = self.get(_boundary_key(key))
-        return boundary is not None and _epoch(starts_at) <= boundary
+        return boundary is not None and start <= boundary
 
     def resolve_incident(self, fingerprint: str, starts_at: str, alertname: str, bot: str, now: float,
                          ends_at: str | None = None) -> bool:
@@ -184,7 +195,7 @@ class Ledger:
         late resolve of the previous episode): the open incident stays open."""
         key = (fingerprint, alertname, bot)
         with self.transaction():
-            earlier = self._superseded(key, starts_at) or self._earlier_episode(key, fingerprint, starts_at, ends_at)
+            earlier = self._superseded(key, _epoch(starts_at)) or self._earlier_episode(key, fingerprint, starts_at, ends_at)
             if not earlier:
                 self._write("UPDATE incidents SET resolved_at = ? WHERE fingerprint = ? AND alertname = ? "
                             "AND bot = ? AND resolved_at IS NULL", (now, *key))
@@ -317,6 +328,18 @@ class Ledger:
                                (now, detail, bot, playbook, *([alertname] if alertname else [])))
         return count
 
+    def acting_on(self, bot: str, playbooks: tuple[str, ...]) -> bool:
+        """Whether one of these playbooks runs for the bot now (on any host)."""
+        marks = ",".join("?" * len(playbooks))
+        return self._one(f"SELECT 1 AS running FROM actions WHERE bot = ? AND state = 'running' "
+                         f"AND playbook IN ({marks}) LIMIT 1", (bot, *playbooks)) is not None
+
+    def cancel_queued(self, bot: str, now: float, detail: str) -> int:
+        """Cancel every job of the bot not started yet (it was paused: nothing queued runs later)."""
+        _, count = self._write("UPDATE actions SET state = 'done', outcome = 'cancelled', finished_at = ?, detail = ? "
+                               "WHERE bot = ? AND state = 'scheduled'", (now, detail, bot))
+        return count
+
     def requeue_interrupted(self, now: float, host: str = "local") -> int:
         """Jobs left `running` here by a remediator that died: run them again. Only for a ledger one
         remediator owns (SQLite); replicas sharing one find a dead peer's jobs by their lease instead."""
@@ -390,6 +413,24 @@ class Ledger:
     def put(self, key: str, value) -> None:
         self._write("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                     (key, json.dumps(value)))
+
+
+def _nothing_done(actions: dict, now: float | None) -> bool:
+    """Whether the open incident's playbooks (`Ledger._open_actions`) all ended without doing anything
+    (`skipped`: the bot was up when looked at; `held`: it was paused; `cancelled`, `expired`: never run): that
+    incident has not been acted on, and a later copy that finds the trouble real must act — once the last
+    look at the bot (`skipped`) is RECHECK_AFTER old: the copies Alertmanager's peers send within seconds of
+    each other (or a storm of them) are one look, not one each; a hold that ended (`held`) looked at nothing.
+    False while one is pending or running, and for an incident with no action."""
+    if not actions["n"] or actions["idle"] != actions["n"]:
+        return False
+    return now is None or actions["last"] is None or now - actions["last"] >= RECHECK_AFTER
+
+
+def _settled(actions: dict) -> float | None:
+    """When the last action of the open incident finished; None while one is pending or running, or when it
+    has none (nothing tells its end then)."""
+    return actions["finished"] if actions["n"] and not actions["pending"] else None
 
 
 def _bot_state(row: dict) -> BotState:

@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS actions (
     fingerprint TEXT,
     starts_at TEXT,
     state TEXT NOT NULL,            -- scheduled | running | done
-    outcome TEXT,                   -- success | failed | skipped | deferred | dry_run | escalated | gave_up | cancelled | expired
+    outcome TEXT,                   -- success | failed | skipped | held | deferred | dry_run | escalated | gave_up | cancelled | expired
     run_at {REAL} NOT NULL,
     started_at {REAL},
     finished_at {REAL},
@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS actions (
 );
 CREATE INDEX IF NOT EXISTS actions_due ON actions (state, run_at);
 CREATE INDEX IF NOT EXISTS actions_bot ON actions (bot, finished_at);
+CREATE INDEX IF NOT EXISTS actions_incident ON actions (fingerprint, alertname, bot, starts_at);
 CREATE TABLE IF NOT EXISTS bots (
     bot TEXT PRIMARY KEY,
     attempts INTEGER NOT NULL DEFAULT 0,      -- restarts since the bot was last healthy for healthy_reset_after
@@ -52,6 +53,22 @@ CREATE TABLE IF NOT EXISTS agents (
     last_seen {REAL} NOT NULL,
     version TEXT
 );
+CREATE TABLE IF NOT EXISTS pauses (
+    id {ID},
+    scope TEXT NOT NULL,            -- bot | host | all
+    target TEXT NOT NULL,           -- the bot's (or a window's bots, comma-separated) or the host's name, '*' for all
+    reason TEXT NOT NULL,           -- pause | maintenance | operator_stop
+    comment TEXT NOT NULL,          -- the operator's words, or the maintenance window's name
+    who TEXT NOT NULL,
+    since {REAL} NOT NULL,
+    until {REAL},                   -- NULL: until resumed
+    silence_id TEXT,                -- its Alertmanager silence
+    occurrence TEXT,                -- a maintenance window's occurrence ("name@start"): one pause each
+    ended_at {REAL},
+    ended_by TEXT
+);
+CREATE INDEX IF NOT EXISTS pauses_open ON pauses (ended_at);
+CREATE UNIQUE INDEX IF NOT EXISTS pauses_occurrence ON pauses (occurrence);
 """
 # columns added after the first release: a ledger file from before gets them at start-up
 ADDED_COLUMNS = {

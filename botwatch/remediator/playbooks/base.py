@@ -34,12 +34,12 @@ class LedgerView(Protocol):
 
 
 # how a playbook run ends ("deferred" is not an end: the run is due again at Result.run_at)
-OUTCOMES = ("success", "failed", "skipped", "dry_run", "escalated", "gave_up")
+OUTCOMES = ("success", "failed", "skipped", "held", "dry_run", "escalated", "gave_up")
 
 
 @dataclass
 class Result:
-    outcome: str                     # success | failed | skipped | deferred | dry_run | escalated | gave_up
+    outcome: str                     # success | failed | skipped | held | deferred | dry_run | escalated | gave_up
     detail: str
     log_excerpt: str | None = None
     run_at: float | None = None      # deferred: when to run again
@@ -92,5 +92,10 @@ class Context:
         if self.action.alertname in LOOP_ALERTS:
             if alive.health is not None and not alive.health.up:
                 return f"stuck: its API does not answer ({alive.health.detail})", alive
-            return loop_trouble(self.bot, self.api, self.clock()), alive
+            trouble = loop_trouble(self.bot, self.api, self.clock())
+            if self.extra.get("restarted") and trouble is not None and trouble.startswith("state "):
+                # up in its initial_state after botwatch's restart: the stop watch (remediator.intent.stops)
+                # brings it back to the state it was in before, or leaves the one its operator configured
+                return None, alive
+            return trouble, alive
         return None, alive

@@ -77,6 +77,8 @@ class BotLine:
     positions: dict[str, float] = field(default_factory=dict)
     restarts: list[Action] = field(default_factory=list)
     circuit_open: bool = False
+    paused: list[tuple[float, float | None, str]] = field(default_factory=list)   # (from, to or None, why)
+    paused_now: str | None = None
 
 
 @dataclass
@@ -93,9 +95,12 @@ def _by_bot(rows) -> dict[str, object]:
 
 
 def _uptime_expr(window: str) -> str:
+    """Uptime over the window, paused time left out (bot:tradingbot_up:unpaused, the mixin's); for data from
+    before that rule (or a backfill without it), every sample."""
+    unpaused = f"avg_over_time(bot:tradingbot_up:unpaused[{window}]) or avg_over_time(tradingbot_up[{window}])"
     if window in RECORDED_WINDOWS:
-        return f"bot:tradingbot_uptime:ratio_{window} or avg_over_time(tradingbot_up[{window}])"
-    return f"avg_over_time(tradingbot_up[{window}])"
+        return f"bot:tradingbot_uptime:ratio_{window} or {unpaused}"
+    return unpaused
 
 
 def collect(config: Config, prom: PrometheusAPI, ledger: Ledger | None, window: float, now: float,
@@ -138,9 +143,26 @@ def collect(config: Config, prom: PrometheusAPI, ledger: Ledger | None, window: 
                 lines[action.bot].restarts.append(action)
             if action.bot in lines and action.outcome == "gave_up":
                 lines[action.bot].circuit_open = True
+        _paused(config, ledger, lines, now - window, now)
     else:
         unknown.append("no remediator ledger here: actions unknown")
     return list(lines.values()), unknown
+
+
+def _paused(config: Config, ledger: Ledger, lines: dict[str, BotLine], start: float, now: float) -> None:
+    """Each bot's paused time within the window, and what holds it now (the ledger's pauses)."""
+    from botwatch.remediator.ledger.holds import Holds
+    for pause in Holds(ledger).since(start):
+        end = min(x for x in (pause.ended_at, pause.until, now) if x is not None)
+        if end <= pause.since:
+            continue
+        why = {"pause": pause.comment, "maintenance": f"maintenance '{pause.comment}'",
+               "operator_stop": f"stopped by its operator ({pause.comment})"}[pause.reason]
+        for bot in config.bots:
+            if bot.name in lines and pause.covers(bot.name, bot.host):
+                lines[bot.name].paused.append((max(pause.since, start), None if pause.active(now) else end, why))
+                if pause.active(now) and lines[bot.name].paused_now is None:
+                    lines[bot.name].paused_now = why
 
 
 def _reason(action: Action) -> str:
@@ -194,7 +216,10 @@ def render(config: Config, lines: list[BotLine], unknown: list[str], actions: li
             if l.restarts:
                 times = ", ".join(f"{local(a.started_at or a.run_at):%H:%M}" for a in sorted(l.restarts, key=lambda a: a.id))
                 restarts = f" ({len(l.restarts)} restart{'s' if len(l.restarts) > 1 else ''} at {times})"
-            out.append(f"- {escape(l.bot)}: {_pct(l.uptime)}{restarts}")
+            paused = "; ".join(f"paused {local(start):%H:%M}–{'now' if end is None else format(local(end), '%H:%M')}, "
+                               f"{why}" for start, end, why in l.paused)
+            out.append(f"- {escape(l.bot)}: {_pct(l.uptime)}{restarts}" + (f" ({escape(paused)}; not counted)"
+                                                                          if paused else ""))
     out += ["", "<b>P&amp;L:</b>"]
     for host, group in groups:
         if host is not None:
@@ -205,7 +230,7 @@ def render(config: Config, lines: list[BotLine], unknown: list[str], actions: li
             out.append(f"- {escape(l.bot)}: {_money(l.pnl)}{pct}")
     out += ["", "<b>Actions Taken:</b>"]
     shown = [a for a in actions if a.playbook in mixin.CONFIG["playbooks"].values()
-             and a.outcome not in (None, "skipped", "cancelled")]
+             and a.outcome not in (None, "skipped", "held", "cancelled")]
     if not shown:
         out.append("- none")
     for a in sorted(shown, key=lambda a: a.id):
@@ -220,6 +245,8 @@ def render(config: Config, lines: list[BotLine], unknown: list[str], actions: li
     for l in lines:
         if l.host in unreachable:
             continue            # said once for the host; its bots' figures are stale
+        if l.paused_now:
+            continue            # the operator's decision, not a problem: said in the uptime line
         if l.circuit_open:
             problems.append(f"{l.bot} held (automatic restarts stopped)")
         elif l.up == 0:

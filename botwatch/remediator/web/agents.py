@@ -11,6 +11,7 @@ from flask import Blueprint, abort, request
 from werkzeug.exceptions import HTTPException
 
 from botwatch.core.config_types import SLUG
+from botwatch.remediator.intent.stops import OPERATOR_STOP
 from botwatch.remediator.web.common import answer, authorized, remediator
 
 log = logging.getLogger(__name__)
@@ -104,11 +105,51 @@ def agent_poll():
     busy = data.get("busy", [])       # bots the agent is still running a playbook for (a claim it may have lost)
     if not isinstance(busy, list) or not all(isinstance(bot, str) for bot in busy):
         abort(400, "busy: a list of bot names")
+    up = data.get("up", [])           # bots its checks found up: a stop by its operator ends when it runs again
+    if not isinstance(up, list) or not all(isinstance(bot, str) for bot in up):
+        abort(400, "up: a list of bot names")
     worker = _text(data, "worker", 200) or host
     now = r.clock()
     r.ledger.heartbeat(host, address, now, _text(data, "version", 50))
-    jobs = r.ledger.claim(host, worker, now, r.config.remediation.job_lease, set(busy))
-    return answer(200, {"jobs": [_job(job, now) for job in jobs], "lease": r.config.remediation.job_lease})
+    for pause in r.pauses.active():
+        if pause.reason == "operator_stop" and pause.target in up and r.config.bot(pause.target) \
+                and r.config.bot(pause.target).host == host:
+            r.pauses.end(pause, now, "running again (its operator started it)")
+    jobs = [job for job in r.ledger.claim(host, worker, now, r.config.remediation.job_lease, set(busy))
+            if not _held_here(job, now)]
+    return answer(200, {"jobs": [_job(job, now) for job in jobs], "lease": r.config.remediation.job_lease,
+                        "paused": _paused_on(host, now)})
+
+
+def _held_here(job, now: float) -> bool:
+    """A job of a paused bot ends `held` here, never handed to its agent."""
+    from botwatch.remediator.playbooks import Result
+    r = remediator()
+    pause = r.pauses.holding(job.bot, now)
+    if pause is None:
+        return False
+    r.outcomes.finished(job, Result("held", f"held: {r.pauses.says(pause)}; nothing touched"), now, 0.0, False)
+    return True
+
+
+def _paused_on(host: str, now: float) -> dict[str, str]:
+    """bot -> the reason of what holds it, for the host's bots (its agent publishes tradingbot_paused)."""
+    r = remediator()
+    found = {}
+    for pause in r.pauses.active():
+        for bot in r.pauses.covered(pause):
+            if r.config.bot(bot).host == host:
+                found.setdefault(bot, pause.reason)
+    return found
+
+
+@agents.post("/agent/death")
+@_agent_call
+def agent_death():
+    """A death the agent saw as an event (the fast path): a restart job for its host, claimed at its next poll."""
+    from botwatch.remediator.web.webhook import death_report
+    data = _body()
+    return death_report(data, _field(data, "host", str, 64))
 
 
 @agents.post("/agent/jobs/<int:job_id>/renew")
@@ -143,6 +184,9 @@ def agent_finish(job_id: int):
                         notice=_text(data, "notice", 4000))
         run = dataclasses.replace(action, attempt=attempt)     # the run that ended, whichever claim is current
         ok = r.outcomes.finished(run, result, r.clock() - duration, duration, bool(data.get("restarted")))
+        if ok and outcome == "held" and detail.startswith(OPERATOR_STOP):
+            how = detail[len(OPERATOR_STOP):].removesuffix("; not restarted").removesuffix("; not started")
+            r.stops.operator_stop(action.bot, how)        # the bot's hold, told once; its agent hears of it
     if not ok:
         abort(409, f"job {job_id}: the claim is no longer current")
     return answer(200, {"status": "recorded"})

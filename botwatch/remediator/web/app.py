@@ -1,16 +1,17 @@
-"""The remediator's Flask app: three blueprints (the webhook, the agents' side, what it shows) on one
-remediator, behind one bearer token."""
+"""The remediator's Flask app: four blueprints (the webhook, the agents' side, the operator's decisions, what
+it shows) on one remediator, behind one bearer token."""
 
 from __future__ import annotations
 
-from flask import Flask, request
+from flask import Flask
 from werkzeug.exceptions import HTTPException
 
 from botwatch.remediator.engine import Remediator
 from botwatch.remediator.web.agents import agents
 from botwatch.remediator.web.common import answer
+from botwatch.remediator.web.intent import intent
 from botwatch.remediator.web.status import status
-from botwatch.remediator.web.webhook import MAX_BODY, webhook
+from botwatch.remediator.web.webhook import MAX_BODY, AlertsFirst, webhook
 
 
 def create_app(remediator: Remediator, token: str) -> Flask:
@@ -20,17 +21,12 @@ def create_app(remediator: Remediator, token: str) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.extensions["remediator"] = remediator
     app.extensions["webhook_token"] = token.encode()
-    for blueprint in (webhook, agents, status):
+    for blueprint in (webhook, agents, intent, status):
         app.register_blueprint(blueprint)
 
     @app.errorhandler(HTTPException)
     def _http_error(err: HTTPException):
         return answer(err.code, {"error": err.description})
 
-    @app.after_request
-    def _count(response):
-        if request.path == "/alerts":
-            remediator.metrics.webhook.labels(str(response.status_code)).inc()
-        return response
-
+    app.wsgi_app = AlertsFirst(app.wsgi_app, remediator, app.extensions["webhook_token"])
     return app

@@ -1,4 +1,4 @@
-"""What the remediator's three blueprints share: the remediator behind the app, JSON answers, the bearer token."""
+"""What the remediator's blueprints share: the remediator behind the app, JSON answers, the bearer token."""
 
 from __future__ import annotations
 
@@ -21,8 +21,12 @@ def answer(code: int, body) -> Response:
 
 def authorized() -> bool:
     """The request carries the webhook token (Alertmanager's and the agents' bearer token)."""
-    header = request.headers.get("Authorization", "")
+    return bearer_matches(request.headers.get("Authorization", ""), current_app.extensions["webhook_token"])
+
+
+def bearer_matches(header: str, token: bytes) -> bool:
+    """An `Authorization: Bearer …` header carrying `token` (compared in constant time)."""
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer":
         return False
-    return hmac.compare_digest(given.strip().encode(), current_app.extensions["webhook_token"])
+    return hmac.compare_digest(given.strip().encode(), token)

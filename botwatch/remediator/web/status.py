@@ -35,8 +35,10 @@ def status_page():
         attempts = state.attempts if state else 0
         circuit = "OPEN" if state and state.circuit_open else "closed"
         last = _when(state.last_restart_at) if state and state.last_restart_at else "-"
+        pause = r.pauses.holding(bot.name)
+        held = html.escape(r.pauses.says(pause)) if pause else "-"
         rows.append(f"<tr><td>{html.escape(bot.name)}</td><td>{html.escape(bot.runtime)}</td><td>{attempts}/"
-                    f"{r.config.remediation.restarts}</td><td>{circuit}</td><td>{last}</td></tr>")
+                    f"{r.config.remediation.restarts}</td><td>{circuit}</td><td>{last}</td><td>{held}</td></tr>")
     actions = []
     for action in r.ledger.actions(limit=30):
         actions.append(f"<tr><td>{_when(action.finished_at or action.run_at)}</td><td>{html.escape(action.bot)}</td>"
@@ -57,7 +59,7 @@ def status_page():
     page = (f"<!doctype html><html><head><title>botwatch remediator</title></head><body>"
             f"<h1>botwatch remediator {__version__}{mode}</h1>{delivery}<p><a href=\"/metrics\">Metrics</a></p>"
             f"<h2>Bots</h2><table><tr><th>bot</th><th>runtime</th><th>restarts</th><th>circuit</th>"
-            f"<th>last restart</th></tr>{''.join(rows)}</table>"
+            f"<th>last restart</th><th>held (paused, maintenance, stopped on purpose)</th></tr>{''.join(rows)}</table>"
             f"<h2>Hosts</h2><table><tr><th>host</th><th>agent</th><th>last seen</th></tr>{''.join(hosts)}</table>"
             f"<p>Jobs: {jobs}</p>"
             f"<h2>Last actions</h2><table><tr><th>time</th><th>bot</th><th>playbook</th><th>state</th>"
