@@ -210,6 +210,24 @@ def test_concurrent_deliveries_share_commits_and_each_returns_once_its_work_is_c
     assert ledger._group.pieces == 40 and ledger._group.batches < 40
 
 
+def test_deliveries_recorded_in_a_transaction_are_written_at_its_commit_however_many(pair):
+    """Deliveries wait for their transaction's commit and go in together, in inserts of a bounded size: 1,201 of
+    them (three inserts) are all there once it commits, none before; a transaction that fails writes none."""
+    ledger, other = pair
+    with ledger.transaction():
+        for i in range(1201):
+            ledger.record_delivery(1.0, "TradingBotDown", f"bot-{i}", "firing", "fp", STARTS, "x")
+        assert other._one("SELECT COUNT(*) AS n FROM deliveries")["n"] == 0
+    assert other._one("SELECT COUNT(*) AS n FROM deliveries")["n"] == 1201
+    with pytest.raises(RuntimeError):
+        with ledger.transaction():
+            ledger.record_delivery(1.0, "TradingBotDown", "lost", "firing", "fp", STARTS, "x")
+            raise RuntimeError("the transaction fails")
+    ledger.record_delivery(1.0, "TradingBotDown", "alone", "firing", "fp", STARTS, "x")   # outside: written at once
+    assert sorted(row["bot"] for row in other._read("SELECT bot FROM deliveries WHERE bot IN ('lost', 'alone')")) \
+        == ["alone"]
+
+
 def test_a_delivery_that_fails_is_rolled_back_alone(pair):
     ledger, _ = pair
     ready, release = threading.Event(), threading.Event()

@@ -2,7 +2,7 @@
 
 Each caller still returns only after the commit that holds its work ("recorded before acknowledged"). The
 first caller to find no commit in progress leads: it takes every piece of work queued so far, runs each
-in a savepoint of one transaction (a piece that raises is rolled back alone and its caller gets the
+after a savepoint of one transaction (a piece that raises is rolled back alone and its caller gets the
 error), commits, and wakes each of its callers; work that arrived meanwhile is the next batch, led by its
 first caller, whom the leader wakes to lead it. Under an alert storm this turns a commit per webhook
 delivery into a commit per batch, and every waiting caller is woken once.
@@ -28,10 +28,8 @@ class _Work(Generic[T]):
 
 
 class GroupCommit:
-    def __init__(self, transaction: Callable, savepoint: Callable[[str], None], release: Callable[[str], None],
-                 rollback_to: Callable[[str], None]):
-        self.transaction, self.savepoint, self.release, self.rollback_to = (transaction, savepoint, release,
-                                                                            rollback_to)
+    def __init__(self, transaction: Callable, savepoint: Callable[[str], None], rollback_to: Callable[[str], None]):
+        self.transaction, self.savepoint, self.rollback_to = transaction, savepoint, rollback_to
         self._mutex = threading.Lock()
         self._queue: list[_Work] = []
         self._leading = False
@@ -87,7 +85,7 @@ class GroupCommit:
                     except Exception as err:  # this caller's error: the others' work stands
                         self.rollback_to(name)
                         piece.error = err
-                    self.release(name)
+                    # not released: the commit ends every savepoint, and a statement less a piece counts here
         except Exception as err:  # the commit failed, or a lone piece raised: nothing of the batch was recorded
             for piece in batch:
                 piece.error = piece.error or err

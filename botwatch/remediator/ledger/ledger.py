@@ -25,6 +25,7 @@ from botwatch.remediator.ledger.schema import ADDED_COLUMNS, SCHEMA
 T = TypeVar("T")
 
 
+DELIVERIES_PER_INSERT = 500   # rows of one insert: 3,500 parameters, within SQLite's and PostgreSQL's limits
 RECHECK_AFTER = 2.0     # seconds: a copy of an incident whose last look found nothing to do looks again after this
 
 
@@ -37,9 +38,11 @@ class Ledger:
         self._conn = PostgresConnection(str(target)) if is_url(target) else SqliteConnection(Path(target))
         self.path = self._conn.path          # the SQLite file; None for PostgreSQL
         self.dialect = self._conn.dialect
-        self._group = GroupCommit(self.transaction, lambda name: self._write(f"SAVEPOINT {name}"),
-                                  lambda name: self._write(f"RELEASE SAVEPOINT {name}"),
-                                  lambda name: self._write(f"ROLLBACK TO SAVEPOINT {name}"))
+        # deliveries recorded in a transaction wait for its commit and go in as one insert (ledger writes of an
+        # alert storm are a statement each, and each statement hands the GIL on: see record_delivery)
+        self._deliveries: list[tuple] = []
+        self._marks_at: dict[str, int] = {}      # savepoint -> how many deliveries were waiting when it was set
+        self._group = GroupCommit(self.transaction, self._savepoint, self._rollback_to)
         with self.transaction():
             for statement in SCHEMA.format(**self._conn.types).split(";"):
                 if statement.strip():
@@ -77,10 +80,24 @@ class Ledger:
             self._conn.begin()
             try:
                 yield
+                self._flush_deliveries()
             except BaseException:
+                self._deliveries.clear()
                 self._conn.end(commit=False)
                 raise
+            finally:
+                self._marks_at.clear()
             self._conn.end(commit=True)
+
+    def _savepoint(self, name: str) -> None:
+        """A savepoint in the transaction (never released: the commit ends them all, one statement less a
+        piece of group-committed work), with the deliveries waiting at it."""
+        self._write(f"SAVEPOINT {name}")
+        self._marks_at[name] = len(self._deliveries)
+
+    def _rollback_to(self, name: str) -> None:
+        self._write(f"ROLLBACK TO SAVEPOINT {name}")
+        del self._deliveries[self._marks_at[name]:]
 
     def grouped(self, work: Callable[[], T]) -> T:
         """`work` in a transaction shared with whatever other threads ask for at the same time, committed
@@ -103,8 +120,24 @@ class Ledger:
 
     def record_delivery(self, now: float, alertname: str, bot: str, status: str, fingerprint: str,
                         starts_at: str, note: str) -> None:
-        self._write("INSERT INTO deliveries (received_at, alertname, bot, status, fingerprint, starts_at, note) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)", (now, alertname, bot, status, fingerprint, starts_at, note))
+        """In a transaction, the row waits for its commit and goes in with the others (nothing reads deliveries
+        back in the transaction that writes them): one statement for a batch of deliveries."""
+        row = (now, alertname, bot, status, fingerprint, starts_at, note)
+        with self._lock:
+            if self._conn.in_transaction:
+                self._deliveries.append(row)
+            else:
+                self._insert_deliveries([row])
+
+    def _flush_deliveries(self) -> None:
+        rows, self._deliveries = self._deliveries, []
+        for start in range(0, len(rows), DELIVERIES_PER_INSERT):
+            self._insert_deliveries(rows[start:start + DELIVERIES_PER_INSERT])
+
+    def _insert_deliveries(self, rows: list[tuple]) -> None:
+        if rows:
+            self._write("INSERT INTO deliveries (received_at, alertname, bot, status, fingerprint, starts_at, note) "
+                        "VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(rows)), [v for row in rows for v in row])
 
     def open_incident(self, fingerprint: str, starts_at: str, alertname: str, bot: str, now: float,
                       began: float | None = None) -> bool:
@@ -125,12 +158,11 @@ class Ledger:
         key = (fingerprint, alertname, bot)
         start = began if began is not None else _epoch(starts_at)
         with self.transaction():
-            seen = self._one("SELECT resolved_at FROM incidents WHERE fingerprint = ? AND starts_at = ?",
-                             (fingerprint, starts_at))
-            if seen:
-                return seen["resolved_at"] is None and _nothing_done(self._open_actions(key), now)
-            boundary, ended = self._marks(key)
-            actions = self._open_actions(key)
+            actions = self._look(key, starts_at)
+            if actions["seen"]:
+                return bool(actions["seen_open"]) and _nothing_done(actions, now)
+            boundary, ended = (None if value is None else json.loads(value)
+                               for value in (actions["boundary"], actions["ended"]))
             # a late copy of an incident already closed: one that started before a later incident's actions
             # had finished (`_superseded`), or, with no incident open, before the last episode ended (its
             # endsAt: episodes of one alert never overlap; endsAt and startsAt are both Prometheus'
@@ -153,26 +185,25 @@ class Ledger:
                         "VALUES (?, ?, ?, ?, ?)", (fingerprint, starts_at, alertname, bot, now))
             return acts
 
-    def _marks(self, key: tuple[str, str, str]) -> tuple[float | None, float | None]:
-        """The alert's boundary (`_superseded`) and when its last resolved episode ended, in one read."""
-        rows = self._read("SELECT key, value FROM kv WHERE key IN (?, ?)", (_boundary_key(key), _ended_key(key)))
-        found = {row["key"]: json.loads(row["value"]) for row in rows}
-        return found.get(_boundary_key(key)), found.get(_ended_key(key))
+    def _look(self, key: tuple[str, str, str], starts_at: str) -> dict:
+        """Everything open_incident decides on, in one statement: whether this copy was seen (`seen`) and is
+        unresolved (`seen_open`), the alert's boundary (`_superseded`), when its last resolved episode ended,
+        and its open incident's actions (`_open_actions`). Under a storm each statement hands the GIL to
+        another thread: three statements an alert became one."""
+        fingerprint = key[0]
+        return self._one(
+            "SELECT EXISTS (SELECT 1 FROM incidents WHERE fingerprint = ? AND starts_at = ?) AS seen, "
+            "EXISTS (SELECT 1 FROM incidents WHERE fingerprint = ? AND starts_at = ? AND resolved_at IS NULL) "
+            "AS seen_open, (SELECT value FROM kv WHERE key = ?) AS boundary, "
+            "(SELECT value FROM kv WHERE key = ?) AS ended, " + _OPEN_ACTIONS,
+            (fingerprint, starts_at, fingerprint, starts_at, _boundary_key(key), _ended_key(key)) + key + key)
 
     def _open_actions(self, key: tuple[str, str, str]) -> dict:
         """Whether the alert has an open incident (`open`), and its actions (those of its copies' startsAt),
         summed in one query
         that goes from the alert's actions (a few) to their copies (by the primary key), never the other
         way: a storm gives an incident hundreds of copies, and reading them per delivery halved the webhook."""
-        return self._one(
-            "SELECT EXISTS (SELECT 1 FROM incidents WHERE fingerprint = ? AND alertname = ? AND bot = ? "
-            "AND resolved_at IS NULL) AS open, "
-            "COUNT(*) AS n, SUM(CASE WHEN state = 'done' AND outcome IN ('skipped', 'held', 'cancelled', "
-            "'expired') THEN 1 ELSE 0 END) AS idle, MAX(CASE WHEN outcome = 'skipped' THEN finished_at END) AS last, "
-            "SUM(CASE WHEN state <> 'done' THEN 1 ELSE 0 END) AS pending, MAX(finished_at) AS finished "
-            "FROM actions a WHERE fingerprint = ? AND alertname = ? AND bot = ? AND EXISTS (SELECT 1 FROM incidents i "
-            "WHERE i.fingerprint = a.fingerprint AND i.starts_at = a.starts_at AND i.alertname = a.alertname "
-            "AND i.bot = a.bot AND i.resolved_at IS NULL)", key + key)
+        return self._one("SELECT " + _OPEN_ACTIONS, key + key)
 
     def _open_copies(self, key: tuple[str, str, str]) -> list[str]:
         """The startsAt of every copy of the alert's open incident (none when no incident is open)."""
@@ -413,6 +444,18 @@ class Ledger:
     def put(self, key: str, value) -> None:
         self._write("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                     (key, json.dumps(value)))
+
+
+# an alert's open incident and its actions (Ledger._open_actions), the select list's end; parameters: its key twice
+_OPEN_ACTIONS = (
+    "EXISTS (SELECT 1 FROM incidents WHERE fingerprint = ? AND alertname = ? AND bot = ? "
+    "AND resolved_at IS NULL) AS open, "
+    "COUNT(*) AS n, SUM(CASE WHEN state = 'done' AND outcome IN ('skipped', 'held', 'cancelled', "
+    "'expired') THEN 1 ELSE 0 END) AS idle, MAX(CASE WHEN outcome = 'skipped' THEN finished_at END) AS last, "
+    "SUM(CASE WHEN state <> 'done' THEN 1 ELSE 0 END) AS pending, MAX(finished_at) AS finished "
+    "FROM actions a WHERE fingerprint = ? AND alertname = ? AND bot = ? AND EXISTS (SELECT 1 FROM incidents i "
+    "WHERE i.fingerprint = a.fingerprint AND i.starts_at = a.starts_at AND i.alertname = a.alertname "
+    "AND i.bot = a.bot AND i.resolved_at IS NULL)")
 
 
 def _nothing_done(actions: dict, now: float | None) -> bool:
