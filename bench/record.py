@@ -70,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         commit, dirty = git("rev-parse", args.commit), False
         lines = Path(args.source).read_text().splitlines()
     else:
-        commit, dirty = git("rev-parse", "HEAD"), bool(git("status", "--porcelain", "--untracked-files=no"))
+        # what the benches keep is not the code they measure: `make bench` runs one after another, and each
+        # finds the one before it kept its lines
+        commit, dirty = git("rev-parse", "HEAD"), bool(git("status", "--porcelain", "--untracked-files=no", "--",
+                                                           ".", ":(exclude)bench/results"))
         run = subprocess.run([sys.executable, "-m", args.module, *rest], cwd=ROOT, stdout=subprocess.PIPE, text=True)
         sys.stdout.write(run.stdout)
         if run.returncode != 0:
