@@ -210,10 +210,36 @@ class Bot(Strict):
         return f"health_endpoint={self.health_endpoint}"
 
 
+class CommandAllow(Strict):
+    chats: list[int] = Field(default_factory=list)     # chat ids: every member of such a chat may command
+    users: list[int] = Field(default_factory=list)     # user ids: these people, in their private chat or an allowed one
+
+
+class TelegramCommands(Strict):
+    """Commands read from the bot's chats (the Bot API's getUpdates, long polling: no public URL needed)."""
+    enabled: bool = False
+    allow: CommandAllow = Field(default_factory=CommandAllow)
+    poll_timeout: PositiveDuration = 25.0      # one getUpdates waits this long for a message
+
+    @model_validator(mode="after")
+    def _someone_may_command(self):
+        if self.enabled and not (self.allow.chats or self.allow.users):
+            raise ValueError("allow: name at least one chat id (allow.chats) or user id (allow.users): "
+                             "commands from anyone else are never answered")
+        return self
+
+
 class Telegram(Strict):
     bot_token_file: Path | None = None
     chat_id: ChatIds = None
     api_url: HttpUrl = "https://api.telegram.org"
+    commands: TelegramCommands = Field(default_factory=TelegramCommands)
+
+    @model_validator(mode="after")
+    def _commands_need_the_bot(self):
+        if self.commands.enabled and not self.bot_token_file:
+            raise ValueError("commands.enabled needs bot_token_file: the commands are read through that bot")
+        return self
 
     @property
     def chat_ids(self) -> list[int | str]:

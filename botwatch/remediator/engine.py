@@ -60,6 +60,7 @@ class Remediator(ServiceLoop):
         self.runner.intent = self.stops.check
         self.runner.after = self.stops.look_after          # the first look after a start, at once
         self.maintenance = MaintenanceWindows(config, self.pauses, clock)
+        self.commands = self._commands(worker, clock)
         self._upkept = 0.0
         self._upkeeping = threading.Lock()
         if self.ledger.dialect == "sqlite":     # this remediator owns the file: what ran here when it died runs again
@@ -79,7 +80,28 @@ class Remediator(ServiceLoop):
         finally:
             self._upkeeping.release()
 
+    def _commands(self, worker: str, clock):
+        """The Telegram commands' poller, when `telegram.commands.enabled` (and the bot's token could be read)."""
+        if not self.config.telegram.commands.enabled:
+            return None
+        if not self.notifier.token:
+            log.error("telegram.commands: no bot token could be read from telegram.bot_token_file: no commands")
+            return None
+        from botwatch.remediator.talk.botapi import BotApi
+        from botwatch.remediator.talk.desk import Desk
+        from botwatch.remediator.talk.poller import Poller
+        api = BotApi(self.config.telegram.api_url, self.notifier.token)
+        desk = Desk(self.config, self, api, clock)
+        return Poller(api, desk.handle, self.ledger, worker, self.config.telegram.commands.poll_timeout, clock)
+
+    def start(self) -> None:
+        super().start()
+        if self.commands is not None:
+            self.commands.start()
+
     def stop(self, wait: bool = True) -> None:
+        if self.commands is not None:
+            self.commands.stop()
         super().stop()
         self._pool.shutdown(wait=wait, cancel_futures=True)
 

@@ -209,3 +209,14 @@ def test_replay_on_a_freqtrade_bot_is_refused_with_the_reason():
     assert problem.startswith("bots[0] (ok): replay is not for preset: freqtrade") and "fill" in problem
     for fine in (bot(preset="hummingbot", replay=replay, log_file="hb.log"), bot(replay=replay)):
         assert config_from_mapping({"bots": [fine]}).bots[0].replay.exchange == "binance"
+
+
+def test_telegram_commands_need_someone_allowed_and_the_bot_s_token():
+    no_one = problems({"bots": [bot()], "telegram": {"bot_token_file": "t", "commands": {"enabled": True}}})
+    assert len(no_one) == 1 and no_one[0].startswith("telegram.commands:") and "allow.users" in no_one[0]
+    no_token = problems({"bots": [bot()], "telegram": {"commands": {"enabled": True, "allow": {"users": [42]}}}})
+    assert len(no_token) == 1 and "bot_token_file" in no_token[0]
+    assert problems({"bots": [bot()], "telegram": {"commands": {"enabled": True, "allow": {"chats": ["x"]}}}})
+    ok = config_from_mapping({"bots": [bot()], "telegram": {"bot_token_file": "t",
+                                                            "commands": {"enabled": True, "allow": {"chats": [-100]}}}})
+    assert ok.telegram.commands.allow.chats == [-100] and ok.telegram.commands.poll_timeout == 25

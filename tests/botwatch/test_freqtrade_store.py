@@ -160,6 +160,10 @@ def test_a_write_in_the_same_clock_tick_as_the_last_read_is_not_missed(freqtrade
     a check can leave the database's stat exactly as that check saw it. Seen as a flaky WAL test under load:
     the last trades' profit never counted. A stat that recent is not trusted: the store reads again."""
     path, _ = freqtrade_db("ft.sqlite", "--closed", "10", "--open", "2")
+    # the running bot's own connection: while one is open, closing another leaves the -wal file in place
+    # (the last one to close deletes it, and the stat of a file that went is no longer "the same")
+    keeper = sqlite3.connect(path, isolation_level=None)
+    keeper.execute("SELECT 1 FROM trades LIMIT 1").fetchall()
     with closing(sqlite3.connect(path, isolation_level=None)) as db:
         db.execute("UPDATE trades SET realized_profit = 1.0 WHERE is_open")
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -175,6 +179,7 @@ def test_a_write_in_the_same_clock_tick_as_the_last_read_is_not_missed(freqtrade
         {p: (st.st_size, st.st_mtime_ns) for p, st in stamps.items()}
     realized = store.summary().realized
     store.collect()
+    keeper.close()
     assert before.valid and store.summary().realized == pytest.approx(realized + 2 * (3.0 - 1.0))
 
 

@@ -304,3 +304,26 @@ def test_a_stop_an_agent_saw_on_its_host_becomes_the_bots_hold_and_ends_when_its
     assert len(told) == 1 and "stopped by its operator" in told[0]
     call(client, "post", "/agent/poll", {**poll, "up": ["far-bot"]})
     assert engine.pauses.active() == []
+
+
+def test_the_upkeep_running_while_a_pause_is_made_does_not_make_its_silence_twice(tmp_path, am_cluster, engine_factory):
+    """The upkeep's sync makes the silences Alertmanager missed: one that runs between a pause's hold and its
+    silence (the upkeep runs in the pool, at a remediator's start and every minute) must not make a second."""
+    import threading
+    [am] = am_cluster(1)
+    engine, _ = engine_with(engine_factory, tmp_path, [am])
+    create, syncs = engine.pauses.silences.create, []
+
+    def create_while_the_upkeep_runs(*args, **kwargs):
+        if not syncs:
+            syncs.append(threading.Thread(target=engine.pauses.sync, kwargs={"force": True}))
+            syncs[0].start()
+            syncs[0].join(timeout=2)      # without the lock it is done by now, with its own silence
+        return create(*args, **kwargs)
+
+    engine.pauses.silences.create = create_while_the_upkeep_runs
+    code, answer = call(client_for(engine), "post", "/pause", {"bots": ["doge-long"], "for": "1h", "reason": "r"})
+    assert code == 200, answer
+    syncs[0].join(timeout=10)
+    assert not syncs[0].is_alive()
+    assert len(silences(am)) == 1

@@ -133,10 +133,12 @@ class Pauses:
         now = self.clock()
         made = []
         for kind, target in scope.targets(together):
-            pause = self.holds.add(kind, target, reason, comment.strip(), who, since or now, until, occurrence)
-            if pause is None:
-                continue               # this occurrence was made already (by the other remediator)
-            made.append(self._silence(pause))
+            with self._lock:           # the upkeep's sync must not find it without its silence and make one too
+                pause = self.holds.add(kind, target, reason, comment.strip(), who, since or now, until, occurrence)
+                if pause is None:
+                    continue           # this occurrence was made already (by the other remediator)
+                pause = self._silence(pause)
+            made.append(pause)
             bots = self.covered(pause)
             cancelled = sum(self.ledger.cancel_queued(bot, now, f"cancelled: {self.says(pause)}") for bot in bots)
             detail = f"{self.says(pause)}" + (f"; {cancelled} queued job(s) cancelled" if cancelled else "")
@@ -202,7 +204,10 @@ class Pauses:
             elif pause.reason == "operator_stop":
                 continue
             elif pause.silence_id is None:
-                self._silence(pause)
+                with self._lock:       # made meanwhile by pause(), here or (found by its mark) by the other replica
+                    fresh = self.holds.find(pause.id)
+                    if fresh is not None and fresh.silence_id is None and fresh.ended_at is None:
+                        self._silence(fresh, look_first=True)
             else:
                 try:
                     state = self.silences.state(pause.silence_id)
@@ -211,7 +216,7 @@ class Pauses:
                 if state == "expired":      # expired by hand: the operator ended it there
                     self.end(pause, now, "its silence was expired in Alertmanager")
 
-    def _silence(self, pause: Pause) -> Pause:
+    def _silence(self, pause: Pause, look_first: bool = False) -> Pause:
         if pause.reason == "operator_stop":
             return pause               # the rules keep its alerts quiet (tradingbot_paused)
         matcher = pause.matcher or MATCH_ALL
@@ -219,7 +224,7 @@ class Pauses:
         comment = f"{pause.comment} (botwatch {pause.reason} {mark} by {pause.who})"
         ends = pause.until if pause.until is not None else self.clock() + FOREVER
         try:
-            found = self.silences.find(mark) if pause.occurrence else None
+            found = self.silences.find(f" {mark} by ") if pause.occurrence or look_first else None
             silence_id = found["id"] if found else self.silences.create([matcher], pause.since, ends, comment)
         except SilenceError as err:
             log.warning("pause %d: no silence yet (%s); the hold stands, tried again in %gs", pause.id, err, SYNC_EVERY)

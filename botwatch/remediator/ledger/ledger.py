@@ -249,6 +249,11 @@ class Ledger:
         # an episode cannot end before it began: one that did ended before the open incident's first copy
         return ends_at is not None and _epoch(ends_at) < min(_epoch(copy) for copy in copies)
 
+    def open_incidents(self, bot: str) -> list[str]:
+        """The alerts with an incident open for the bot, by name."""
+        return [row["alertname"] for row in self._read(
+            "SELECT DISTINCT alertname FROM incidents WHERE bot = ? AND resolved_at IS NULL ORDER BY alertname", (bot,))]
+
     def incident_open(self, fingerprint: str | None, starts_at: str | None) -> bool:
         """Whether the incident this copy belongs to is still open (any copy of it unresolved)."""
         rows = self._read("SELECT b.resolved_at FROM incidents a JOIN incidents b ON b.fingerprint = a.fingerprint "
