@@ -100,12 +100,18 @@ class TelegramStandIn:
             self._changed.notify_all()
             return update["update_id"]
 
-    def say(self, text: str, chat: int = 42, user: int = 42, username: str = "ana", chat_type: str | None = None) -> int:
-        """A user's message to the bot (a private chat when chat == user); its update_id."""
-        return self._push({"message": {"message_id": next(self._message_ids), "date": int(time.time()), "text": text,
-                                       "chat": {"id": chat, "type": chat_type or ("private" if chat == user else "group")},
-                                       "from": {"id": user, "is_bot": False, "first_name": username,
-                                                "username": username}}})
+    def say(self, text: str, chat: int = 42, user: int = 42, username: str = "ana", chat_type: str | None = None,
+            reply_to: str | None = None) -> int:
+        """A user's message to the bot (a private chat when chat == user), or their reply to a message of the
+        bot's whose text (as Telegram gives it back: plain, no markup) is `reply_to`; its update_id."""
+        chat_info = {"id": chat, "type": chat_type or ("private" if chat == user else "group")}
+        message = {"message_id": next(self._message_ids), "date": int(time.time()), "text": text, "chat": chat_info,
+                   "from": {"id": user, "is_bot": False, "first_name": username, "username": username}}
+        if reply_to is not None:
+            message["reply_to_message"] = {"message_id": next(self._message_ids), "date": int(time.time()),
+                                           "chat": chat_info, "text": reply_to,
+                                           "from": {"id": 123456, "is_bot": True, "first_name": "botwatch"}}
+        return self._push({"message": message})
 
     def press(self, message: dict, data: str, user: int = 42, username: str = "ana") -> int:
         """A press on a button of a message the bot sent (as `messages()` lists it)."""

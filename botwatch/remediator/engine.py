@@ -18,6 +18,7 @@ from botwatch.core.loop import ServiceLoop
 from botwatch.remediator.actions.intake import Intake
 from botwatch.remediator.actions.runner import LocalJobs, Outcomes
 from botwatch.remediator.executor import Records, build_executor
+from botwatch.remediator.intent.acks import Acks
 from botwatch.remediator.intent.maintenance import MaintenanceWindows
 from botwatch.remediator.intent.pauses import SYNC_EVERY, Pauses
 from botwatch.remediator.intent.stops import StopWatch
@@ -60,6 +61,7 @@ class Remediator(ServiceLoop):
         self.runner.intent = self.stops.check
         self.runner.after = self.stops.look_after          # the first look after a start, at once
         self.maintenance = MaintenanceWindows(config, self.pauses, clock)
+        self.acks = Acks(self.ledger, self.pauses.silences, self.opslog, clock)
         self.commands = self._commands(worker, clock)
         self._upkept = 0.0
         self._upkeeping = threading.Lock()
@@ -75,6 +77,7 @@ class Remediator(ServiceLoop):
         try:
             self.maintenance.tick()
             self.pauses.sync(force=True)
+            self.acks.sync()
         except Exception:  # the ledger away: the next round tries again
             log.exception("pauses and maintenance windows: upkeep failed")
         finally:

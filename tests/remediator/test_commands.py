@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 
@@ -58,10 +59,10 @@ def answers(telegram, chat: int = ANA) -> list[dict]:
     return [m for m in telegram.messages() if int(m["chat_id"]) == chat]
 
 
-def answer_to(telegram, text: str, chat: int = ANA) -> dict:
+def answer_to(telegram, text: str, chat: int = ANA, reply_to: str | None = None) -> dict:
     """Say `text` and wait for the bot's next answer in that chat."""
     seen = len(answers(telegram, chat))
-    telegram.say(text, chat=chat, user=chat)
+    telegram.say(text, chat=chat, user=chat, reply_to=reply_to)
     wait_for(lambda: len(answers(telegram, chat)) > seen, timeout=20, what=f"an answer to {text!r}")
     return answers(telegram, chat)[seen]
 
@@ -233,3 +234,36 @@ def test_of_two_remediators_on_one_ledger_one_polls_and_the_other_takes_over_whe
             replica.kill()
             replica.wait(timeout=10)
         ledger.close()
+
+
+def test_ack_as_a_reply_to_an_alert_silences_it_until_it_resolves(tmp_path, telegram, am_cluster, engine_factory):
+    """/ack replying to Alertmanager's notice: a silence on that alert (its name and bot), which botwatch ends
+    once Alertmanager holds the alert no more, not at a time guessed in advance."""
+    from datetime import datetime, timedelta, timezone
+    [am] = am_cluster(1)
+    engine, _ = engine_for(engine_factory, commands_config(tmp_path, telegram.url, [am]))
+    labels = {"alertname": "TradingBotDownCritical", "bot": "doge-long", "severity": "critical"}
+
+    def post_alert(ends: datetime) -> None:
+        request = urllib.request.Request(f"{am}/api/v2/alerts", method="POST", headers={"Content-Type": "application/json"},
+                                         data=json.dumps([{"labels": labels, "endsAt": ends.isoformat()}]).encode())
+        urllib.request.urlopen(request, timeout=10).read()
+
+    post_alert(datetime.now(timezone.utc) + timedelta(hours=1))
+    notice = "🔥 FIRING TradingBotDownCritical · doge-long\nA trading bot has been down for more than 5 minutes.\n" \
+             "bot: doge-long · severity: critical · runbook"
+    assert "reply with /ack" in answer_to(telegram, "/ack")["text"]
+    assert "not one of Alertmanager's alerts" in answer_to(
+        telegram, "/ack", reply_to="🔧 doge-long was down; restarted and verified up in 0s (attempt 1/4).")["text"]
+    assert "acknowledged: silenced until it resolves" in answer_to(telegram, "/ack", reply_to=notice)["text"]
+    [silence] = silences(am)
+    assert sorted((m["name"], m["value"]) for m in silence["matchers"]) == [
+        ("alertname", "TradingBotDownCritical"), ("bot", "doge-long")]
+    wait_for(lambda: json.loads(http_get(f"{am}/api/v2/alerts?silenced=true"))[0]["status"]["silencedBy"]
+             == [silence["id"]], timeout=10, what="the alert silenced")
+
+    engine.upkeep()                       # still firing: the silence stays
+    assert [s["id"] for s in silences(am)] == [silence["id"]]
+    post_alert(datetime.now(timezone.utc) - timedelta(seconds=1))          # resolved
+    wait_for(lambda: (engine.upkeep(), silences(am))[1] == [], timeout=20, what="the silence ended with the alert")
+    assert "its silence ended" in (tmp_path / "data" / "memory" / "bot-operations.md").read_text()

@@ -73,6 +73,13 @@ class Silences:
         answer = self._call("GET", f"silence/{silence_id}")
         return (answer or {}).get("status", {}).get("state")
 
+    def firing(self, labels: dict[str, str]) -> bool:
+        """Whether Alertmanager holds an unresolved alert with these labels (silenced ones included)."""
+        filters = [f'{name}="{value}"' for name, value in labels.items()]
+        answer = self._call("GET", "alerts", params={"active": "true", "silenced": "true", "inhibited": "true",
+                                                     "unprocessed": "true", "filter": filters})
+        return bool(answer)
+
     def find(self, comment_mark: str) -> dict | None:
         """An active or pending silence by botwatch whose comment contains `comment_mark`."""
         for silence in self._call("GET", "silences") or []:

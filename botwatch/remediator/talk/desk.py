@@ -8,15 +8,19 @@ generic answer an hour per chat, and its ids in the log.
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Callable
 
+from botwatch.core import mixin
 from botwatch.core.config import Config
 from botwatch.core.units import parse_duration
 from botwatch.remediator.actions.runner import deadline_for
 from botwatch.remediator.intent.pauses import PauseError, Scope, hhmm
+from botwatch.remediator.intent.silences import SilenceError
 from botwatch.remediator.tell.notifier import escape
 from botwatch.remediator.tell.report import PrometheusAPI, collect
 
@@ -32,6 +36,7 @@ HELP = """<b>botwatch</b> commands
 /restart BOT — restart it through its playbook (asks first)
 /reset BOT — close its circuit, forget past restarts
 /report — today's report, now
+/ack — as a reply to an alert: silence it until it resolves
 /help — this"""
 
 
@@ -87,7 +92,7 @@ class Desk:
             return self._say(asker.chat, f"No command /{escape(command[:32])}. /help lists them.",
                              message.get("message_id"))
         try:
-            outcome, bot, text, buttons = handler(self, asker, words[1:])
+            outcome, bot, text, buttons = handler(self, asker, words[1:], message)
         except PauseError as err:
             outcome, bot, text, buttons = "refused", "", f"⚠️ {escape(err)}", None
         self._record(asker, bot, f"/{command} {' '.join(words[1:])[:200]}".strip(), outcome)
@@ -116,10 +121,10 @@ class Desk:
 
     # -- the commands: each returns (outcome, bot, answer, buttons) -----------------------------------------
 
-    def help(self, asker: Asker, words: list[str]):
+    def help(self, asker: Asker, words: list[str], message: dict):
         return "success", "", HELP, None
 
-    def status(self, asker: Asker, words: list[str]):
+    def status(self, asker: Asker, words: list[str], message: dict):
         if words:
             return self._status_of(self._bot(words, "/status BOT"))
         lines, unknown = self._lines()
@@ -149,7 +154,7 @@ class Desk:
         text += [f"⚠️ {escape(u)}" for u in unknown]
         return "success", bot.name, "\n".join(text), None
 
-    def pause(self, asker: Asker, words: list[str]):
+    def pause(self, asker: Asker, words: list[str], message: dict):
         bot = self._bot(words, "/pause BOT [2h] [reason]")
         rest, until = words[1:], None
         if rest and _duration(rest[0]) is not None:
@@ -159,24 +164,24 @@ class Desk:
         [made] = self.r.pauses.pause(Scope((bot.name,)), until, reason, f"telegram:{asker.name}")
         return "success", bot.name, f"⏸ {escape(bot.name)}: {escape(self.r.pauses.says(made))}", None
 
-    def resume(self, asker: Asker, words: list[str]):
+    def resume(self, asker: Asker, words: list[str], message: dict):
         bot = self._bot(words, "/resume BOT")
         ended = self.r.pauses.resume(Scope((bot.name,)), f"telegram:{asker.name}")
         if not ended:
             return "noop", bot.name, f"{escape(bot.name)} was not paused.", None
         return "success", bot.name, f"▶️ {escape(bot.name)} is botwatch's again.", None
 
-    def reset(self, asker: Asker, words: list[str]):
+    def reset(self, asker: Asker, words: list[str], message: dict):
         bot = self._bot(words, "/reset BOT")
         self.r.intake.reset(bot.name)
         return "success", bot.name, f"{escape(bot.name)}: circuit closed, restart count reset.", None
 
-    def report(self, asker: Asker, words: list[str]):
+    def report(self, asker: Asker, words: list[str], message: dict):
         sent = self.r.periodic.send_report()
         return (("success", "", "Today's report is sent to botwatch's chats.", None) if sent else
                 ("failed", "", "⚠️ The report could not be built or sent: see the operations log.", None))
 
-    def restart(self, asker: Asker, words: list[str]):
+    def restart(self, asker: Asker, words: list[str], message: dict):
         bot = self._bot(words, "/restart BOT")
         nonce = secrets.token_hex(8)
         self.r.ledger.put(_confirm_key(nonce), {"bot": bot.name, "chat": asker.chat, "user": asker.user,
@@ -184,6 +189,31 @@ class Desk:
         return ("asked", bot.name, f"Restart <b>{escape(bot.name)}</b>? It goes through its playbook: a bot that is up "
                 f"is left alone, and backoff, circuit and pauses apply.",
                 [(f"Restart {bot.name}", f"restart:{nonce}"), ("Cancel", f"cancel:{nonce}")])
+
+    def ack(self, asker: Asker, words: list[str], message: dict):
+        """Silence the alert a notice is about (the notice replied to) until it resolves."""
+        replied = message.get("reply_to_message")
+        text = replied.get("text") if isinstance(replied, dict) else None
+        if not isinstance(text, str):
+            raise PauseError("reply with /ack to the alert's message")
+        found = NOTICE.match(text)
+        if found is None or found.group("alertname") not in alert_names():
+            raise PauseError("that message is not one of Alertmanager's alerts: nothing to silence")
+        labels = {"alertname": found.group("alertname")}
+        bot = self.config.bot(found.group("bot")) if found.group("bot") else None
+        if found.group("bot") and bot is None:
+            raise PauseError(f"no bot {found.group('bot')[:64]!r} in the config")
+        if bot is not None:
+            labels["bot"] = bot.name
+        what = " · ".join(labels.values())
+        if found.group("status") != "FIRING":
+            return "noop", labels.get("bot", ""), f"{escape(what)} has resolved: nothing to silence.", None
+        try:
+            silence = self.r.acks.ack(labels, f"telegram:{asker.name}")
+        except SilenceError as err:
+            raise PauseError(f"Alertmanager did not take the silence: {err}") from None
+        return ("success", labels.get("bot", ""), f"🔕 {escape(what)} acknowledged: silenced until it resolves "
+                f"(silence {escape(silence[:8])}).", None)
 
     # -- the restart's button ----------------------------------------------------------------------------------
 
@@ -262,7 +292,15 @@ class Desk:
 
 COMMANDS: dict[str, Callable] = {"help": Desk.help, "start": Desk.help, "status": Desk.status, "pause": Desk.pause,
                                  "resume": Desk.resume, "reset": Desk.reset, "restart": Desk.restart,
-                                 "report": Desk.report}
+                                 "report": Desk.report, "ack": Desk.ack}
+# an alert's notice as Telegram gives it back (plain text of botwatch's telegram.tmpl): "🔥 FIRING Name · bot"
+NOTICE = re.compile(r"^\S*\s*(?P<status>FIRING|RESOLVED)\s+(?P<alertname>[A-Za-z_][A-Za-z0-9_]*)"
+                    r"(?:\s+·\s+(?P<bot>[^\s·]+))?")
+
+
+@functools.cache
+def alert_names() -> frozenset[str]:
+    return frozenset(rule["alert"] for rule in mixin.alert_rules(mixin.CONFIG))
 
 
 def _asker(chat, user) -> Asker | None:
