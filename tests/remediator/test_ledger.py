@@ -261,3 +261,43 @@ def test_a_delivery_that_fails_is_rolled_back_alone(pair):
     assert errors == ["a bug in one delivery"]
     bots = sorted(row["bot"] for row in ledger._read("SELECT bot FROM deliveries"))
     assert bots == ["good-1", "good-2"]
+
+
+def test_a_batch_whose_commit_is_interrupted_fails_every_caller_none_returns_as_recorded(pair):
+    """A BaseException (SystemExit, KeyboardInterrupt) is not caught by the batch's own error handling: the
+    other callers of that batch must get an error, not a result as if their work were committed."""
+    import time
+    ledger, other = pair
+    ready, release, outcomes = threading.Event(), threading.Event(), {}
+
+    def slow_first():                  # leads the first batch, so the next two queue together behind it
+        ready.set()
+        release.wait(10)
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    def deliver(name, fn):
+        try:
+            ledger.grouped(fn)
+            outcomes[name] = "returned"
+        except BaseException as err:  # noqa: B036 - what each caller saw is the point
+            outcomes[name] = type(err).__name__
+
+    threads = [threading.Thread(target=deliver, args=("first", slow_first))]
+    threads[0].start()
+    ready.wait(10)
+    for name, fn in (("interrupted", interrupted),
+                     ("good", lambda: ledger.record_delivery(1.0, "A", "good", "firing", "fp", STARTS, "x"))):
+        threads.append(threading.Thread(target=deliver, args=(name, fn)))
+        threads[-1].start()
+        deadline = time.monotonic() + 10
+        while len(ledger._group._queue) < len(threads) - 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert len(ledger._group._queue) == 2
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert outcomes["first"] == "returned" and outcomes["interrupted"] == "KeyboardInterrupt"
+    recorded = bool(other._read("SELECT bot FROM deliveries WHERE bot = 'good'"))
+    assert not recorded and outcomes["good"] == "RuntimeError"

@@ -55,9 +55,14 @@ class GroupCommit:
     def _lead(self, leader: _Work) -> None:
         with self._mutex:
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+        committed = False
         try:
             self._commit(batch)
+            committed = True
         finally:
+            if not committed:         # a BaseException (the interpreter stopping) went through: nothing is recorded
+                for piece in batch:
+                    piece.error = piece.error or RuntimeError("not recorded: the commit was interrupted")
             with self._mutex:
                 self.batches += 1
                 self.pieces += len(batch)
