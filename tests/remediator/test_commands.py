@@ -267,3 +267,15 @@ def test_ack_as_a_reply_to_an_alert_silences_it_until_it_resolves(tmp_path, tele
     post_alert(datetime.now(timezone.utc) - timedelta(seconds=1))          # resolved
     wait_for(lambda: (engine.upkeep(), silences(am))[1] == [], timeout=20, what="the silence ended with the alert")
     assert "its silence ended" in (tmp_path / "data" / "memory" / "bot-operations.md").read_text()
+
+
+def test_a_fleet_s_status_comes_in_pieces_telegram_takes(tmp_path, telegram, engine_factory):
+    """Telegram refuses a message over 4,096 characters: /status for 120 bots is cut at lines into several."""
+    names = [f"bot-with-a-rather-long-name-{n:03d}" for n in range(120)]
+    engine, _ = engine_for(engine_factory, commands_config(tmp_path, telegram.url, ["http://127.0.0.1:9"], bots=names))
+    answer_to(telegram, "/status")
+    wait_for(lambda: "⚠️" in answers(telegram)[-1]["text"], timeout=20, what="the last piece")
+    pieces = answers(telegram)
+    assert len(pieces) >= 2 and all(len(p["text"]) <= 4096 for p in pieces)
+    assert all(any(f"<b>{name}</b>" in p["text"] for p in pieces) for name in names)
+    assert telegram.errors == []

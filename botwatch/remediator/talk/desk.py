@@ -21,7 +21,7 @@ from botwatch.core.units import parse_duration
 from botwatch.remediator.actions.runner import deadline_for
 from botwatch.remediator.intent.pauses import PauseError, Scope, hhmm
 from botwatch.remediator.intent.silences import SilenceError
-from botwatch.remediator.tell.notifier import escape
+from botwatch.remediator.tell.notifier import LIMIT, escape, split_message
 from botwatch.remediator.tell.report import PrometheusAPI, collect
 
 log = logging.getLogger(__name__)
@@ -99,8 +99,12 @@ class Desk:
         self._say(asker.chat, text, message.get("message_id"), buttons)
 
     def _say(self, chat: int, text: str, reply_to: int | None = None, buttons=None) -> None:
+        """The answer, in pieces below Telegram's 4,096 characters (a fleet's /status is longer), cut at lines."""
+        pieces = split_message(text, LIMIT - 96)       # room for the tags a cut line leaves open
         try:
-            self.api.send(chat, text, reply_to, buttons)
+            for index, piece in enumerate(pieces):
+                last = index == len(pieces) - 1
+                self.api.send(chat, piece, reply_to if index == 0 else None, buttons if last else None)
         except Exception as err:  # the command is done and recorded; only its answer is lost
             log.error("telegram: the answer to chat %s was not delivered: %s", chat, err)
 
