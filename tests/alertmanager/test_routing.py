@@ -288,3 +288,24 @@ def test_an_alertmanager_pair_pages_one_host_outage_once_and_its_end_once(tmp_pa
         assert not [p for p in pages("host-3") if "host-1" in p], "host-1 came back: no page of host-3 lists it"
     finally:
         daemons.stop()
+
+
+def test_a_telegram_notice_read_back_as_telegram_gives_it_names_its_alert_and_bot_for_ack(
+        tmp_path, alertmanager, telegram):
+    """`/ack` is a reply to Alertmanager's message, which Telegram hands back as plain text (the HTML's
+    markup gone, its entities decoded): the desk must read the alert's name and bot from that text, as
+    the shipped template renders it."""
+    import html
+    import re as regex
+
+    from botwatch.remediator.talk.desk import NOTICE
+    url = alertmanager(rendered(tmp_path, telegram.url, "http://127.0.0.1:9", telegram.token))
+    post_alerts(url, [{"labels": {**labels_of("TradingBotDownCritical"), "bot": "doge-long"},
+                       "annotations": {"summary": "A trading bot has been down for more than 5 minutes.",
+                                       "description": "doge-long is down"}}])
+    wait_for(lambda: telegram.messages(), timeout=30, what="the notice")
+    plain = html.unescape(regex.sub(r"<[^>]+>", "", telegram.messages()[0]["text"]))
+    found = NOTICE.match(plain)
+    assert found is not None, plain
+    assert (found.group("status"), found.group("alertname"), found.group("bot")) == \
+        ("FIRING", "TradingBotDownCritical", "doge-long")
