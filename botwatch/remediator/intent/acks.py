@@ -43,8 +43,9 @@ class Acks:
         """End the silences of acknowledged alerts that resolved (or whose silence was expired by hand)."""
         for ack in self.ledger.get(ACKS_KEY) or []:
             try:
-                if self.silences.state(ack["silence"]) not in ("expired", None) and self.silences.firing(ack["labels"]):
-                    continue
+                state = self.silences.state(ack["silence"])
+                if state is None or (state != "expired" and self.silences.firing(ack["labels"])):
+                    continue            # no peer knows the silence yet (gossip), or the alert still fires
                 self.silences.expire(ack["silence"])
             except SilenceError as err:    # Alertmanager away: asked again at the next upkeep
                 log.warning("ack of %s: %s", ack["labels"], err)

@@ -188,7 +188,7 @@ class Ledger:
     def _look(self, key: tuple[str, str, str], starts_at: str) -> dict:
         """Everything open_incident decides on, in one statement: whether this copy was seen (`seen`) and is
         unresolved (`seen_open`), the alert's boundary (`_superseded`), when its last resolved episode ended,
-        and its open incident's actions (`_open_actions`). Under a storm each statement hands the GIL to
+        and its open incident's actions. Under a storm each statement hands the GIL to
         another thread: three statements an alert became one."""
         fingerprint = key[0]
         return self._one(
@@ -197,13 +197,6 @@ class Ledger:
             "AS seen_open, (SELECT value FROM kv WHERE key = ?) AS boundary, "
             "(SELECT value FROM kv WHERE key = ?) AS ended, " + _OPEN_ACTIONS,
             (fingerprint, starts_at, fingerprint, starts_at, _boundary_key(key), _ended_key(key)) + key + key)
-
-    def _open_actions(self, key: tuple[str, str, str]) -> dict:
-        """Whether the alert has an open incident (`open`), and its actions (those of its copies' startsAt),
-        summed in one query
-        that goes from the alert's actions (a few) to their copies (by the primary key), never the other
-        way: a storm gives an incident hundreds of copies, and reading them per delivery halved the webhook."""
-        return self._one("SELECT " + _OPEN_ACTIONS, key + key)
 
     def _open_copies(self, key: tuple[str, str, str]) -> list[str]:
         """The startsAt of every copy of the alert's open incident (none when no incident is open)."""
@@ -451,7 +444,10 @@ class Ledger:
                     (key, json.dumps(value)))
 
 
-# an alert's open incident and its actions (Ledger._open_actions), the select list's end; parameters: its key twice
+# the select list's end (Ledger._look): whether the alert has an open incident (`open`), and its actions (those of
+# its copies' startsAt) summed, going from the alert's actions (a few) to their copies (by the primary key), never
+# the other way: a storm gives an incident hundreds of copies, and reading them per delivery halved the webhook.
+# Parameters: the alert's key twice.
 _OPEN_ACTIONS = (
     "EXISTS (SELECT 1 FROM incidents WHERE fingerprint = ? AND alertname = ? AND bot = ? "
     "AND resolved_at IS NULL) AS open, "

@@ -132,18 +132,21 @@ class Desk:
         if words:
             return self._status_of(self._bot(words, "/status BOT"))
         lines, unknown = self._lines()
-        rows = [f"{_state_icon(line, self._held(line.bot))} <b>{escape(line.bot)}</b> "
-                f"{escape(self._state(line))} · 24 h {_pct(line.uptime)} · P&amp;L {_money(line.pnl)}"
-                f"{self._last(line.bot)}" for line in lines]
+        rows = []
+        for line in lines:
+            held, last = self.r.pauses.holding(line.bot), self._actions(line.bot, 1)
+            rows.append(f"{_state_icon(line, held)} <b>{escape(line.bot)}</b> {escape(_state(line, held))} · 24 h "
+                        f"{_pct(line.uptime)} · P&amp;L {_money(line.pnl)}"
+                        + (f" · last: {escape(last[0].playbook)} {escape(last[0].outcome or last[0].state)}" if last else ""))
         return "success", "", "\n".join(["<b>botwatch status</b>", *rows, *(f"⚠️ {escape(u)}" for u in unknown)]), None
 
     def _status_of(self, bot):
         [line], unknown = self._lines([bot.name])
-        held = self._held(bot.name)
+        held = self.r.pauses.holding(bot.name)
         state = self.r.ledger.bot_state(bot.name)
         incidents = self.r.ledger.open_incidents(bot.name)
-        actions = [a for a in self.r.ledger.actions(bot=bot.name, limit=30) if a.playbook != "command"][:5]
-        text = [f"{_state_icon(line, held)} <b>{escape(bot.name)}</b> on {escape(bot.host)}: {escape(self._state(line))}",
+        actions = self._actions(bot.name, 5)
+        text = [f"{_state_icon(line, held)} <b>{escape(bot.name)}</b> on {escape(bot.host)}: {escape(_state(line, held))}",
                 f"data file: {_valid(line.valid)} · 24 h uptime {_pct(line.uptime)} · P&amp;L {_money(line.pnl)}",
                 f"restarts: {state.attempts} of {self.config.remediation.restarts}"
                 f"{' · circuit OPEN' if state.circuit_open else ''}"]
@@ -272,26 +275,12 @@ class Desk:
 
     def _lines(self, bots: list[str] | None = None):
         prom = PrometheusAPI(self.config.report.prometheus_url, timeout=5.0)
-        lines, unknown = collect(self.config, prom, None, 86400.0, self.clock())
-        unknown = [u for u in unknown if "ledger" not in u]      # this remediator is the ledger's
+        lines, unknown = collect(self.config, prom, self.r.ledger, 86400.0, self.clock())
         return [line for line in lines if bots is None or line.bot in bots], unknown
 
-    def _held(self, bot: str):
-        return self.r.pauses.holding(bot)
-
-    def _state(self, line) -> str:
-        held = self._held(line.bot)
-        if held is not None:
-            return "stopped by its operator" if held.reason == "operator_stop" else (
-                "in maintenance" if held.reason == "maintenance" else "paused")
-        return {None: "unknown", 1.0: "up", 0.0: "down"}.get(line.up, "unknown")
-
-    def _last(self, bot: str) -> str:
-        actions = [a for a in self.r.ledger.actions(bot=bot, limit=5) if a.playbook != "command"]
-        if not actions:
-            return ""
-        last = actions[0]
-        return f" · last: {escape(last.playbook)} {escape(last.outcome or last.state)}"
+    def _actions(self, bot: str, n: int) -> list:
+        """The bot's last `n` actions, the commands about it left out."""
+        return [a for a in self.r.ledger.actions(bot=bot, limit=n + 25) if a.playbook != "command"][:n]
 
 
 COMMANDS: dict[str, Callable] = {"help": Desk.help, "start": Desk.help, "status": Desk.status, "pause": Desk.pause,
@@ -328,6 +317,13 @@ def _duration(word: str) -> float | None:
     except ValueError:
         return None
     return seconds if seconds > 0 else None
+
+
+def _state(line, held) -> str:
+    if held is not None:
+        return "stopped by its operator" if held.reason == "operator_stop" else (
+            "in maintenance" if held.reason == "maintenance" else "paused")
+    return {None: "unknown", 1.0: "up", 0.0: "down"}.get(line.up, "unknown")
 
 
 def _state_icon(line, held) -> str:
