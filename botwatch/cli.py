@@ -142,6 +142,27 @@ def report(args) -> int:
     return remediator_main.report(_load(args.config), args.prometheus, args.since, args.dry_run)
 
 
+def hash_password(args) -> int:
+    """A bcrypt hash for `status_page.users[].password_hash`: the password from a prompt (asked twice) or
+    one line of stdin; the hash alone on stdout."""
+    import getpass
+
+    from botwatch.remediator.web.login import hash_password as make_hash
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            print("botwatch hash-password: the two passwords differ; nothing made", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        print(make_hash(password, args.rounds))
+    except ValueError as err:
+        print(f"botwatch hash-password: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def render_alertmanager(args) -> int:
     from pathlib import Path
 
@@ -312,6 +333,12 @@ def _tools(sub) -> None:
     t.add_argument("--prometheus", required=True, help="Prometheus base URL, e.g. http://127.0.0.1:9090")
     t.add_argument("--since", default="24h", help="the window (default %(default)s)")
     t.add_argument("--dry-run", action="store_true", help="print the text and write the chart instead of sending")
+
+    h = sub.add_parser("hash-password", help="print a bcrypt hash for status_page.users (password from a "
+                                             "prompt or one line of stdin)")
+    h.add_argument("--rounds", type=int, default=12, choices=range(10, 16), metavar="10-15",
+                   help="bcrypt's cost (default %(default)s: about a quarter second a login)")
+    h.set_defaults(func=hash_password)
 
     r = sub.add_parser("render-alertmanager", help="write alertmanager.yml with the Telegram token and chats in")
     r.add_argument("--config", required=True)

@@ -248,6 +248,39 @@ class Telegram(Strict):
         return list(self.chat_id) if isinstance(self.chat_id, list) else [self.chat_id]
 
 
+BCRYPT_HASH = re.compile(r"\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}")
+
+
+class PageUser(Strict):
+    """Someone who may act from the status page: a name and a bcrypt hash (`botwatch hash-password`)."""
+    name: NonEmpty
+    password_hash: NonEmpty
+
+    @field_validator("password_hash")
+    @classmethod
+    def _a_bcrypt_hash(cls, value: str) -> str:
+        if not BCRYPT_HASH.fullmatch(value):
+            raise ValueError("not a bcrypt hash (like $2b$12$…, 60 characters): make one with "
+                             "`botwatch hash-password`; never put a password itself here")
+        return value
+
+
+class StatusPage(Strict):
+    """The remediator's page at `/`: who may act from it, and whether it may be read without logging in."""
+    public: bool = False                       # read-only view without a login (acting always needs one)
+    users: list[PageUser] = Field(default_factory=list)
+    session_for: PositiveDuration = 43200.0    # a login lasts this long (12 h), then asks again
+    lockout_after: int = Field(default=3, ge=1)   # wrong passwords in a row for one name before it is locked
+    lockout_for: PositiveDuration = 900.0      # ... for this long (15 min), the right password included
+
+    @model_validator(mode="after")
+    def _names_once(self):
+        names = [user.name for user in self.users]
+        if len(set(names)) != len(names):
+            raise ValueError("users: two users have the same name")
+        return self
+
+
 class S3(Strict):
     bucket: NonEmpty
     prefix: str = "botwatch/"
@@ -299,6 +332,7 @@ class Config(Strict):
     backup: Backup = Field(default_factory=Backup)
     remediation: Remediation = Field(default_factory=Remediation)
     report: Report = Field(default_factory=Report)
+    status_page: StatusPage = Field(default_factory=StatusPage)
     bots: list[Bot] = Field(min_length=1)
     exchanges: dict[NonEmpty, Exchange] = Field(default_factory=dict)
     maintenance: list[Maintenance] = Field(default_factory=list)

@@ -34,6 +34,7 @@ from botwatch.core.files import write_atomic
 from botwatch.core.liveness import ProcessCmdlineProbe, process_alive
 from botwatch.core.serve import free_port, free_ports
 from botwatch.core.units import parse_duration
+from botwatch.remediator.web.login import hash_password
 from botwatch.up.demo import FreqtradeNotFound, demo_bots, find_freqtrade, freqtrade_bot
 from botwatch.up.standins.localexchange import LocalExchange
 from botwatch.up.standins.outbox import TelegramOutbox
@@ -59,6 +60,7 @@ BOT_PIDFILE_GRACE = 2.0     # seconds a bot started just before the stop takes t
 CRASH_LOOP, CRASH_WINDOW = 5, 60.0    # a service restarted more often than this stops the stack
 HA_PORTS = {"prometheus-2": 9091, "alertmanager-2": 9095, "cluster-alertmanager": 9094, "cluster-alertmanager-2": 9096}
 OUTBOX_TOKEN = "0:botwatch-local-outbox"
+PAGE_USER = "admin"        # the status page's user when the config names none
 SETPRIV = shutil.which("setpriv")      # util-linux, on every Debian
 
 
@@ -86,7 +88,20 @@ def stack_config(raw: dict, state: Path, timings: str, prometheus_url: str, outb
                     "chat_id": telegram.get("chat_id") or 1, "api_url": outbox.url}
     raw["telegram"] = telegram
     raw.setdefault("backup", {"dir": str(state / "backups")})
+    page = dict(raw.get("status_page") or {})
+    if not page.get("users"):       # someone must be able to log in to the demo's status page
+        page["users"] = [{"name": PAGE_USER, "password_hash": hash_password(page_password(state))}]
+    raw["status_page"] = page
     return config_from_mapping(raw, "botwatch up", base=state)
+
+
+def page_password(state: Path) -> str:
+    """The password of the status page's `admin` for a config that names no user: kept in the state dir (the
+    same across restarts of the stack), made at the first start."""
+    path = state / "secrets" / "status_page_password"
+    if not path.exists():
+        secret_file(path, secrets.token_urlsafe(12))
+    return path.read_text().strip()
 
 
 def prometheus_config(ports: dict[str, int], timings: str, rules: Path, replica: str | None = None) -> str:
@@ -164,7 +179,9 @@ class Stack:
                            "data_file": str(bot.data_file), "journal": str(bot.journal or ""),
                            "log_file": str(bot.log_file or "")} for bot in config.bots}
         path = self.state / "stack.json"
+        password = self.state / "secrets" / "status_page_password"
         write_atomic(path, json.dumps({**self.urls, "telegram_outbox": str(outbox),
+                                       **({"status_page_password": str(password)} if password.exists() else {}),
                                        "config": str(self.state / "bots.yaml"), "bots": bots}, indent=2) + "\n")
         return path
 
@@ -386,6 +403,9 @@ def _announce(path: Path, config: Config, urls: dict[str, str], timings: str, ou
     for name in ("prometheus", "prometheus-2", "alertmanager", "alertmanager-2", "exporter", "remediator"):
         if name in urls:
             print(f"  {name:<14} {urls[name]}")
+    if any(user.name == PAGE_USER for user in config.status_page.users):
+        print(f"  status page   {urls['remediator']}/  (log in as {PAGE_USER}, the password is in "
+              f"{path.parent / 'secrets' / 'status_page_password'})")
     print(f"  telegram      {config.telegram.api_url if config.telegram.api_url != outbox.url else outbox.path}")
     print(f"  stack.json    {path}\nCtrl-C stops everything.", flush=True)
 

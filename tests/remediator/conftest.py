@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -10,10 +11,13 @@ import pytest
 
 from botwatch.core.config import config_from_mapping
 from botwatch.remediator.web.app import create_app
+from botwatch.remediator.web.login import hash_password
 from botwatch.remediator.engine import Remediator
 from botwatch.remediator.tell.notifier import Notifier
 
 TOKEN = "test-webhook-token"
+PAGE_USER, PAGE_PASSWORD = "ana", "correct horse battery"
+PAGE_USERS = [{"name": PAGE_USER, "password_hash": hash_password(PAGE_PASSWORD, rounds=4)}]   # cost 4: quick
 
 
 class FakeClock:
@@ -36,7 +40,8 @@ class FakeClock:
 
 def make_config(tmp_path: Path, bots: list[dict], telegram_url: str | None = None, **remediation):
     sections = {"remediation": {"verify_after": "2s", **remediation},
-                "report": {"enabled": False}}   # a test's engine must not send a daily report at 08:00 CI time
+                "report": {"enabled": False},   # a test's engine must not send a daily report at 08:00 CI time
+                "status_page": {"users": PAGE_USERS}}
     if telegram_url:
         (tmp_path / "tg_token").write_text("123456:TEST-token\n")
         sections["telegram"] = {"bot_token_file": "tg_token", "chat_id": 4242, "api_url": telegram_url}
@@ -95,6 +100,23 @@ def recording_fleet(tmp_path, engine_factory, bots: list[dict]):
 
 def client_for(engine):
     return create_app(engine, TOKEN).test_client()
+
+
+def log_in(client, name: str = PAGE_USER, password: str = PAGE_PASSWORD, next: str = "/"):
+    """The status page's login as a browser does it: the form (its CSRF cookie), then the post."""
+    form = client.get(f"/login?next={next}").get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
+    return client.post("/login", data={"name": name, "password": password, "csrf": csrf, "next": next})
+
+
+def page_text(client, path: str = "/") -> str:
+    """A status page's HTML, logged in first when it asks for a login."""
+    response = client.get(path)
+    if response.status_code == 303 and "/login" in response.headers["Location"]:
+        assert log_in(client, next=path).status_code == 303
+        response = client.get(path)
+    assert response.status_code == 200, response.status_code
+    return response.get_data(as_text=True)
 
 
 def alert(bot: str, alertname: str = "TradingBotDown", status: str = "firing", fingerprint: str | None = None,

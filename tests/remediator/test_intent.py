@@ -14,7 +14,7 @@ import pytest
 
 from botwatch.core.config import config_from_mapping
 from tests.conftest import Daemons, free_port, http_get, wait_for
-from tests.remediator.conftest import (TOKEN, FakeClock, RecordingRuntime, alert, client_for, make_config,
+from tests.remediator.conftest import (TOKEN, page_text, FakeClock, RecordingRuntime, alert, client_for, make_config,
                                        outbox_texts, payload, post)
 
 pytestmark = pytest.mark.slow
@@ -240,7 +240,7 @@ def test_the_status_page_shows_who_paused_what_until_when_and_why(tmp_path, am_c
     client = client_for(engine)
     call(client, "post", "/pause", {"bots": ["doge-long"], "until": "2099-01-01T10:00", "reason": "new <strategy>",
                                     "who": "ana@desk"})
-    page = client.get("/").get_data(as_text=True)
+    page = page_text(client)
     assert "paused by ana@desk until 2099-01-01 10:00 UTC: new &lt;strategy&gt;" in page
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from botwatch.remediator.actions.intake import down_key
 from tests.conftest import wait_for
-from tests.remediator.conftest import (TOKEN, FakeClock, alert, client_for, make_config, payload,
+from tests.remediator.conftest import (TOKEN, page_text, FakeClock, alert, client_for, make_config, payload,
                                        post, recording_fleet)
 
 BOTH_LEDGERS = True     # every engine test here runs on SQLite and on PostgreSQL
@@ -315,7 +315,7 @@ def test_status_page_lists_bots_and_actions(fleet):
     post(client, payload(alert("bot-5")))
     engine.runner.dispatch_due(inline=True)
     engine.ledger.heartbeat("vps-2", "10.0.0.12:9817", 1.8e9, "0.1.0")
-    page = client.get("/").get_data(as_text=True)
+    page = page_text(client)
     assert "bot-5" in page and "restart" in page
     assert "vps-2" in page and "10.0.0.12:9817" in page and "2027-01-15 08:00:00 UTC" in page
     assert "queued 0, running 0, expired 0" in page
@@ -419,10 +419,11 @@ def test_alert_delivery_failing_is_recorded_shown_and_said_once_on_the_remediato
     assert sum("notifications are failing" in m["text"] for m in telegram.messages()) == 1
     ops = (tmp_path / "data" / "memory" / "bot-operations.md").read_text()
     assert "BotwatchAlertDeliveryFailing → alert delivery: failing" in ops
-    assert "Alertmanager's telegram notifications are failing since" in client.get("/").get_data(as_text=True)
+    assert "Alertmanager's telegram notifications are failing since" in page_text(client)
     resolved = dict(failing, status="resolved", endsAt="2026-11-25T09:00:00Z")
     assert post(client, payload(resolved)).get_json()["resolved"] == 1
-    assert "notifications are failing" not in client.get("/").get_data(as_text=True)
+    client.application.extensions["gatherer"].stale()     # the board is gathered again (at most every 5 s)
+    assert "notifications are failing" not in page_text(client)
     assert "alert delivery: resolved" in (tmp_path / "data" / "memory" / "bot-operations.md").read_text()
 
 

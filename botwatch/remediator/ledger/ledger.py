@@ -247,6 +247,11 @@ class Ledger:
         return [row["alertname"] for row in self._read(
             "SELECT DISTINCT alertname FROM incidents WHERE bot = ? AND resolved_at IS NULL ORDER BY alertname", (bot,))]
 
+    def open_incident_list(self) -> list[dict]:
+        """Every bot's open incidents, oldest first: {bot, alertname, since} (since: when its first copy opened)."""
+        return self._read("SELECT bot, alertname, MIN(opened_at) AS since FROM incidents WHERE resolved_at IS NULL "
+                          "GROUP BY bot, alertname ORDER BY since")
+
     def incident_open(self, fingerprint: str | None, starts_at: str | None) -> bool:
         """Whether the incident this copy belongs to is still open (any copy of it unresolved)."""
         rows = self._read("SELECT b.resolved_at FROM incidents a JOIN incidents b ON b.fingerprint = a.fingerprint "

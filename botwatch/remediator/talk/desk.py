@@ -18,7 +18,7 @@ from typing import Callable
 from botwatch.core import mixin
 from botwatch.core.config import Config
 from botwatch.core.units import parse_duration
-from botwatch.remediator.actions.runner import deadline_for
+from botwatch.remediator.intent.asked import record_command, schedule_restart
 from botwatch.remediator.intent.pauses import PauseError, Scope, hhmm
 from botwatch.remediator.intent.silences import SilenceError
 from botwatch.remediator.tell.notifier import LIMIT, escape, split_message
@@ -109,11 +109,7 @@ class Desk:
             log.error("telegram: the answer to chat %s was not delivered: %s", chat, err)
 
     def _record(self, asker: Asker, bot: str, what: str, outcome: str) -> None:
-        now = self.clock()
-        detail = f"{what} by telegram:{asker.name}"
-        host = self.config.bot(bot).host if bot and self.config.bot(bot) else "local"
-        self.r.ledger.record(bot or "", "command", now, outcome, detail, host=host)
-        self.r.opslog.append(now, bot or "all bots", None, "command", outcome, 0.0, detail)
+        record_command(self.r, bot, what, f"telegram:{asker.name}", outcome)
 
     def _bot(self, words: list[str], usage: str):
         if not words:
@@ -246,11 +242,7 @@ class Desk:
             self._record(asker, bot.name, "/restart confirmed too late", "expired")
             return self._done(query_id, asker, message, f"Not restarted: confirmed after {CONFIRM_WITHIN / 60:.0f} "
                               f"minutes. Ask again with /restart {escape(bot.name)}.")
-        now = self.clock()
-        self.r.ledger.schedule(bot.name, "restart", now, alertname="command",
-                               detail=f"asked in Telegram by {asker.name}", host=bot.host,
-                               deadline=deadline_for(self.config, bot.host, now))
-        self.r.wake()
+        schedule_restart(self.r, bot, asker.name, "in Telegram")
         self._record(asker, bot.name, "/restart confirmed", "scheduled")
         self._done(query_id, asker, message, f"🔄 Restart of <b>{escape(bot.name)}</b> scheduled: its outcome follows "
                    "as every restart's does.")

@@ -90,11 +90,11 @@ class Report:
     unknown: list[str]
 
 
-def _by_bot(rows) -> dict[str, object]:
+def by_bot(rows) -> dict[str, object]:
     return {labels.get("bot"): value for labels, value in rows if labels.get("bot")}
 
 
-def _uptime_expr(window: str) -> str:
+def uptime_expr(window: str) -> str:
     """Uptime over the window, paused time left out (bot:tradingbot_up:unpaused, the mixin's); for data from
     before that rule (or a backfill without it), every sample."""
     unpaused = f"avg_over_time(bot:tradingbot_up:unpaused[{window}]) or avg_over_time(tradingbot_up[{window}])"
@@ -111,16 +111,16 @@ def collect(config: Config, prom: PrometheusAPI, ledger: Ledger | None, window: 
     unknown: list[str] = []
     span = format_duration(window)
     try:
-        for bot, value in _by_bot(prom.query(_uptime_expr(span), now)).items():
+        for bot, value in by_bot(prom.query(uptime_expr(span), now)).items():
             if bot in lines:
                 lines[bot].uptime = value
-        for bot, value in _by_bot(prom.query("tradingbot_up", now)).items():
+        for bot, value in by_bot(prom.query("tradingbot_up", now)).items():
             if bot in lines:
                 lines[bot].up = value
-        for bot, value in _by_bot(prom.query("tradingbot_data_file_valid", now)).items():
+        for bot, value in by_bot(prom.query("tradingbot_data_file_valid", now)).items():
             if bot in lines:
                 lines[bot].valid = value
-        for bot, samples in _by_bot(prom.query(f"tradingbot_equity[{span}]", now)).items():
+        for bot, samples in by_bot(prom.query(f"tradingbot_equity[{span}]", now)).items():
             if bot in lines and samples:
                 first, last = samples[0][1], samples[-1][1]
                 lines[bot].equity = last
@@ -129,7 +129,7 @@ def collect(config: Config, prom: PrometheusAPI, ledger: Ledger | None, window: 
         for labels, value in prom.query("tradingbot_position != 0", now):
             if labels.get("bot") in lines:
                 lines[labels["bot"]].positions[labels.get("symbol", "?")] = value
-        for bot, value in _by_bot(prom.query("botwatch_circuit_open", now)).items():
+        for bot, value in by_bot(prom.query("botwatch_circuit_open", now)).items():
             if bot in lines:
                 lines[bot].circuit_open = value == 1
         for labels, _ in prom.query('ALERTS{alertname="BotwatchHostDown",alertstate="firing"}', now):
@@ -274,8 +274,8 @@ def chart(prom: PrometheusAPI, config: Config, window: float, now: float) -> byt
 
     step = max(15.0, window / 500)
     try:
-        equity = _by_bot(prom.query_range("tradingbot_equity", now - window, now, step))
-        up = _by_bot(prom.query_range("tradingbot_up", now - window, now, step))
+        equity = by_bot(prom.query_range("tradingbot_equity", now - window, now, step))
+        up = by_bot(prom.query_range("tradingbot_up", now - window, now, step))
     except PrometheusError:
         return None
     bots = [bot.name for bot in config.bots]

@@ -1,5 +1,5 @@
-"""The remediator's Flask app: four blueprints (the webhook, the agents' side, the operator's decisions, what
-it shows) on one remediator, behind one bearer token."""
+"""The remediator's Flask app: the webhook, the agents' side and the operator's decisions behind one bearer
+token; what it shows (metrics, runbook); the status page behind its login."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from werkzeug.exceptions import HTTPException
 from botwatch.remediator.engine import Remediator
 from botwatch.remediator.web.agents import agents
 from botwatch.remediator.web.common import answer
+from botwatch.remediator.web.board import Gatherer
 from botwatch.remediator.web.intent import intent
+from botwatch.remediator.web.login import login_pages
+from botwatch.remediator.web.page import page
 from botwatch.remediator.web.status import status
 from botwatch.remediator.web.webhook import MAX_BODY, AlertsFirst, webhook
 
@@ -21,7 +24,8 @@ def create_app(remediator: Remediator, token: str) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.extensions["remediator"] = remediator
     app.extensions["webhook_token"] = token.encode()
-    for blueprint in (webhook, agents, intent, status):
+    app.extensions["gatherer"] = Gatherer(remediator)
+    for blueprint in (webhook, agents, intent, status, login_pages, page):
         app.register_blueprint(blueprint)
 
     @app.errorhandler(HTTPException)

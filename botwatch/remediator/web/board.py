@@ -1,0 +1,143 @@
+"""What the status page shows, gathered once for every viewer: each bot's row (state and since when, 24 h
+and 7 d uptime, the last day's checks as a bar, last action, P&L, positions), the open incidents, the
+pauses and maintenance windows, the hosts and their agents.
+
+The ledger says what botwatch did and what holds a bot; Prometheus says what the checks saw. Prometheus
+away or slow (a short timeout) leaves those columns "unknown", said as such, never "down".
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from botwatch.remediator.actions.intake import DELIVERY_KEY
+from botwatch.remediator.tell.report import PrometheusAPI, PrometheusError, by_bot, collect, uptime_expr
+
+FRESH_FOR = 5.0          # seconds one gathering serves every viewer (a page open on ten phones is one look)
+PROMETHEUS_TIMEOUT = 3.0
+BAR_CELLS = 48           # the last day's checks in half hours
+DAY = 86400.0
+
+
+@dataclass
+class Row:
+    bot: str
+    host: str
+    runtime: str
+    state: str                      # up, down, unknown, paused, maintenance, stopped
+    says: str                       # the state in words, with who and why for a hold
+    since: float | None = None      # when that state began, where known
+    uptime_day: float | None = None
+    uptime_week: float | None = None
+    bar: list[float | None] = field(default_factory=list)   # share of checks up per cell, oldest first
+    valid: float | None = None
+    pnl: float | None = None
+    pnl_pct: float | None = None
+    positions: dict[str, float] = field(default_factory=dict)
+    restarts: str = ""
+    circuit_open: bool = False
+    last_action: object = None      # the ledger's Action (commands about the bot left out)
+    incidents: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Board:
+    at: float
+    rows: list[Row]
+    incidents: list[dict]
+    holds: list[tuple[object, str, list[str]]]      # (pause, what it says, the bots it covers)
+    hosts: list[tuple[str, str, float | None]]      # (host, where its agent is, last seen)
+    jobs: str
+    delivery: dict | None
+    unknown: list[str]
+
+    def row(self, bot: str) -> Row | None:
+        return next((row for row in self.rows if row.bot == bot), None)
+
+
+class Gatherer:
+    """The board, gathered at most every FRESH_FOR seconds, whoever asks (one gathering at a time)."""
+
+    def __init__(self, remediator, clock=time.monotonic):
+        self.r, self.clock = remediator, clock      # the cache's age: this process's time, not the engine's
+        self._board: Board | None = None
+        self._gathered = 0.0
+        self._lock = threading.Lock()
+
+    def board(self) -> Board:
+        with self._lock:
+            if self._board is None or self.clock() - self._gathered >= FRESH_FOR:
+                self._board, self._gathered = gather(self.r, self.r.clock()), self.clock()
+            return self._board
+
+    def stale(self) -> None:
+        """Something changed (an action from the page): the next look gathers again."""
+        with self._lock:
+            self._board = None
+
+
+def gather(r, now: float) -> Board:
+    config = r.config
+    prom = PrometheusAPI(config.report.prometheus_url, timeout=PROMETHEUS_TIMEOUT)
+    lines, unknown = collect(config, prom, r.ledger, DAY, now)
+    seen = _seen(prom, now, unknown)
+    states = r.ledger.bot_states()
+    incidents = r.ledger.open_incident_list()
+    rows = []
+    for line in lines:
+        bot = config.bot(line.bot)
+        state = states.get(bot.name)
+        row = Row(bot.name, bot.host, bot.runtime, *_state(r, bot.name, line.up, seen, state),
+                  uptime_day=line.uptime, uptime_week=seen["week"].get(bot.name), bar=seen["bar"].get(bot.name, []),
+                  valid=line.valid, pnl=line.pnl, pnl_pct=line.pnl_pct, positions=line.positions,
+                  restarts=f"{state.attempts if state else 0}/{config.remediation.restarts}",
+                  circuit_open=bool(state and state.circuit_open) or line.circuit_open,
+                  incidents=[i["alertname"] for i in incidents if i["bot"] == bot.name])
+        last = [a for a in r.ledger.actions(bot=bot.name, limit=26) if a.playbook != "command"]
+        row.last_action = last[0] if last else None
+        rows.append(row)
+    holds = [(p, r.pauses.says(p), r.pauses.covered(p)) for p in r.pauses.active()]
+    agents = {agent.host: agent for agent in r.ledger.agents()}
+    hosts = []
+    for host in dict.fromkeys([*config.hosts, *agents]):
+        agent = agents.get(host)
+        where = "this remediator" if host == "local" else (agent.address if agent else "no agent yet")
+        hosts.append((host, where, agent.last_seen if agent else None))
+    jobs = ", ".join(f"{state} {count}" for state, count in r.ledger.job_counts().items())
+    return Board(now, rows, incidents, holds, hosts, jobs, r.ledger.get(DELIVERY_KEY), unknown)
+
+
+def _seen(prom: PrometheusAPI, now: float, unknown: list[str]) -> dict[str, dict]:
+    """From Prometheus: 7 d uptime, the bar of the last day's checks, when a down bot went down and when an up
+    one was last seen down (within a day)."""
+    seen: dict[str, dict] = {"week": {}, "bar": {}, "down_since": {}, "last_down": {}}
+    step = DAY / BAR_CELLS
+    try:
+        seen["week"] = by_bot(prom.query(uptime_expr("7d"), now))
+        seen["down_since"] = by_bot(prom.query("tradingbot_down_since_seconds", now))
+        seen["last_down"] = by_bot(prom.query("max_over_time(timestamp(tradingbot_up == 0)[1d:1m])", now))
+        ends = [now - step * (BAR_CELLS - 1 - i) for i in range(BAR_CELLS)]
+        cells = by_bot(prom.query_range(f"avg_over_time(tradingbot_up[{int(step)}s])", ends[0], ends[-1], step))
+        for bot, samples in cells.items():
+            values = {round((t - ends[0]) / step): v for t, v in samples}
+            seen["bar"][bot] = [values.get(i) for i in range(BAR_CELLS)]
+    except PrometheusError as err:
+        if not unknown:
+            unknown.append(f"{err}: uptime and checks unknown")
+    return seen
+
+
+def _state(r, bot: str, up: float | None, seen: dict, state) -> tuple[str, str, float | None]:
+    """(state, its words, since when): a hold first (what the operator decided), then what the checks say."""
+    hold = r.pauses.holding(bot)
+    if hold is not None:
+        kind = {"operator_stop": "stopped", "maintenance": "maintenance"}.get(hold.reason, "paused")
+        return kind, r.pauses.says(hold), hold.since
+    if up == 0:
+        return "down", "down", seen["down_since"].get(bot)
+    if up == 1:
+        marks = [t for t in (seen["last_down"].get(bot), state.last_restart_at if state else None) if t]
+        return "up", "up", max(marks) if marks else None
+    return "unknown", "unknown: no recent check", None
