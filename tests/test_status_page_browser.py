@@ -101,11 +101,16 @@ def row_text(driver, bot: str) -> str:
 
 
 def log_in(driver, base: str, name: str, password: str) -> None:
+    """Fill the login form and submit it; back once the answer is the page shown (the form gone stale)."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
     driver.get(f"{base}/login")
     driver.find_element(By.NAME, "name").send_keys(name)
     driver.find_element(By.NAME, "password").send_keys(password)
-    driver.find_element(By.CSS_SELECTOR, "form[action='/login'] button[type=submit]").click()
+    button = driver.find_element(By.CSS_SELECTOR, "form[action='/login'] button[type=submit]")
+    button.click()
+    WebDriverWait(driver, 60).until(expected_conditions.staleness_of(button))
 
 
 def test_pause_kill_resume_from_the_status_page_in_chromium(tmp_path, browser):
@@ -179,11 +184,11 @@ def test_pause_kill_resume_from_the_status_page_in_chromium(tmp_path, browser):
         # log out; three wrong passwords lock the name, the right one included
         driver.find_element(By.CSS_SELECTOR, "form[action='/logout'] button").click()
         wait_for(lambda: "/login" in driver.current_url, timeout=30, what="the login page after the logout")
-        for _ in range(3):
+        for attempt in range(3):
             log_in(driver, base, "admin", "not-the-password")
-        wait_for(lambda: "locked" in driver.page_source, timeout=30, what="the lockout")
+            assert ("locked" in driver.page_source) == (attempt == 2), attempt
         log_in(driver, base, "admin", password)
-        wait_for(lambda: "locked" in driver.page_source, timeout=30, what="still locked with the right password")
+        assert "locked" in driver.page_source and "Log out" not in driver.page_source
         driver.get(base + "/")
         assert "/login" in driver.current_url
         shot(driver, "5-locked-out")
