@@ -140,7 +140,9 @@ def test_pause_kill_resume_from_the_status_page_in_chromium(tmp_path, browser):
 
         # Pause for 30 minutes with a reason
         driver.get(base + "/")
-        driver.find_element(By.CSS_SELECTOR, f'tr[data-bot="{VICTIM}"] a.button').click()
+        # the board refreshes itself: an element found just before a refresh is stale by the click, so find again
+        wait_for(lambda: driver.find_element(By.CSS_SELECTOR, f'tr[data-bot="{VICTIM}"] a.button').click() or True,
+                 timeout=30, what="the row's Pause button clicked")
         wait_for(lambda: driver.find_elements(By.NAME, "for"), timeout=30, what="the bot's page")
         driver.find_element(By.NAME, "for").send_keys("30m")
         driver.find_element(By.NAME, "reason").send_keys("browser test: strategy change")
