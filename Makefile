@@ -4,7 +4,7 @@
 PYTHON  ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
-APT_PKGS := prometheus prometheus-alertmanager curl docker.io docker-compose busybox-static postgresql iproute2 chromium chromium-driver
+APT_PKGS := prometheus prometheus-alertmanager curl docker.io docker-compose busybox-static postgresql iproute2 chromium chromium-driver debootstrap
 STATE   ?= var/stack
 # Freqtrade pins its own dependencies: it gets a venv of its own, never botwatch's
 FT_VENV ?= .venv-freqtrade

@@ -142,6 +142,29 @@ def report(args) -> int:
     return remediator_main.report(_load(args.config), args.prometheus, args.since, args.dry_run)
 
 
+def healthcheck(args) -> int:
+    """The image's HEALTHCHECK: the service this container runs (its PID 1's `--listen HOST:PORT`) answers
+    `/-/healthy`; a one-shot command (no --listen) is healthy while it runs."""
+    import urllib.request
+    try:
+        argv = open(f"/proc/{args.pid}/cmdline", "rb").read().split(b"\0")
+    except OSError as err:
+        print(f"botwatch healthcheck: pid {args.pid}: {err.strerror}", file=sys.stderr)
+        return 1
+    words = [word.decode(errors="replace") for word in argv]
+    if "--listen" not in words[:-1]:
+        return 0
+    host, _, port = words[words.index("--listen") + 1].rpartition(":")
+    host = "127.0.0.1" if host in ("", "0.0.0.0") else "::1" if host == "::" else host
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/-/healthy"
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as answer:
+            return 0 if answer.status == 200 else 1
+    except OSError as err:
+        print(f"botwatch healthcheck: {url}: {err}", file=sys.stderr)
+        return 1
+
+
 def hash_password(args) -> int:
     """A bcrypt hash for `status_page.users[].password_hash`: the password from a prompt (asked twice) or
     one line of stdin; the hash alone on stdout."""
@@ -333,6 +356,12 @@ def _tools(sub) -> None:
     t.add_argument("--prometheus", required=True, help="Prometheus base URL, e.g. http://127.0.0.1:9090")
     t.add_argument("--since", default="24h", help="the window (default %(default)s)")
     t.add_argument("--dry-run", action="store_true", help="print the text and write the chart instead of sending")
+
+    c = sub.add_parser("healthcheck", help="exit 0 when this container's service answers /-/healthy (the image's "
+                                           "HEALTHCHECK)")
+    c.add_argument("--pid", type=int, default=1, help="the service's process (default %(default)s: the container's)")
+    c.add_argument("--timeout", type=float, default=4.0)
+    c.set_defaults(func=healthcheck)
 
     h = sub.add_parser("hash-password", help="print a bcrypt hash for status_page.users (password from a "
                                              "prompt or one line of stdin)")

@@ -113,7 +113,11 @@ def prometheus_config(ports: dict[str, int], timings: str, rules: Path, replica:
 
 
 def alertmanager_config(config: Config, remediator_url: str, token_file: Path, timings: str) -> str:
-    text = am.render(config, remediator_url, token_file)
+    return paced_routes(am.render(config, remediator_url, token_file), timings)
+
+
+def paced_routes(text: str, timings: str) -> str:
+    """Alertmanager's config `text` with the routes' waits of the pace (`fast`: a demo's); unchanged at default."""
     t = TIMINGS[timings]["alertmanager"]
     if not t:
         return text

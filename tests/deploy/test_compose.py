@@ -1,5 +1,6 @@
 """docker-compose.yml as Debian's docker-compose reads it: valid, pinned, secrets as files, the socket only where needed."""
 
+import os
 import shutil
 import subprocess
 
@@ -20,8 +21,8 @@ def compose(tmp_path):
     (tmp_path / "secrets").mkdir()
     for name in SECRETS:
         (tmp_path / "secrets" / name).write_text("x\n")
-    result = subprocess.run([binary, "--profile", "s3", "config"], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run([binary, "--profile", "s3", "--profile", "grafana", "config"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60, env={**os.environ, "DOCKER_GID": "999"})
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
 
@@ -81,3 +82,13 @@ def test_the_alertmanager_config_renders_with_the_compose_paths(tmp_path):
     result = subprocess.run([require_tool("amtool"), "check-config", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "http://remediator:9818/alerts" in text
+
+
+def test_without_the_docker_gid_compose_refuses_naming_it(tmp_path):
+    """The socket is root:docker 0660 and the image's user is 10001: without the group it would be refused,
+    and every container bot read as unknown. Compose says what to set instead of starting that."""
+    shutil.copy(ROOT / "docker-compose.yml", tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "DOCKER_GID"}
+    result = subprocess.run([require_tool("docker-compose"), "config"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60, env=env)
+    assert result.returncode != 0 and "DOCKER_GID" in result.stderr and "stat -c %g" in result.stderr

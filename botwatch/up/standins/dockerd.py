@@ -79,4 +79,17 @@ class PrivateDockerd:
             self._process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self._process.kill()
+            self._process.wait(timeout=30)
         self._process = None
+        self._unmount_leftovers()
+
+    def _unmount_leftovers(self) -> None:
+        """dockerd leaves its own network namespace mounted under its exec root (exec/netns/default): without
+        this, the folder can't be removed and the mount outlives the run."""
+        try:
+            mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+        except OSError:
+            return
+        root = str(self.root.resolve())
+        for point in sorted((m for m in mounts if m == root or m.startswith(root + "/")), reverse=True):
+            subprocess.run(["umount", "-l", point], capture_output=True, timeout=30)

@@ -27,10 +27,11 @@ class JSONHandler(BaseHTTPRequestHandler):
 class LocalServer:
     """`handler` served on 127.0.0.1 (any free port by default) until close()."""
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler], port: int = 0, name: str = "local-http"):
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    def __init__(self, handler: type[BaseHTTPRequestHandler], port: int = 0, name: str = "local-http",
+                 host: str = "127.0.0.1"):
+        self.server = ThreadingHTTPServer((host, port), handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.url = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, name=name, daemon=True).start()
 
     def close(self) -> None:

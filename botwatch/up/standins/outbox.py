@@ -49,7 +49,7 @@ def bot_api_answer(data: dict) -> bytes:
 class TelegramOutbox:
     """A local stand-in for the Telegram Bot API: answers like it, and appends every message to a file."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, host: str = "127.0.0.1", port: int = 0):
         outbox = self
         self.path = path
         self.lock = threading.Lock()
@@ -64,8 +64,34 @@ class TelegramOutbox:
                     f.write(json.dumps({"time": time.time(), "method": method, **record}) + "\n")
                 self.send_json(200, bot_api_answer(data))
 
-        self.http = LocalServer(Handler, name="telegram-outbox")
+        self.http = LocalServer(Handler, port, name="telegram-outbox", host=host)
         self.url = self.http.url
 
     def close(self) -> None:
         self.http.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m botwatch.up.standins.outbox --listen HOST:PORT --file F`: the outbox on its own, as a
+    container of a compose stack tried without a real Telegram bot (the compose tests run it so)."""
+    import argparse
+    import signal
+    parser = argparse.ArgumentParser(prog="python -m botwatch.up.standins.outbox")
+    parser.add_argument("--listen", default="127.0.0.1:8081", help="HOST:PORT (default %(default)s)")
+    parser.add_argument("--file", required=True, help="where each message is appended, one JSON line each")
+    args = parser.parse_args(argv)
+    host, _, port = args.listen.rpartition(":")
+    Path(args.file).parent.mkdir(parents=True, exist_ok=True)
+    outbox = TelegramOutbox(Path(args.file), host or "127.0.0.1", int(port))
+    stop = {"asked": False}     # a plain flag: a signal handler must not take locks
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.update(asked=True))
+    print(f"telegram outbox on {args.listen}, writing {args.file}", flush=True)
+    while not stop["asked"]:
+        time.sleep(0.2)
+    outbox.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -253,7 +253,7 @@ class PaperBot:
             }
 
 
-def serve_health(bot: PaperBot, port: int) -> ThreadingHTTPServer:
+def serve_health(bot: PaperBot, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
             if self.path.split("?")[0] != "/health":
@@ -269,7 +269,7 @@ def serve_health(bot: PaperBot, port: int) -> ThreadingHTTPServer:
         def log_message(self, fmt, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
     return server
@@ -281,6 +281,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data-file", required=True, help="trade CSV it appends to")
     p.add_argument("--journal", required=True, help="JSONL journal, written before the CSV")
     p.add_argument("--health-port", type=int, required=True)
+    p.add_argument("--health-host", default="127.0.0.1", help="address the health endpoint listens on "
+                   "(0.0.0.0 in a container watched from another)")
     p.add_argument("--pidfile", required=True)
     p.add_argument("--log-file", required=True)
     p.add_argument("--seed", type=int, default=1)
@@ -313,12 +315,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
-        server = serve_health(bot, args.health_port)
+        server = serve_health(bot, args.health_port, args.health_host)
     except OSError as err:
-        print(f"paperbot {args.name}: cannot listen on 127.0.0.1:{args.health_port}: {err}", file=sys.stderr)
+        print(f"paperbot {args.name}: cannot listen on {args.health_host}:{args.health_port}: {err}", file=sys.stderr)
         return 2
     Path(args.pidfile).write_text(f"{os.getpid()}\n")
-    log.info("started: %s %s, health on 127.0.0.1:%d", args.strategy, bot.symbol, args.health_port)
+    log.info("started: %s %s, health on %s:%d", args.strategy, bot.symbol, args.health_host, args.health_port)
     try:
         return bot.run()
     finally:
