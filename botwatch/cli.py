@@ -96,6 +96,42 @@ def remediator(args) -> int:
     return 0
 
 
+def agent_token(args) -> int:
+    """Issue (print once) or revoke the token of one host's agent, in the ledger the remediators share."""
+    import time
+
+    from botwatch.remediator import agent_tokens
+    from botwatch.remediator.ledger import Ledger, LedgerUnavailable
+    from botwatch.remediator.main import data_dir
+    config = _load(args.config)
+    if args.host not in config.hosts or args.host == "local":
+        where = ", ".join(h for h in config.hosts if h != "local") or "none"
+        print(f"botwatch agent-token: no host {args.host!r} among the config's bots' hosts ({where})", file=sys.stderr)
+        return 2
+    if args.ledger and not args.ledger.startswith(("postgresql://", "postgres://")):
+        print(f"--ledger {args.ledger}: give a postgresql://USER@HOST:PORT/DATABASE URL "
+              "(without --ledger, the SQLite file in $BOTWATCH_DATA_DIR)", file=sys.stderr)
+        return 2
+    try:
+        ledger = Ledger(args.ledger or data_dir() / "ledger.sqlite3")
+    except (LedgerUnavailable, OSError) as err:
+        print(f"botwatch agent-token: the ledger can't be opened: {err}", file=sys.stderr)
+        return 1
+    try:
+        if args.revoke:
+            if not agent_tokens.revoke(ledger, args.host):
+                print(f"{args.host} had no token: nothing revoked", file=sys.stderr)
+                return 1
+            print(f"{args.host}: token revoked; its agent is refused from its next call", file=sys.stderr)
+            return 0
+        print(agent_tokens.issue(ledger, args.host, time.time()))
+        print(f"{args.host}: a new token (shown once; any earlier one stops working); give it to that host's "
+              "agent as --token-file", file=sys.stderr)
+        return 0
+    finally:
+        ledger.close()
+
+
 def agent(args) -> int:
     import os
     from pathlib import Path
@@ -356,6 +392,14 @@ def _tools(sub) -> None:
     t.add_argument("--prometheus", required=True, help="Prometheus base URL, e.g. http://127.0.0.1:9090")
     t.add_argument("--since", default="24h", help="the window (default %(default)s)")
     t.add_argument("--dry-run", action="store_true", help="print the text and write the chart instead of sending")
+
+    a = _command(sub, "agent-token", agent_token, "issue (or --revoke) the token of one host's agent: printed "
+                 "once, only its hash kept in the ledger", "WARNING")
+    a.add_argument("host", metavar="HOST")
+    a.add_argument("--revoke", action="store_true", help="shut the host's agent out at once")
+    a.add_argument("--config", required=True)
+    a.add_argument("--ledger", help="postgresql://USER@HOST:PORT/DB: the remediators' shared ledger (default: the "
+                   "SQLite file in $BOTWATCH_DATA_DIR)")
 
     c = sub.add_parser("healthcheck", help="exit 0 when this container's service answers /-/healthy (the image's "
                                            "HEALTHCHECK)")

@@ -12,10 +12,13 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import psycopg
 import pytest
 
+from botwatch.remediator import agent_tokens
+from botwatch.remediator.ledger import Ledger
 from botwatch.up.postgres import PostgresCluster
 from botwatch.up.stack import running_pid
 from tests.conftest import BOTWATCH, ROOT, free_port, http_get, wait_for, write_config
@@ -70,11 +73,22 @@ class Fleet:
     def agent(self, host: str, remediators: list[str] | None = None) -> str:
         port = free_port()
         argv = ["agent", "--config", str(self.tmp / "bots.json"), "--host", host, "--token-file",
-                str(self.tmp / "token"), "--listen", f"127.0.0.1:{port}", "--state-dir", str(self.tmp / f"agent-{host}")]
+                str(self.agent_token(host)), "--listen", f"127.0.0.1:{port}", "--state-dir", str(self.tmp / f"agent-{host}")]
         for url in remediators or self.remediators:
             argv += ["--remediator", url]
         self._start(f"agent-{host}", argv, f"http://127.0.0.1:{port}/metrics")
         return f"http://127.0.0.1:{port}"
+
+    def agent_token(self, host: str) -> Path:
+        """The host's agent token file, issued once (as `botwatch agent-token HOST` does) in the shared ledger."""
+        path = self.tmp / f"agent-token-{host}"
+        if not path.exists():
+            ledger = Ledger(self.url)
+            try:
+                path.write_text(agent_tokens.issue(ledger, host, time.time()) + "\n")
+            finally:
+                ledger.close()
+        return path
 
     def kill(self, name: str) -> None:
         process = self.processes.pop(name)
@@ -110,9 +124,9 @@ def fleet(tmp_path, own_postgres, paperbots):
     fleet.stop()
 
 
-def post(url: str, path: str, body: dict) -> int:
+def post(url: str, path: str, body: dict, token: str = TOKEN) -> int:
     request = urllib.request.Request(url + path, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status
@@ -178,7 +192,8 @@ def test_an_agent_killed_mid_job_loses_it_and_its_late_end_is_refused(fleet):
     assert job["worker"] != held["worker"]
     assert running_pid(fleet.bots["c1"].pidfile)
     late = {"host": "host-c", "attempt": 1, "outcome": "success", "detail": "I restarted it (I was dead)"}
-    assert post(remediator, f"/agent/jobs/{job['id']}/finish", late) == 409       # what the dead one would say
+    token = fleet.agent_token("host-c").read_text().strip()
+    assert post(remediator, f"/agent/jobs/{job['id']}/finish", late, token) == 409   # what the dead one would say
     assert fleet.jobs("c1")[0]["detail"] == job["detail"]
 
 

@@ -129,9 +129,14 @@ def test_a_fourth_host_joins_through_sd_without_a_restart(fleet_stack, tmp_path)
             "--health-port", str(port), "--pidfile", bot["pidfile"], "--log-file", str(tmp_path / "b.log"),
             "--trade-interval", "0.5"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         address = f"{network.address(4)}:9817"
+        # its own credential, issued as an operator would (only its hash goes to the shared ledger)
+        issued = subprocess.run(BOTWATCH + ["agent-token", "host-4", "--config", str(tmp_path / "bots.yaml"),
+                                            "--ledger", doc["ledger"]], capture_output=True, text=True, cwd=ROOT)
+        assert issued.returncode == 0, issued.stderr
+        (tmp_path / "agent-token").write_text(issued.stdout)
         processes.append(subprocess.Popen(inside + BOTWATCH + [
             "agent", "--config", str(tmp_path / "bots.yaml"), "--host", "host-4", "--listen", address,
-            "--token-file", doc["token_file"], "--state-dir", str(tmp_path / "agent"),
+            "--token-file", str(tmp_path / "agent-token"), "--state-dir", str(tmp_path / "agent"),
             *[arg for url in doc["remediators"] for arg in ("--remediator", url)]], cwd=ROOT,
             stdout=open(tmp_path / "agent.log", "wb"), stderr=subprocess.STDOUT))
         wait_for(lambda: fleet_stack.query('tradingbot_up{host="host-4"} == 1'), timeout=60,

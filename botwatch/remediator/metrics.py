@@ -72,6 +72,9 @@ class Metrics:
                                      registry=r)
         self.reports = Counter("botwatch_reports", "Morning reports by outcome (failed: not built or not sent).",
                                ["outcome"], registry=r)
+        self.agent_refused = Counter("botwatch_agent_requests_refused", "Agents' calls refused: a missing, unknown "
+                                     "or revoked token (token), or a job, bot or host of another host (another_host).",
+                                     ["reason"], registry=r)
         build = Gauge("botwatch_remediator_build_info", "botwatch version; always 1.", ["version"], registry=r)
         build.labels(__version__).set(1)
         for bot in bots:
@@ -89,5 +92,7 @@ class Metrics:
             self.notifications.labels(outcome)
         for outcome in ("success", "failed"):
             self.reports.labels(outcome)
+        for reason in ("token", "another_host"):
+            self.agent_refused.labels(reason)
         r.register(_CircuitCollector(bots, ledger))
         r.register(_FleetCollector(ledger))

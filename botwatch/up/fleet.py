@@ -14,6 +14,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -135,6 +136,17 @@ def fleet_alertmanager_config(config, urls: dict[str, str], token: Path, timings
     return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
 
 
+def issue_agent_tokens(ledger_url: str, hosts: list[str], folder: Path, now: float) -> dict[str, Path]:
+    """A token per host's agent (as `botwatch agent-token HOST` issues it), each in its own file."""
+    from botwatch.remediator import agent_tokens
+    from botwatch.remediator.ledger import Ledger
+    ledger = Ledger(ledger_url)
+    try:
+        return {host: secret_file(folder / f"agent-{host}", agent_tokens.issue(ledger, host, now)) for host in hosts}
+    finally:
+        ledger.close()
+
+
 def start_agent(stack: Stack, network: Network, index: int, host: str, config_file: Path, token: Path,
                 remediators: list[str]) -> str:
     address = f"{network.address(index)}:{AGENT_PORT}"
@@ -204,6 +216,7 @@ def up_fleet(hosts: int, timings: str, state_dir: str) -> int:
                                  f"--web.listen-address=127.0.0.1:{ports[name]}", "--web.enable-lifecycle"],
                           urls[name] + "/-/ready")
         remediators = [urls["remediator"], urls["remediator-2"]]
+        agent_tokens = issue_agent_tokens(ledger, names, state / "secrets", time.time())
         described = {}
         for index, host in enumerate(names, 1):
             network.add_host(index)
@@ -211,8 +224,9 @@ def up_fleet(hosts: int, timings: str, state_dir: str) -> int:
                 if bot.host == host:
                     stack.spawn(f"bot-{bot.name}", network.run_in(index) + bot.start_command, detach=True)
             described[host] = {"namespace": network.namespace(index), "index": index, "link": network.link(index),
-                               "agent": start_agent(stack, network, index, host, files["config"], files["token"],
-                                                    remediators)}
+                               "agent": start_agent(stack, network, index, host, files["config"],
+                                                    agent_tokens[host], remediators),
+                               "token_file": str(agent_tokens[host])}
         stack.urls = urls
         path = stack.write_state(config, outbox.path)
         doc = json.loads(path.read_text())

@@ -132,3 +132,28 @@ def test_pause_names_an_unknown_bot_a_bad_duration_and_an_unreachable_remediator
     start = time.monotonic()
     gone = run(["pauses", "--remediator", f"http://127.0.0.1:{port}", "--token-file", "token"], config)
     assert gone.returncode == 1 and "can't be reached" in gone.stderr and time.monotonic() - start < 30
+
+
+def test_agent_token_prints_a_token_once_keeps_its_hash_and_revokes_it(tmp_path):
+    import os
+    from botwatch.remediator import agent_tokens
+    from botwatch.remediator.ledger import Ledger
+    (tmp_path / "bots.yaml").write_text("bots:\n  - {name: far, host: vps-2, process_name: x, data_file: f.csv}\n")
+    env = {**os.environ, "BOTWATCH_DATA_DIR": str(tmp_path / "var")}
+
+    def run(*args):
+        return subprocess.run(BOTWATCH + ["agent-token", *args, "--config", str(tmp_path / "bots.yaml")],
+                              capture_output=True, text=True, env=env)
+    issued = run("vps-2")
+    token = issued.stdout.strip()
+    assert issued.returncode == 0 and token.startswith("bwa_") and "shown once" in issued.stderr
+    ledger = Ledger(tmp_path / "var" / "ledger.sqlite3")
+    try:
+        assert agent_tokens.host_of(ledger, token) == "vps-2" and token not in str(ledger.get(agent_tokens.TOKENS_KEY))
+    finally:
+        ledger.close()
+    unknown = run("vps-9")
+    assert unknown.returncode == 2 and "vps-9" in unknown.stderr and "vps-2" in unknown.stderr and not unknown.stdout
+    assert run("vps-2", "--revoke").returncode == 0
+    again = run("vps-2", "--revoke")
+    assert again.returncode == 1 and "no token" in again.stderr

@@ -6,6 +6,7 @@ import pytest
 
 from botwatch.remediator.actions.intake import down_key
 from botwatch.remediator.actions.payload import rfc3339
+from botwatch.remediator import agent_tokens
 from tests.remediator.conftest import (TOKEN, FakeClock, RecordingRuntime, alert, client_for, make_config, payload,
                                        post, recording_fleet)
 
@@ -132,8 +133,10 @@ def test_the_token_is_required(fleet):
 
 def test_an_agent_reports_only_its_own_hosts_bots_and_its_job_is_for_that_host(fleet):
     engine, client, _, clock = fleet
-    assert death(client, "bot-1", clock.now, path="/agent/death", host="far").status_code == 409
-    answer = death(client, "far-bot", clock.now, path="/agent/death", host="far")
+    far = agent_tokens.issue(engine.ledger, "far", 0.0)
+    assert death(client, "bot-1", clock.now, far, path="/agent/death", host="far").status_code == 409
+    assert death(client, "far-bot", clock.now, path="/agent/death", host="far").status_code == 401   # webhook's
+    answer = death(client, "far-bot", clock.now, far, path="/agent/death", host="far")
     assert answer.get_json() == {"outcome": "scheduled"}
     [job] = restarts(engine, "far-bot")
     assert job.host == "far" and job.state == "scheduled"

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 import pytest
 
 from botwatch.core.config import config_from_mapping
+from botwatch.remediator import agent_tokens
 from tests.conftest import Daemons, free_port, http_get, wait_for
 from tests.remediator.conftest import (TOKEN, page_text, FakeClock, RecordingRuntime, alert, client_for, make_config,
                                        outbox_texts, payload, post)
@@ -273,7 +274,8 @@ def test_a_paused_bot_on_another_host_gets_no_job_and_its_agent_is_told_it_is_pa
     engine.ledger.schedule("far-bot", "restart", engine.clock(), "TradingBotDown", host="vps-2")
     call(client, "post", "/pause", {"host": "vps-2", "for": "1h", "reason": "provider maintenance"})
     engine.ledger.schedule("far-bot", "restart", engine.clock(), "TradingBotDown", host="vps-2")
-    code, answer = call(client, "post", "/agent/poll", {"host": "vps-2", "address": "10.0.0.2:9817"})
+    code, answer = call(client, "post", "/agent/poll", {"host": "vps-2", "address": "10.0.0.2:9817"},
+                        token=agent_tokens.issue(engine.ledger, "vps-2", 0.0))
     assert code == 200 and answer["jobs"] == [] and answer["paused"] == {"far-bot": "pause"}
     outcomes = sorted(a.outcome for a in engine.ledger.actions(bot="far-bot") if a.playbook == "restart")
     assert outcomes == ["cancelled", "held"]          # queued before the pause: cancelled; after: held
@@ -292,17 +294,18 @@ def test_a_stop_an_agent_saw_on_its_host_becomes_the_bots_hold_and_ends_when_its
     client = client_for(engine)
     engine.ledger.schedule("far-bot", "restart", engine.clock(), "TradingBotDown", host="vps-2")
     poll = {"host": "vps-2", "address": "10.0.0.2:9817"}
-    [job] = call(client, "post", "/agent/poll", poll)[1]["jobs"]
+    token = agent_tokens.issue(engine.ledger, "vps-2", 0.0)
+    [job] = call(client, "post", "/agent/poll", poll, token=token)[1]["jobs"]
     code, _ = call(client, "post", f"/agent/jobs/{job['id']}/finish", {
         "host": "vps-2", "attempt": job["attempt"], "outcome": "held",
-        "detail": f"{OPERATOR_STOP}docker stop at 10:00:00 UTC; not restarted"})
+        "detail": f"{OPERATOR_STOP}docker stop at 10:00:00 UTC; not restarted"}, token=token)
     assert code == 200
     [pause] = engine.pauses.active()
     assert (pause.reason, pause.target, pause.comment) == ("operator_stop", "far-bot", "docker stop at 10:00:00 UTC")
-    assert call(client, "post", "/agent/poll", poll)[1]["paused"] == {"far-bot": "operator_stop"}
+    assert call(client, "post", "/agent/poll", poll, token=token)[1]["paused"] == {"far-bot": "operator_stop"}
     told = wait_for(lambda: [t for t in outbox_texts(tmp_path) if "far-bot" in t], what="the notice")
     assert len(told) == 1 and "stopped by its operator" in told[0]
-    call(client, "post", "/agent/poll", {**poll, "up": ["far-bot"]})
+    call(client, "post", "/agent/poll", {**poll, "up": ["far-bot"]}, token=token)
     assert engine.pauses.active() == []
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from botwatch.remediator.actions.intake import down_key
 from tests.conftest import wait_for
+from botwatch.remediator import agent_tokens
 from tests.remediator.conftest import (TOKEN, page_text, FakeClock, alert, client_for, make_config, payload,
                                        post, recording_fleet)
 
@@ -337,34 +338,43 @@ def agent_post(client, path, body, token=TOKEN):
 
 def test_the_agent_endpoints_take_only_a_current_claim_and_its_own_data(fleet):
     engine, client, _, _ = fleet
+    token = agent_tokens.issue(engine.ledger, "vps-b", 0.0)           # the agent of vps-b's own credential
     poll = {"host": "vps-b", "address": "10.0.0.12:9817"}
     assert agent_post(client, "/agent/poll", poll, token="wrong").status_code == 401
+    assert agent_post(client, "/agent/poll", poll, token=TOKEN).status_code == 401   # the webhook's: /alerts only
     for bad in ({**poll, "host": "VPS B; rm -rf /"}, {**poll, "address": "http://x"}, {**poll, "busy": "bot-1"},
                 {"host": "vps-b"}, []):
-        assert agent_post(client, "/agent/poll", bad).status_code == 400, bad
+        assert agent_post(client, "/agent/poll", bad, token).status_code == 400, bad
     job = engine.ledger.schedule("bot-1", "restart", 0.0, host="vps-b")
-    [claimed] = agent_post(client, "/agent/poll", poll).get_json()["jobs"]
+    [claimed] = agent_post(client, "/agent/poll", poll, token).get_json()["jobs"]
     assert claimed["id"] == job and claimed["attempt"] == 1
     claim = {"host": "vps-b", "attempt": 1}
     url = f"/agent/jobs/{job}/ledger"
-    assert agent_post(client, url, {**claim, "host": "vps-c"}).status_code == 409          # another host's
-    assert agent_post(client, url, {**claim, "attempt": 2}).status_code == 409             # not the current claim
-    assert agent_post(client, "/agent/jobs/999/ledger", claim).status_code == 404
-    assert agent_post(client, url, {**claim, "op": "update_bot", "fields": {"bot = 'x'; --": 1}}).status_code == 400
-    assert agent_post(client, url, {**claim, "op": "put", "key": "last_report_for", "value": 1}).status_code == 403
-    assert agent_post(client, url, {**claim, "op": "update_bot", "fields": {"attempts": 2}}).status_code == 200
+    other = agent_tokens.issue(engine.ledger, "vps-c", 0.0)
+    assert agent_post(client, url, {**claim, "host": "vps-c"}, other).status_code == 403   # another host's job
+    assert agent_post(client, url, {**claim, "attempt": 2}, token).status_code == 409     # not the current claim
+    assert agent_post(client, "/agent/jobs/999/ledger", claim, token).status_code == 404
+    assert agent_post(client, url, {**claim, "op": "update_bot", "fields": {"bot = 'x'; --": 1}},
+                      token).status_code == 400
+    assert agent_post(client, url, {**claim, "op": "put", "key": "last_report_for", "value": 1},
+                      token).status_code == 403
+    assert agent_post(client, url, {**claim, "op": "update_bot", "fields": {"attempts": 2}}, token).status_code == 200
     assert engine.ledger.bot_state("bot-1").attempts == 2 and engine.ledger.bot_state("bot-2").attempts == 0
     end = {**claim, "outcome": "success", "detail": "restarted", "duration": 1.5, "restarted": True}
-    assert agent_post(client, f"/agent/jobs/{job}/finish", {**end, "outcome": "rm -rf"}).status_code == 400
-    assert agent_post(client, f"/agent/jobs/{job}/finish", end).status_code == 200
-    assert agent_post(client, f"/agent/jobs/{job}/finish", end).status_code == 409          # once
+    assert agent_post(client, f"/agent/jobs/{job}/finish", {**end, "outcome": "rm -rf"}, token).status_code == 400
+    assert agent_post(client, f"/agent/jobs/{job}/finish", end, other).status_code == 403
+    assert agent_post(client, f"/agent/jobs/{job}/finish", end, token).status_code == 200
+    assert agent_post(client, f"/agent/jobs/{job}/finish", end, token).status_code == 409          # once
     assert engine.ledger.action(job).outcome == "success"
     assert engine.metrics.restarts.labels("bot-1")._value.get() == 1
+    local = agent_tokens.issue(engine.ledger, "local", 0.0)
     backup = {"host": "local", "bot": "bot-2", "outcome": "success", "detail": "1 row", "created": 1.8e9}
-    assert agent_post(client, "/agent/backups", {**backup, "host": "vps-b"}).status_code == 404   # not its bot
-    assert agent_post(client, "/agent/backups", {**backup, "bot": "nope"}).status_code == 404
-    assert agent_post(client, "/agent/backups", {**backup, "outcome": "great"}).status_code == 400
-    assert agent_post(client, "/agent/backups", backup).status_code == 200
+    assert agent_post(client, "/agent/backups", backup, token).status_code == 403        # not its host's bot
+    assert agent_post(client, "/agent/backups", {**backup, "bot": "nope"}, local).status_code == 404
+    assert agent_post(client, "/agent/backups", {**backup, "outcome": "great"}, local).status_code == 400
+    assert agent_post(client, "/agent/backups", backup, local).status_code == 200
+    refused = engine.metrics.agent_refused
+    assert (refused.labels("token")._value.get(), refused.labels("another_host")._value.get()) == (2, 3)
     assert engine.metrics.last_backup.labels("bot-2")._value.get() == 1.8e9
 
 
@@ -439,3 +449,30 @@ def test_the_remediator_serves_the_shipped_runbook_where_every_alert_links(fleet
     for rule in alert_rules(CONFIG):
         url, _, anchor = rule["annotations"]["runbook_url"].partition("#")
         assert url == f"http://127.0.0.1:{CONFIG['ports']['remediator']}/runbook" and anchor in anchors, rule["alert"]
+
+
+def test_an_agent_token_is_bound_to_its_host_revoked_at_once_and_replaced_by_a_fresh_one(fleet):
+    engine, client, _, _ = fleet
+    host1, host2 = agent_tokens.issue(engine.ledger, "host-1", 0.0), agent_tokens.issue(engine.ledger, "host-2", 0.0)
+    job = engine.ledger.schedule("bot-3", "restart", 0.0, host="host-2")
+    # host-1's token names host-2, then claims, renews and finishes host-2's job: refused, nothing changes
+    assert agent_post(client, "/agent/poll", {"host": "host-2", "address": "10.0.0.2:9817"}, host1).status_code == 403
+    assert engine.ledger.action(job).state == "scheduled" and engine.ledger.agents() == []
+    assert agent_post(client, "/agent/poll", {"host": "host-1", "address": "10.0.0.1:9817"},
+                      host1).get_json()["jobs"] == []
+    [claimed] = agent_post(client, "/agent/poll", {"host": "host-2", "address": "10.0.0.2:9817"},
+                           host2).get_json()["jobs"]
+    for verb in ("renew", "finish", "ledger"):
+        body = {"host": "host-2", "attempt": claimed["attempt"], "outcome": "success", "detail": "x", "op": "bot_state"}
+        assert agent_post(client, f"/agent/jobs/{job}/{verb}", body, host1).status_code == 403, verb
+    assert engine.ledger.action(job).state == "running"
+    assert agent_post(client, "/agent/death", {"bot": "bot-3", "at": 1.0, "host": "host-2", "detail": "x"},
+                      host1).status_code == 403
+    # revoked: refused from its next call; a fresh one for the same host works, the old one does not
+    assert agent_tokens.revoke(engine.ledger, "host-2")
+    poll = {"host": "host-2", "address": "10.0.0.2:9817"}
+    assert agent_post(client, "/agent/poll", poll, host2).status_code == 401
+    fresh = agent_tokens.issue(engine.ledger, "host-2", 1.0)
+    assert agent_post(client, "/agent/poll", poll, fresh).status_code == 200
+    assert agent_post(client, "/agent/poll", poll, host2).status_code == 401
+    assert host2 not in str(engine.ledger.get(agent_tokens.TOKENS_KEY))          # only hashes are kept

@@ -7,12 +7,13 @@ import dataclasses
 import logging
 import re
 
-from flask import Blueprint, abort, request
+from flask import Blueprint, abort, g, request
 from werkzeug.exceptions import HTTPException
 
 from botwatch.core.config_types import SLUG
 from botwatch.remediator.intent.stops import OPERATOR_STOP
-from botwatch.remediator.web.common import answer, authorized, remediator
+from botwatch.remediator.agent_tokens import host_of
+from botwatch.remediator.web.common import answer, remediator
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +71,35 @@ def _agents_job(job_id: int):
     action = r.ledger.find(job_id)
     if action is None:
         abort(404, f"no job {job_id}")
-    if action.host != data.get("host"):
-        abort(409, f"job {job_id} is for host {action.host}")
+    _own_host(action.host, f"job {job_id}")
     return action, data, attempt
 
 
+def _own_host(host: str | None, what: str) -> None:
+    """403 unless `host` is the one the agent's token belongs to."""
+    if host != g.agent_host:
+        remediator().metrics.agent_refused.labels("another_host").inc()
+        log.warning("agent of %s (from %s) refused: %s is for host %s", g.agent_host, request.remote_addr, what, host)
+        abort(403, f"{what} is for host {host}, not {g.agent_host}: an agent's token is good for its own host only")
+
+
 def _agent_call(handler):
-    """Bearer token; a ledger that can't be reached is a 503 (the agent tries again)."""
+    """An agent's own token (its host follows from it); a ledger that can't be reached is a 503 (the agent
+    tries again)."""
     def wrapped(*args, **kwargs):
-        if not authorized():
-            return answer(401, {"error": "missing or wrong bearer token"})
+        r = remediator()
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        try:
+            host = host_of(r.ledger, given.strip()) if scheme.lower() == "bearer" else None
+        except Exception:
+            log.exception("an agent's token could not be looked up")
+            return answer(503, {"error": "the ledger can't be reached; retry"})
+        if host is None:
+            r.metrics.agent_refused.labels("token").inc()
+            log.warning("an agent's call from %s refused: missing, unknown or revoked token", request.remote_addr)
+            return answer(401, {"error": "missing, unknown or revoked agent token: `botwatch agent-token HOST` "
+                                         "on the remediator's side issues one per host"})
+        g.agent_host = host
         try:
             return handler(*args, **kwargs)
         except HTTPException:
@@ -100,6 +120,7 @@ def agent_poll():
     host, address = _field(data, "host", str, 64), _field(data, "address", str, 300)
     if not SLUG.fullmatch(host):
         abort(400, "host: not a slug (a-z, 0-9, '-')")
+    _own_host(host, "this poll")
     if not ADDRESS.fullmatch(address):
         abort(400, "address: not HOST:PORT")
     busy = data.get("busy", [])       # bots the agent is still running a playbook for (a claim it may have lost)
@@ -149,7 +170,9 @@ def agent_death():
     """A death the agent saw as an event (the fast path): a restart job for its host, claimed at its next poll."""
     from botwatch.remediator.web.webhook import death_report
     data = _body()
-    return death_report(data, _field(data, "host", str, 64))
+    host = _field(data, "host", str, 64)
+    _own_host(host, "this death")
+    return death_report(data, host)
 
 
 @agents.post("/agent/jobs/<int:job_id>/renew")
@@ -231,8 +254,9 @@ def agent_backup():
     r = remediator()
     data = _body()
     bot = r.config.bot(_field(data, "bot", str, 64))
-    if bot is None or bot.host != data.get("host"):
-        abort(404, "bot: not one of this host's bots in the remediator's config")
+    if bot is None:
+        abort(404, "bot: not in the remediator's config")
+    _own_host(bot.host, f"bot {bot.name}")
     outcome = _field(data, "outcome", str, 20)
     if outcome not in ("success", "skipped", "failed"):
         abort(400, "outcome: success, skipped or failed")

@@ -20,7 +20,7 @@ def answer(code: int, body) -> Response:
 
 
 def authorized() -> bool:
-    """The request carries the webhook token (Alertmanager's and the agents' bearer token)."""
+    """The request carries the webhook token (Alertmanager's, and the operator API's: pause, resume, stop)."""
     return bearer_matches(request.headers.get("Authorization", ""), current_app.extensions["webhook_token"])
 
 
