@@ -81,18 +81,26 @@ def bot_page(name: str):
 @page.get("/bots/<name>/board")
 @reader
 def bot_board(name: str):
-    return _render("_bot.html", bot=_bot(name), **_bot_values(_bot(name)))
+    bot = _bot(name)
+    return _render("_bot.html", bot=bot, **_bot_values(bot))
 
 
 def _bot_values(bot) -> dict:
-    r = remediator()
-    board = gatherer().board()
-    actions = [a for a in r.ledger.actions(bot=bot.name, limit=30)][:15]
-    return {"row": board.row(bot.name), "board": board, "actions": actions, "hold": r.pauses.holding(bot.name)}
+    """What a bot's own board shows: its row and its last 15 actions (the commands about it too)."""
+    return {"row": gatherer().board().row(bot.name), "actions": remediator().ledger.actions(bot=bot.name, limit=15)}
 
 
 def _who() -> str:
     return f"web:{current().user}"
+
+
+def _did(bot, what: str, outcome: str, done: str):
+    """An action from the page ended: recorded as the operator's command, the board gathered afresh, and back to
+    the bot's page saying `done`."""
+    r = remediator()
+    record_command(r, bot.name, what, _who(), outcome)
+    gatherer().stale()
+    return _back(bot, done)
 
 
 def _back(bot, done: str | None = None, error: str | None = None):
@@ -113,9 +121,7 @@ def pause(name: str):
     except PauseError as err:
         record_command(r, bot.name, f"pause {duration}".strip(), _who(), "refused")
         return _back(bot, error=str(err))
-    record_command(r, bot.name, f"pause {duration or 'until resumed'}: {reason}", _who(), "success")
-    gatherer().stale()
-    return _back(bot, "paused")
+    return _did(bot, f"pause {duration or 'until resumed'}: {reason}", "success", "paused")
 
 
 @page.post("/bots/<name>/resume")
@@ -123,19 +129,15 @@ def pause(name: str):
 def resume(name: str):
     r, bot = remediator(), _bot(name)
     ended = r.pauses.resume(Scope((bot.name,)), _who())
-    record_command(r, bot.name, "resume", _who(), "success" if ended else "noop")
-    gatherer().stale()
-    return _back(bot, "resumed" if ended else "not-paused")
+    return _did(bot, "resume", "success" if ended else "noop", "resumed" if ended else "not-paused")
 
 
 @page.post("/bots/<name>/reset")
 @actor
 def reset(name: str):
-    r, bot = remediator(), _bot(name)
-    r.intake.reset(bot.name)
-    record_command(r, bot.name, "reset", _who(), "success")
-    gatherer().stale()
-    return _back(bot, "reset")
+    bot = _bot(name)
+    remediator().intake.reset(bot.name)
+    return _did(bot, "reset", "success", "reset")
 
 
 @page.post("/bots/<name>/restart")
@@ -145,13 +147,12 @@ def restart(name: str):
     r, bot = remediator(), _bot(name)
     answer = request.form.get("confirm", "")
     if answer == "no":
-        record_command(r, bot.name, "restart cancelled", _who(), "cancelled")
-        return _back(bot, "cancelled")
+        return _did(bot, "restart cancelled", "cancelled", "cancelled")
     if answer != "yes":
-        return _render("confirm.html", bot=bot, hold=r.pauses.holding(bot.name))
+        hold = r.pauses.holding(bot.name)
+        return _render("confirm.html", bot=bot, held=r.pauses.says(hold) if hold else None)
     schedule_restart(r, bot, _who(), "on the status page")
-    record_command(r, bot.name, "restart confirmed", _who(), "scheduled")
-    return _back(bot, "restart")
+    return _did(bot, "restart confirmed", "scheduled", "restart")
 
 
 @page.app_template_filter("when")
