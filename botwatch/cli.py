@@ -14,6 +14,8 @@ from botwatch.core.mixin import CONFIG as MIXIN
 
 EXPORTER_PORT = MIXIN["ports"]["exporter"]
 REMEDIATOR_PORT = MIXIN["ports"]["remediator"]
+WEB_CONFIG_HELP = ("TLS and basic auth for this listener: a web.yml as Prometheus reads it (tls_server_config, "
+                   "basic_auth_users) plus open_paths; see docs/security.md")
 
 
 def _load(path: str):
@@ -65,7 +67,7 @@ def exporter(args) -> int:
         except IntentError as err:
             print(f"botwatch exporter: {err}", file=sys.stderr)
             return 2
-    run(config, host, port, state_dir, client)
+    run(config, host, port, state_dir, client, web=_web(args))
     return 0
 
 
@@ -92,7 +94,7 @@ def remediator(args) -> int:
         print(f"--ledger {args.ledger}: give a postgresql://USER@HOST:PORT/DATABASE URL "
               "(without --ledger, the SQLite file in $BOTWATCH_DATA_DIR)", file=sys.stderr)
         return 2
-    remediator_main.run(config, host, port, remediator_main.read_token(args.token_file), args.ledger)
+    remediator_main.run(config, host, port, remediator_main.read_token(args.token_file), args.ledger, web=_web(args))
     return 0
 
 
@@ -148,12 +150,18 @@ def agent(args) -> int:
     urls = [url for value in args.remediator for url in value.split(",") if url]
     bad = [url for url in urls if not url.startswith(("http://", "https://"))]
     if bad or not urls:
-        print(f"--remediator {' '.join(bad) or '(none)'}: give each remediator's http:// URL", file=sys.stderr)
+        print(f"--remediator {' '.join(bad) or '(none)'}: give each remediator's https:// (or http://) URL",
+              file=sys.stderr)
+        return 2
+    if args.ca_file and not os.path.isfile(args.ca_file):
+        print(f"--ca-file {args.ca_file}: no such file (the CA that signed the remediators' certificates)",
+              file=sys.stderr)
         return 2
     listen = _listen(args.listen, EXPORTER_PORT)
     state = writable_dir(args.state_dir or os.path.join(os.environ.get("BOTWATCH_DATA_DIR", "var"), "agent"),
                          "--state-dir")
-    run(config, args.host, listen, args.advertise, urls, read_token(args.token_file), Path(state))
+    run(config, args.host, listen, args.advertise, urls, read_token(args.token_file), Path(state), web=_web(args),
+        ca_file=args.ca_file)
     return 0
 
 
@@ -181,6 +189,7 @@ def report(args) -> int:
 def healthcheck(args) -> int:
     """The image's HEALTHCHECK: the service this container runs (its PID 1's `--listen HOST:PORT`) answers
     `/-/healthy`; a one-shot command (no --listen) is healthy while it runs."""
+    import os
     import urllib.request
     try:
         argv = open(f"/proc/{args.pid}/cmdline", "rb").read().split(b"\0")
@@ -192,9 +201,23 @@ def healthcheck(args) -> int:
         return 0
     host, _, port = words[words.index("--listen") + 1].rpartition(":")
     host = "127.0.0.1" if host in ("", "0.0.0.0") else "::1" if host == "::" else host
-    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/-/healthy"
+    scheme, context = "http", None
+    if "--web-config" in words[:-1]:       # TLS when the service's web config says so; its own loopback address
+        import ssl                         # is asked, so the certificate's names are not checked here
+
+        from botwatch.core import webconfig
+        from botwatch.core.serve import StartupError
+        try:
+            given = words[words.index("--web-config") + 1]
+            tls = webconfig.load(os.path.join(f"/proc/{args.pid}/cwd", given)).tls   # relative to its folder
+        except StartupError as err:
+            print(f"botwatch healthcheck: {err}", file=sys.stderr)
+            return 1
+        if tls:
+            scheme, context = "https", ssl._create_unverified_context()
+    url = f"{scheme}://{'[' + host + ']' if ':' in host else host}:{port}/-/healthy"
     try:
-        with urllib.request.urlopen(url, timeout=args.timeout) as answer:
+        with urllib.request.urlopen(url, timeout=args.timeout, context=context) as answer:
             return 0 if answer.status == 200 else 1
     except OSError as err:
         print(f"botwatch healthcheck: {url}: {err}", file=sys.stderr)
@@ -228,7 +251,8 @@ def render_alertmanager(args) -> int:
     from botwatch.up.alertmanager import RenderError, render, write
     config = _load(args.config)
     try:
-        text = render(config, args.remediator_url, args.webhook_token_file, template=args.template)
+        text = render(config, args.remediator_url, args.webhook_token_file, template=args.template,
+                      ca_file=args.ca_file)
     except RenderError as err:
         print(err, file=sys.stderr)
         return 2
@@ -301,6 +325,12 @@ def _utc(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _web(args):
+    """The listener's --web-config (TLS, basic auth), loaded now: a mistake in it stops the start, named."""
+    from botwatch.core import webconfig
+    return webconfig.load(args.web_config)
+
+
 def _listen(value: str, default_port: int) -> tuple[str, int]:
     from botwatch.core.serve import parse_listen
     try:
@@ -342,13 +372,15 @@ def _services(sub) -> None:
     e.add_argument("--no-checkpoints", action="store_true", help="read every trade file from its first byte at start")
     e.add_argument("--remediator", help="the remediator's URL: publish tradingbot_paused from its pauses")
     e.add_argument("--token-file", help="with --remediator: file holding its bearer token")
+    e.add_argument("--web-config", help=WEB_CONFIG_HELP)
 
     m = _command(sub, "remediator", remediator, "the Alertmanager webhook receiver that runs playbooks; `reset BOT`")
     m.add_argument("action", nargs="?", choices=("serve", "reset"), default="serve")
     m.add_argument("bot", nargs="?", help="with reset: the bot whose circuit to close")
     m.add_argument("--config", required=True)
     m.add_argument("--listen", default=f"127.0.0.1:{REMEDIATOR_PORT}", help="HOST:PORT (default %(default)s)")
-    m.add_argument("--token-file", help="file holding the webhook's bearer token (the agents' too)")
+    m.add_argument("--token-file", help="file holding the webhook's bearer token (Alertmanager's, the operator API's)")
+    m.add_argument("--web-config", help=WEB_CONFIG_HELP)
     m.add_argument("--ledger", help="postgresql://USER@HOST:PORT/DB: a ledger replicas share (default: the "
                                     "SQLite file in $BOTWATCH_DATA_DIR)")
 
@@ -357,9 +389,11 @@ def _services(sub) -> None:
     a.add_argument("--host", required=True, help="this host's name, as its bots' `host:` give it")
     a.add_argument("--remediator", required=True, action="append",
                    help="the central remediator's URL (repeat, or comma-separate, for each replica)")
-    a.add_argument("--token-file", required=True, help="file holding the remediator's bearer token")
+    a.add_argument("--token-file", required=True, help="file holding this host's agent token (`botwatch agent-token HOST`)")
     a.add_argument("--listen", default=f"127.0.0.1:{EXPORTER_PORT}", help="HOST:PORT for /metrics (default %(default)s)")
     a.add_argument("--advertise", help="HOST:PORT Prometheus scrapes this agent at (default: --listen)")
+    a.add_argument("--web-config", help=WEB_CONFIG_HELP)
+    a.add_argument("--ca-file", help="the CA that signed the remediators' certificates (default: the system's)")
     a.add_argument("--state-dir", help="checkpoints, mirrors, the agent's own ledger (default $BOTWATCH_DATA_DIR/agent)")
 
     u = sub.add_parser("up", help="start the local stack: demo bots (or --config's), exporter, remediator, "
@@ -419,6 +453,8 @@ def _tools(sub) -> None:
     r.add_argument("--webhook-token-file", required=True, help="the remediator's bearer token file")
     r.add_argument("--out", required=True, help="where Alertmanager reads it (mode 0600), or - for stdout")
     r.add_argument("--template", help="your alertmanager.yml, its templates/ beside it (default: the one botwatch ships)")
+    r.add_argument("--ca-file", help="with an https --remediator-url: the CA that signed its certificate (as "
+                                      "Alertmanager sees the file; default: the system's)")
     r.set_defaults(func=render_alertmanager)
 
 

@@ -63,8 +63,10 @@ class Executor(ServiceLoop):
 
 
 def run(config: Config, host: str, listen: tuple[str, int], advertise: str | None, remediators: list[str],
-        token: str, state_dir: Path) -> None:
-    from botwatch.core import memory
+        token: str, state_dir: Path, web=None, ca_file: str | None = None) -> None:
+    """Serve the host's metrics (behind `web`, the listener's --web-config) and run its jobs, calling the
+    remediators with this host's agent token, verifying https ones against `ca_file` (else the system's CAs)."""
+    from botwatch.core import memory, webconfig
     from botwatch.core.serve import StartupError, bind, serve
     from botwatch.exporter.app import create_app
     from botwatch.exporter.checkpoints import Checkpoints
@@ -79,8 +81,10 @@ def run(config: Config, host: str, listen: tuple[str, int], advertise: str | Non
                            "scrapes this agent at")
     memory.tune()
     monitor = Monitor(local, checkpoints=Checkpoints(state_dir / "exporter"))
-    server = bind(create_app(monitor), listen[0], listen[1], "botwatch agent")
-    executor = Executor(local, RemediatorClient(remediators, token), host, address, state_dir)
+    web = web or webconfig.WebConfig()
+    server = bind(webconfig.guard(create_app(monitor), web), listen[0], listen[1], "botwatch agent", web=web)
+    webconfig.say_openness(web, listen[0], "botwatch agent", ["/metrics", "/"])
+    executor = Executor(local, RemediatorClient(remediators, token, ca_file=ca_file), host, address, state_dir)
     executor.jobs.on_paused = lambda paused: setattr(monitor, "paused", paused)    # tradingbot_paused
     # up, and (a preset bot) running by its own word: what ends a stop by its operator
     executor.jobs.up_bots = lambda: [name for name, status in monitor.snapshot().items() if status.up and (
@@ -91,7 +95,7 @@ def run(config: Config, host: str, listen: tuple[str, int], advertise: str | Non
     fast = None
     if local.remediation.fast_path:
         from botwatch.exporter.fastpath import FastPath
-        line = RemediatorClient(remediators, token)        # its own session: the poll's is the executor's
+        line = RemediatorClient(remediators, token, ca_file=ca_file)     # its own session: the poll's is the executor's
 
         def tell(death) -> str:
             answer = line.post("/agent/death", {"host": host, "bot": death.bot, "at": death.at, "detail": death.detail})

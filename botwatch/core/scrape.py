@@ -23,20 +23,25 @@ def at(host: str, c: dict = CONFIG) -> dict[str, list[str]]:
 
 
 def prometheus_config(targets: dict[str, list[str]], rule_files: list[str], c: dict = CONFIG,
-                      replica: str | None = None, agents_sd: str | None = None, sd_refresh: str = "30s") -> dict:
+                      replica: str | None = None, agents_sd: str | None = None, sd_refresh: str = "30s",
+                      clients: dict[str, dict] | None = None) -> dict:
     """Prometheus' config: each part of `targets` scraped as its mixin job (the alertmanager part is also
     where alerts go). With `replica` (HA), its replica label, dropped from the alerts it sends so two
     servers' alerts are the same alerts to Alertmanager; with `agents_sd`, the agents found at that /sd URL
-    (they label their series with `host` themselves: honor_labels keeps it)."""
+    (they label their series with `host` themselves: honor_labels keeps it). `clients`: per part ("agents",
+    "remediator", ...) how Prometheus calls it — scheme, tls_config, basic_auth — the remediator's also
+    used for /sd."""
+    clients = clients or {}
     interval = c["scrape_interval"]
     alerting: dict = {"alertmanagers": [{"static_configs": [{"targets": list(targets["alertmanager"])}]}]}
     if replica:
         alerting = {"alert_relabel_configs": [{"action": "labeldrop", "regex": "replica"}], **alerting}
     scrapes = []
     if agents_sd:
-        scrapes.append({"job_name": c["jobs"]["agents"], "honor_labels": True,
-                        "http_sd_configs": [{"url": agents_sd, "refresh_interval": sd_refresh}]})
-    scrapes += [{"job_name": c["jobs"][part], "static_configs": [{"targets": list(targets[part])}]}
+        sd_client = {key: value for key, value in clients.get("remediator", {}).items() if key != "scheme"}
+        scrapes.append({"job_name": c["jobs"]["agents"], "honor_labels": True, **clients.get("agents", {}),
+                        "http_sd_configs": [{"url": agents_sd, "refresh_interval": sd_refresh, **sd_client}]})
+    scrapes += [{"job_name": c["jobs"][part], **clients.get(part, {}), "static_configs": [{"targets": list(targets[part])}]}
                 for part in ("exporter", "remediator", "alertmanager", "prometheus") if targets.get(part)]
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval,

@@ -81,16 +81,48 @@ class _Stop(SystemExit):
     ran on (seen under load: the exporter did not stop on SIGTERM)."""
 
 
-def bind(app, host: str, port: int, name: str, threads: int = 8):
-    """A waitress server for `app` listening on host:port, or StartupError saying why it can't."""
-    from waitress.server import create_server
-
+def bind(app, host: str, port: int, name: str, threads: int = 8, web=None):
+    """A server for `app` listening on host:port, or StartupError saying why it can't: waitress for plain
+    HTTP; with a web config's tls_server_config, cheroot (CherryPy's WSGI server) with its TLS adapter and the
+    config's context (waitress serves no TLS). `web` is a botwatch.core.webconfig.WebConfig."""
     try:
-        return create_server(app, host=host, port=port, threads=threads, ident=name)
-    except OSError as err:
-        reason = "already in use (is another botwatch running?)" if err.errno == errno.EADDRINUSE else (
+        if web is not None and web.tls:
+            return _TLSServer(app, host, port, name, threads, web)
+        from waitress.server import create_server
+        server = create_server(app, host=host, port=port, threads=threads, ident=name)
+        server.scheme = "http"
+        return server
+    except OSError as err:     # cheroot says "in use" in words only
+        in_use = err.errno == errno.EADDRINUSE or "Address already in use" in str(err)
+        reason = "already in use (is another botwatch running?)" if in_use else (
             err.strerror or str(err))
         raise StartupError(f"--listen {host}:{port}: {reason}") from None
+
+
+class _TLSServer:
+    """cheroot serving HTTPS, with the few methods `serve` uses of waitress' server."""
+
+    scheme = "https"
+
+    def __init__(self, app, host: str, port: int, name: str, threads: int, web):
+        from cheroot import wsgi
+        from cheroot.ssl.builtin import BuiltinSSLAdapter
+        self.server = wsgi.Server((host, port), app, numthreads=threads, server_name=name, timeout=10)
+        # cheroot writes its own complaints (a client that distrusts the certificate, plain HTTP on the TLS
+        # port) to stderr; here they go through logging like the rest
+        self.server.error_log = lambda msg="", level=logging.INFO, traceback=False: log.log(
+            level, "%s: %s", name, msg, exc_info=traceback)
+        adapter = BuiltinSSLAdapter(str(web.cert_file), str(web.key_file))
+        adapter.context = web.ssl_context()
+        self.server.ssl_adapter = adapter
+        self.server.prepare()           # binds now: a port in use is said before anything else starts
+        self.effective_host, self.effective_port = self.server.bind_addr[:2]
+
+    def run(self) -> None:
+        self.server.serve()
+
+    def close(self) -> None:
+        self.server.stop()
 
 
 def serve(server, name: str, on_stop: Callable[[], None] = lambda: None) -> None:
@@ -103,7 +135,7 @@ def serve(server, name: str, on_stop: Callable[[], None] = lambda: None) -> None
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log.info("%s listening on http://%s:%s/", name, server.effective_host, server.effective_port)
+    log.info("%s listening on %s://%s:%s/", name, server.scheme, server.effective_host, server.effective_port)
     try:
         server.run()
     except _Stop as received:

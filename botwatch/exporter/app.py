@@ -71,19 +71,22 @@ def landing_page(config: Config, monitor: Monitor) -> str:
             f"{''.join(rows)}</table></body></html>")
 
 
-def run(config: Config, host: str, port: int, state_dir: Path | None = None, remediator=None) -> None:
+def run(config: Config, host: str, port: int, state_dir: Path | None = None, remediator=None, web=None) -> None:
     """Check every bot once (resuming from the checkpoints in `state_dir`), then serve until SIGTERM/SIGINT;
     with `remediator` (an IntentClient) also publish tradingbot_paused from the remediator's pauses and, with
     remediation.fast_path, tell it each death the moment it happens."""
     import logging
     import time
 
+    from botwatch.core import webconfig
     from botwatch.core.serve import bind, serve
 
     log = logging.getLogger("exporter")
     memory.tune()      # before the check threads start
     monitor = Monitor(config, checkpoints=Checkpoints(state_dir) if state_dir else None)
-    server = bind(create_app(monitor), host, port, "botwatch exporter")   # a port in use fails before the checks
+    web = web or webconfig.WebConfig()
+    server = bind(webconfig.guard(create_app(monitor), web), host, port, "botwatch exporter", web=web)  # before the checks
+    webconfig.say_openness(web, host, "botwatch exporter", ["/metrics", "/"])
     started = time.monotonic()
     monitor.run_once()
     log.info("first round of checks of %d bots took %.2fs", len(config.bots), time.monotonic() - started)

@@ -34,8 +34,15 @@ def read_token(path: str) -> str:
     return token
 
 
-def run(config: Config, host: str, port: int, token: str, ledger: str | None = None) -> None:
+# what basic auth (a --web-config's basic_auth_users) guards here: what has no credential of its own. The
+# webhook and the operator API take the webhook token, /agent/* an agent's token, the status page its login;
+# /runbook is the package's runbook, /-/healthy the health probe's.
+GUARDED = ("/metrics", "/sd")
+
+
+def run(config: Config, host: str, port: int, token: str, ledger: str | None = None, web=None) -> None:
     import gc
+    from botwatch.core import webconfig
     from botwatch.core.serve import StartupError, bind, serve
     from botwatch.remediator.web.app import create_app
     from botwatch.remediator.engine import Remediator
@@ -45,7 +52,10 @@ def run(config: Config, host: str, port: int, token: str, ledger: str | None = N
     except LedgerUnavailable as err:
         raise StartupError(str(err)) from None
     try:
-        server = bind(create_app(remediator, token), host, port, "botwatch remediator", threads=WEBHOOK_THREADS)
+        web = web or webconfig.WebConfig()
+        app = webconfig.guard(create_app(remediator, token), web, lambda path: path in GUARDED)
+        server = bind(app, host, port, "botwatch remediator", threads=WEBHOOK_THREADS, web=web)
+        webconfig.say_openness(web, host, "botwatch remediator", list(GUARDED))
     except BaseException:
         remediator.stop(wait=False)
         raise

@@ -25,8 +25,10 @@ def shipped_template() -> Path:
     return resources.path("alertmanager", "alertmanager.yml")
 
 
-def render(config: Config, remediator_url: str, webhook_token_file: Path, template: Path | None = None) -> str:
-    """The Alertmanager config with the webhook address, token file, Telegram token and chats filled in.
+def render(config: Config, remediator_url: str, webhook_token_file: Path, template: Path | None = None,
+           ca_file: Path | str | None = None) -> str:
+    """The Alertmanager config with the webhook address, token file, Telegram token and chats filled in;
+    with `ca_file`, the webhook's TLS verified against it (a remediator serving https with a private CA).
 
     Without a Telegram token or chat the Telegram receivers are left empty (Alertmanager drops what
     they get) and the caller should say so.
@@ -42,6 +44,8 @@ def render(config: Config, remediator_url: str, webhook_token_file: Path, templa
         for hook in receiver.get("webhook_configs", []):
             hook["url"] = remediator_url.rstrip("/") + "/alerts"
             hook["http_config"]["authorization"]["credentials_file"] = str(Path(webhook_token_file).resolve())
+            if ca_file:
+                hook["http_config"]["tls_config"] = {"ca_file": str(ca_file)}
         if "telegram_configs" in receiver:
             base = receiver.pop("telegram_configs")[0]
             if token and chats:

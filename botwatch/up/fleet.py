@@ -4,6 +4,10 @@ delivering to both, and two Prometheus servers finding the agents at the remedia
 
 The namespaces hang off one bridge with a 10.77.K.0/24 network that exists only inside this machine (no
 default route, no NAT); cutting a host off is `ip link set` of its end of the veth pair. Needs root.
+
+Every link that crosses that network is HTTPS, as between real hosts: a CA made at start (state/tls), a
+certificate and a --web-config per listener (the remediators, each agent), basic auth for what Prometheus
+reads there (/metrics, /sd), the agents and Alertmanager verifying against the CA.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from botwatch.up import alertmanager as am
+from botwatch.up.certs import CA
 from botwatch.core import mixin, scrape
 from botwatch.core.files import write_atomic
 from botwatch.core.serve import free_port
@@ -102,6 +107,33 @@ class Network:
         return {"tag": self.tag, "subnet": self.subnet, "bridge": self.bridge, "gateway": self.gateway}
 
 
+class FleetTLS:
+    """The fleet's CA, a certificate and web config per listener on the hosts' network, and the basic-auth
+    user Prometheus reads /metrics and /sd as (its password in secrets/, only its bcrypt hash in web configs)."""
+
+    USER = "prometheus"
+
+    def __init__(self, state: Path):
+        from botwatch.remediator.web.login import hash_password
+        self.folder = state / "tls"
+        self.ca = CA.create(self.folder, "botwatch fleet CA")
+        self.password_file = secret_file(state / "secrets" / "prometheus_password", secrets.token_urlsafe(16))
+        self._users = {self.USER: hash_password(self.password_file.read_text().strip(), rounds=10)}
+
+    def web_config(self, name: str, addresses: list[str]) -> Path:
+        issued = self.ca.issue(name, addresses)
+        path = self.folder / f"{name}-web.yml"
+        write_atomic(path, yaml.safe_dump({"tls_server_config": {"cert_file": str(issued.cert),
+                                                                 "key_file": str(issued.key)},
+                                           "basic_auth_users": self._users}, sort_keys=False), private=True)
+        return path
+
+    def client(self) -> dict:
+        """How Prometheus calls an https listener of the fleet (a scrape config's or http_sd_config's keys)."""
+        return {"scheme": "https", "tls_config": {"ca_file": str(self.ca.cert)},
+                "basic_auth": {"username": self.USER, "password_file": str(self.password_file)}}
+
+
 def host_bots(state: Path, host: str, timings: str) -> list[dict]:
     """Two demo paperbots for one host, named after it."""
     bots = demo_bots(state / "hosts" / host, TIMINGS[timings], botwatch_argv())[:BOTS_PER_HOST]
@@ -114,21 +146,25 @@ def host_bots(state: Path, host: str, timings: str) -> list[dict]:
     return bots
 
 
-def prometheus_config(ports: dict[str, int], gateway: str, timings: str, rules: Path, replica: str) -> str:
-    """One of the pair: agents found at its own remediator replica's /sd; both peers and replicas listed."""
+def prometheus_config(ports: dict[str, int], gateway: str, timings: str, rules: Path, replica: str,
+                      tls: FleetTLS) -> str:
+    """One of the pair: agents found at its own remediator replica's /sd; both peers and replicas listed;
+    the agents, the replicas and /sd read over HTTPS with basic auth."""
     own = "remediator" if replica == "a" else "remediator-2"
     targets = {"remediator": [f"{gateway}:{ports[name]}" for name in ("remediator", "remediator-2")],
                "alertmanager": [f"127.0.0.1:{ports[name]}" for name in ("alertmanager", "alertmanager-2")],
                "prometheus": [f"127.0.0.1:{ports[name]}" for name in ("prometheus", "prometheus-2")]}
     doc = scrape.prometheus_config(targets, [str(rules)], TIMINGS[timings]["rules"], replica=replica,
-                                   agents_sd=f"http://{gateway}:{ports[own]}/sd",
-                                   sd_refresh=FLEET_TIMINGS[timings]["sd_refresh"])
+                                   agents_sd=f"https://{gateway}:{ports[own]}/sd",
+                                   sd_refresh=FLEET_TIMINGS[timings]["sd_refresh"],
+                                   clients={"agents": tls.client(), "remediator": tls.client()})
     return scrape.render(doc, "# written by `botwatch up --fleet`\n")
 
 
-def fleet_alertmanager_config(config, urls: dict[str, str], token: Path, timings: str) -> str:
-    """The shipped routes, the remediator receiver sending to both replicas (each decides once, together)."""
-    doc = yaml.safe_load(alertmanager_config(config, urls["remediator"], token, timings))
+def fleet_alertmanager_config(config, urls: dict[str, str], token: Path, timings: str, ca_file: Path) -> str:
+    """The shipped routes, the remediator receiver sending to both replicas (each decides once, together),
+    their certificates checked against the fleet's CA."""
+    doc = yaml.safe_load(alertmanager_config(config, urls["remediator"], token, timings, ca_file))
     for receiver in doc["receivers"]:
         if receiver["name"] == "remediator":
             first = receiver["webhook_configs"][0]
@@ -148,15 +184,16 @@ def issue_agent_tokens(ledger_url: str, hosts: list[str], folder: Path, now: flo
 
 
 def start_agent(stack: Stack, network: Network, index: int, host: str, config_file: Path, token: Path,
-                remediators: list[str]) -> str:
+                remediators: list[str], tls: FleetTLS) -> str:
     address = f"{network.address(index)}:{AGENT_PORT}"
     argv = network.run_in(index) + botwatch_argv() + [
         "agent", "--config", str(config_file), "--host", host, "--listen", address, "--token-file", str(token),
-        "--state-dir", str(stack.state / "hosts" / host / "agent")]
+        "--state-dir", str(stack.state / "hosts" / host / "agent"), "--ca-file", str(tls.ca.cert),
+        "--web-config", str(tls.web_config(f"agent-{host}", [network.address(index)]))]
     for url in remediators:
         argv += ["--remediator", url]
-    stack.service(f"agent-{host}", argv, f"http://{address}/metrics")
-    return f"http://{address}"
+    stack.service(f"agent-{host}", argv, f"https://{address}/-/healthy")
+    return f"https://{address}"
 
 
 def up_fleet(hosts: int, timings: str, state_dir: str) -> int:
@@ -182,8 +219,11 @@ def up_fleet(hosts: int, timings: str, state_dir: str) -> int:
         ports = {name: free_port() for name in ("remediator", "remediator-2", "prometheus", "prometheus-2",
                                                 "alertmanager", "alertmanager-2", "cluster-alertmanager",
                                                 "cluster-alertmanager-2")}
-        urls = {name: f"http://{network.gateway if name.startswith('remediator') else '127.0.0.1'}:{port}"
+        urls = {name: f"https://{network.gateway}:{port}" if name.startswith("remediator") else f"http://127.0.0.1:{port}"
                 for name, port in ports.items() if not name.startswith("cluster-")}
+        tls = FleetTLS(state)
+        stack.ca_file = tls.ca.cert
+        remediator_web = tls.web_config("remediator", [network.gateway])
         raw = {"bots": [bot for host in names for bot in host_bots(state, host, timings)],
                "remediation": dict(FLEET_TIMINGS[timings]["remediation"],
                                    alertmanager_urls=[urls["alertmanager"], urls["alertmanager-2"]])}
@@ -198,10 +238,11 @@ def up_fleet(hosts: int, timings: str, state_dir: str) -> int:
         for name in ("remediator", "remediator-2"):
             stack.service(name, botwatch_argv() + ["remediator", "--config", str(files["config"]), "--listen",
                                                    f"{network.gateway}:{ports[name]}", "--token-file",
-                                                   str(files["token"]), "--ledger", ledger],
+                                                   str(files["token"]), "--ledger", ledger,
+                                                   "--web-config", str(remediator_web)],
                           urls[name] + "/-/healthy", env={"BOTWATCH_DATA_DIR": str(state / name)})
         am_file = state / "alertmanager" / "alertmanager.yml"
-        am.write(am_file, fleet_alertmanager_config(config, urls, files["token"], timings))
+        am.write(am_file, fleet_alertmanager_config(config, urls, files["token"], timings, tls.ca.cert))
         peers = ["alertmanager", "alertmanager-2"]
         for name in peers:
             stack.service(name, [find_binary("prometheus-alertmanager", "alertmanager"), f"--config.file={am_file}",
@@ -211,7 +252,7 @@ def up_fleet(hosts: int, timings: str, state_dir: str) -> int:
             wait_cluster(urls[name], 2)
         for name, replica in (("prometheus", "a"), ("prometheus-2", "b")):
             path = state / name / "prometheus.yml"
-            write_atomic(path, prometheus_config(ports, network.gateway, timings, files["rules"], replica))
+            write_atomic(path, prometheus_config(ports, network.gateway, timings, files["rules"], replica, tls))
             stack.service(name, [find_binary("prometheus"), f"--config.file={path}", f"--storage.tsdb.path={state / name / 'data'}",
                                  f"--web.listen-address=127.0.0.1:{ports[name]}", "--web.enable-lifecycle"],
                           urls[name] + "/-/ready")
@@ -225,13 +266,14 @@ def up_fleet(hosts: int, timings: str, state_dir: str) -> int:
                     stack.spawn(f"bot-{bot.name}", network.run_in(index) + bot.start_command, detach=True)
             described[host] = {"namespace": network.namespace(index), "index": index, "link": network.link(index),
                                "agent": start_agent(stack, network, index, host, files["config"],
-                                                    agent_tokens[host], remediators),
+                                                    agent_tokens[host], remediators, tls),
                                "token_file": str(agent_tokens[host])}
         stack.urls = urls
         path = stack.write_state(config, outbox.path)
         doc = json.loads(path.read_text())
         doc.update(hosts=described, network=network.describe(), ledger=ledger, token_file=str(files["token"]),
-                   remediators=remediators)
+                   remediators=remediators, ca_file=str(tls.ca.cert),
+                   basic_auth={"username": tls.USER, "password_file": str(tls.password_file)})
         write_atomic(path, json.dumps(doc, indent=2) + "\n")
         print(f"botwatch fleet is up: {hosts} hosts, {len(config.bots)} bots, {timings} timings, state in {state}")
         for name in ("prometheus", "prometheus-2", "alertmanager", "alertmanager-2", "remediator", "remediator-2"):

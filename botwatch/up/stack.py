@@ -112,8 +112,9 @@ def prometheus_config(ports: dict[str, int], timings: str, rules: Path, replica:
     return scrape.render(doc, "# written by `botwatch up`\n")
 
 
-def alertmanager_config(config: Config, remediator_url: str, token_file: Path, timings: str) -> str:
-    return paced_routes(am.render(config, remediator_url, token_file), timings)
+def alertmanager_config(config: Config, remediator_url: str, token_file: Path, timings: str,
+                        ca_file: Path | None = None) -> str:
+    return paced_routes(am.render(config, remediator_url, token_file, ca_file=ca_file), timings)
 
 
 def paced_routes(text: str, timings: str) -> str:
@@ -144,6 +145,7 @@ class Stack:
     urls: dict[str, str] = field(default_factory=dict)
     services: dict[str, tuple[list[str], dict | None]] = field(default_factory=dict)   # name -> how to (re)start
     restarts: dict[str, list[float]] = field(default_factory=dict)                          # name -> when
+    ca_file: Path | None = None          # the CA its https services' certificates are checked against
 
     def spawn(self, name: str, argv: list[str], detach: bool = False, env: dict | None = None) -> subprocess.Popen:
         logs = self.state / "logs"
@@ -165,7 +167,7 @@ class Stack:
     def service(self, name: str, argv: list[str], ready: str, env: dict | None = None) -> None:
         self.services[name] = (argv, env)
         process = self.spawn(name, argv, env=env)
-        _wait_http(ready, name, process)
+        _wait_http(ready, name, process, ca_file=self.ca_file)
 
     def revive(self, name: str, now: float) -> bool:
         """Start a service that exited again, as a supervisor would; False when it keeps dying
@@ -255,13 +257,16 @@ def running_pid(pidfile: str | Path | None) -> int | None:
     return pid if process_alive(pid) else None
 
 
-def _wait_http(url: str, what: str, process: subprocess.Popen, timeout: float = 60) -> None:
+def _wait_http(url: str, what: str, process: subprocess.Popen, timeout: float = 60,
+               ca_file: Path | None = None) -> None:
+    import ssl
+    context = ssl.create_default_context(cafile=str(ca_file)) if ca_file and url.startswith("https:") else None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{what} exited with status {process.returncode}; see logs/{what}.log in the state dir")
         try:
-            urllib.request.urlopen(url, timeout=2).close()
+            urllib.request.urlopen(url, timeout=2, context=context).close()
             return
         except OSError:
             time.sleep(0.2)

@@ -9,12 +9,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+import yaml
 
 from botwatch.up.alertmanager import render
 from botwatch.core.config import config_from_mapping
 from botwatch.core.mixin import CONFIG, alert_rules
 from botwatch.up.stack import alertmanager_config
-from tests.conftest import ROOT, require_tool, wait_for
+from tests.conftest import BOTWATCH, ROOT, require_tool, wait_for
 
 TEMPLATE = ROOT / "alertmanager" / "alertmanager.yml"
 
@@ -43,11 +44,27 @@ def test_amtool_accepts_the_rendered_config_and_it_holds_the_secrets(tmp_path):
     path.write_text(text)
     result = amtool("check-config", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
-    receivers = {r["name"]: r for r in __import__("yaml").safe_load(text)["receivers"]}
+    receivers = {r["name"]: r for r in yaml.safe_load(text)["receivers"]}
     chats = [c["chat_id"] for c in receivers["telegram-critical"]["telegram_configs"]]
     assert chats == [4242, -100777]
     assert "RENDERED_AT_START" not in text and "123456:TEST-token" in text
     assert "RENDERED_AT_START" in TEMPLATE.read_text() and "TEST-token" not in TEMPLATE.read_text()
+
+
+def test_an_https_remediator_is_verified_against_the_ca_given_to_render_alertmanager(tmp_path):
+    (tmp_path / "webhook_token").write_text("webhook-secret\n")
+    (tmp_path / "bots.yaml").write_text("bots: [{name: a, pidfile: a.pid, data_file: a.csv}]\n")
+    result = subprocess.run([*BOTWATCH, "render-alertmanager",
+                             "--config", str(tmp_path / "bots.yaml"), "--remediator-url", "https://remediator:9818",
+                             "--webhook-token-file", str(tmp_path / "webhook_token"), "--ca-file",
+                             "/etc/alertmanager/botwatch-ca.crt", "--out", str(tmp_path / "am.yml")],
+                            capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert amtool("check-config", str(tmp_path / "am.yml")).returncode == 0
+    doc = yaml.safe_load((tmp_path / "am.yml").read_text())
+    hooks = [hook for receiver in doc["receivers"] for hook in receiver.get("webhook_configs", [])]
+    assert hooks and all(hook["url"] == "https://remediator:9818/alerts" and hook["http_config"]["tls_config"] ==
+                         {"ca_file": "/etc/alertmanager/botwatch-ca.crt"} for hook in hooks), hooks
 
 
 # where each alert of the rules goes, by the labels the rules give it (a new alert needs its line here)
