@@ -119,7 +119,7 @@ def test_it_trades_and_botwatch_reports_freqtrades_own_figures(live):
     assert exporter_sample(live, "tradingbot_state", state="running") == 1
     assert time.time() - exporter_sample(live, "tradingbot_last_loop_timestamp_seconds") < 10
     assert exporter_sample(live, "tradingbot_info", kind="spot", runtime="process", preset="freqtrade",
-                           exchange="binance") == 1
+                           exchange="binance", quote="USDT") == 1
 
 
 def test_kill_9_is_restarted_and_trading_resumes(live):

@@ -14,6 +14,8 @@ from typing import Iterable, NamedTuple
 
 import numpy as np
 
+from botwatch.core.exposure import Exposure, one_quote
+
 # A position smaller than this fraction of the fill that left it is float dust from a full close.
 _DUST = 1e-9
 
@@ -44,6 +46,8 @@ class BookSummary:
     equity: float
     positions: dict[str, float]
     trades: int
+    exposure: tuple[Exposure, ...] = ()     # the open positions, valued (botwatch.core.exposure)
+    quote: str = ""          # the quote currency of every symbol it has traded ("" before its first, or mixed)
 
 
 def fold_fills(qty: float, avg_entry: float, buys: Iterable[bool], prices: Iterable[float],
@@ -152,6 +156,7 @@ class TradeBook:
                    for symbol, pos in self.positions.items() if pos.qty)
 
     def summary(self, marks: dict[str, float] | None = None) -> BookSummary:
+        marks = marks or {}
         unrealized = self.unrealized(marks)
         return BookSummary(
             realized=self.realized,
@@ -159,4 +164,8 @@ class TradeBook:
             equity=self.starting_balance + self.realized + unrealized,
             positions={symbol: pos.qty for symbol, pos in self.positions.items()},
             trades=self.trades,
+            # fills only: whether a stop waits on the exchange is not in them
+            exposure=tuple(Exposure(symbol, pos.qty, pos.avg_entry, marks.get(symbol, pos.last_price), None)
+                           for symbol, pos in self.positions.items() if pos.qty),
+            quote=one_quote(self.positions),
         )

@@ -201,7 +201,8 @@ class BotCheck:
         if self.logtail is not None:
             self.loop = self.bot.kind.loop_from_log(self.logtail) or self.loop
         open_profit = self.loop.open_profit if self.loop else None
-        book = self.store.summary(health.marks if health else None, open_profit)
+        marks = (health.marks if health else None) or (self.loop.marks if self.loop else None)
+        book = self.store.summary(marks, open_profit)
         return BotStatus(self.bot.name, self.clock(), time.monotonic() - started, up, liveness, health,
                          datafile, book, api_errors, self.down_checks, tuple(errors), self.loop, self.down_since)
 
@@ -216,5 +217,5 @@ def _merge(known: LoopHealth | None, new: LoopHealth) -> LoopHealth:
     if known is None:
         return new
     return LoopHealth(*(now if now is not None else before for now, before in zip(
-        (new.last_loop, new.state, new.exchange, new.open_profit),
-        (known.last_loop, known.state, known.exchange, known.open_profit))))
+        (new.last_loop, new.state, new.exchange, new.open_profit, new.marks),
+        (known.last_loop, known.state, known.exchange, known.open_profit, known.marks))))

@@ -43,6 +43,7 @@ class LoopHealth:
     state: str | None              # running, stopped, paused, reload_config (lower case)
     exchange: str | None
     open_profit: float | None      # Σ profit_abs of open trades, in the stake currency
+    marks: dict[str, float] | None = None     # each open trade's pair -> its current_rate (Freqtrade's price)
 
 
 class FreqtradeAPI:
@@ -96,12 +97,15 @@ class FreqtradeAPI:
         last_loop = _number(health.get("last_process_ts")) if isinstance(health, dict) else None
         state = config.get("state") if isinstance(config, dict) else None
         exchange = config.get("exchange") if isinstance(config, dict) else None
-        open_profit = None
+        open_profit = marks = None
         if isinstance(status, list):
-            profits = [_number(t.get("profit_abs")) for t in status if isinstance(t, dict)]
+            trades = [t for t in status if isinstance(t, dict)]
+            profits = [_number(t.get("profit_abs")) for t in trades]
             open_profit = sum(p for p in profits if p is not None)
+            marks = {t["pair"]: _number(t.get("current_rate")) for t in trades if isinstance(t.get("pair"), str)
+                     and (_number(t.get("current_rate")) or 0) > 0}
         return LoopHealth(last_loop, state.lower() if isinstance(state, str) else None,
-                          exchange if isinstance(exchange, str) else None, open_profit)
+                          exchange if isinstance(exchange, str) else None, open_profit, marks)
 
     def state(self) -> str | None:
         """running, stopped, paused or reload_config (GET /api/v1/show_config), or None when it did not say."""

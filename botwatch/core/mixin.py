@@ -49,6 +49,12 @@ CONFIG = {
     "down_for": "0s",
     # TradingBotDownCritical: the brief's "down > 5 minutes" pages a human.
     "down_critical_for": "5m",
+    # TradingBotDownWithExposure: a bot down or stuck while it holds positions without a stoploss on the
+    # exchange leaves that money unmanaged (no exit, no stop) until it is back: it pages at once, not after
+    # down_critical_for; a flat bot, or one whose every position has its stop on the exchange, keeps that
+    # timing. Above this many units of the quote currency (0: any amount).
+    "exposure_page_above": 0,
+    "down_with_exposure_for": "0s",
     # TradingBotDataCorrupted: the validity gauge is already a state (it does not flap), so a short
     # wait only rides out one bad scrape.
     "corrupted_for": "30s",
@@ -77,6 +83,15 @@ CONFIG = {
     # are summed per exchange (tradingbot_info names each bot's exchange): this many in the window, from
     # however many bots, runs every one's on_rate_limit (or the exchange's own command) once.
     "exchange_rate_limit_errors": 10,
+    # ExchangeClockSkew: signed calls carry this host's time and the exchange refuses one outside its window
+    # (Binance's recvWindow: 5 s by default; -1021). Paging at a fifth of that leaves time to fix NTP before
+    # orders fail; the wait rides out one slow, lopsided round trip.
+    "clock_skew_max": 1.0,
+    "clock_skew_for": "2m",
+    # ExchangeErrors: network errors and "exchange not available" from every bot on one exchange, summed:
+    # an exchange outage is one page, not one per bot.
+    "exchange_errors": 20,
+    "exchange_errors_for": "5m",
     # TradingBotAbnormalTradeFrequency: the rate window trades noise for speed. 30m smooths a bot that
     # trades a few times an hour; bounds come from tradingbot_expected_trades_per_hour per bot.
     "trade_rate_window": "30m",
@@ -110,7 +125,7 @@ CONFIG = {
 }
 
 # `botwatch up --timings fast`: the same rules, minutes become seconds, for demos and the e2e test.
-FAST = dict(CONFIG, scrape_interval="1s", down_critical_for="20s", unknown_for="20s", data_file_grace="30s",
+FAST = dict(CONFIG, scrape_interval="1s", down_critical_for="20s", clock_skew_for="5s", exchange_errors_for="10s", unknown_for="20s", data_file_grace="30s",
             corrupted_for="2s", stopped_for="2s", stuck_for="2s", stale_for="5s", auth_error_window="1m",
             rate_limit_window="1m", rate_limited_for="5s", trade_rate_window="1m", abnormal_frequency_for="10s",
             absent_for="20s", component_down_for="10s", delivery_failing_for="10s", host_down_after="10s")
@@ -169,6 +184,26 @@ DOWN_SINCE = ('{{ with printf "tradingbot_down_since_seconds{bot=\'%s\'}" $label
               '{{ . | first | value | printf "%.3f" }}{{ end }}')
 
 
+# What a bot holds, said in every notice about it being down, stuck or stopped: "2 open positions, 1840.00 USDT;
+# 1 without a known stoploss on the exchange" (botwatch.core.exposure; the same words as the remediator's).
+EXPOSURE = (
+    '{{ with printf "tradingbot_open_positions{bot=\'%s\'}" $labels.bot | query }}'
+    '{{ $n := . | first | value }}{{ if eq $n 0.0 }}flat (no open position){{ else }}'
+    '{{ $n | printf "%.0f" }} open position{{ if ne $n 1.0 }}s{{ end }}'
+    '{{ with printf "tradingbot_exposure_quote{bot=\'%s\'}" $labels.bot | query }}, '
+    '{{ . | first | value | printf "%.2f" }}{{ end }}'
+    '{{ with printf "tradingbot_info{bot=\'%s\',quote!=\'\'}" $labels.bot | query }} {{ (. | first).Labels.quote }}{{ end }}'
+    '{{ with printf "tradingbot_unprotected_positions{bot=\'%s\'} > 0" $labels.bot | query }}; '
+    '{{ . | first | value | printf "%.0f" }} without a known stoploss on the exchange'
+    '{{ else }}; each with a stoploss on the exchange{{ end }}{{ end }}{{ end }}'
+)
+# down: as many failed checks in a row as the exporter counts; stuck: the loop or the API of a running preset bot
+DOWN = "tradingbot_down_checks >= {down_checks}"
+STUCK = ("((time() - tradingbot_last_loop_timestamp_seconds) > on (bot) tradingbot_stuck_after_seconds"
+         " or on (bot) (tradingbot_health_up == 0 and on (bot) tradingbot_stuck_after_seconds))"
+         " and on (bot) tradingbot_process_up == 1")
+
+
 def recording_rules(c: dict) -> list[dict]:
     # uptime counts only the time a bot was not held: a paused bot's samples are left out, not counted down
     rules = [{"record": "bot:tradingbot_up:unpaused", "expr": "tradingbot_up" + UNPAUSED}]
@@ -179,6 +214,9 @@ def recording_rules(c: dict) -> list[dict]:
          "expr": f"rate(tradingbot_trades_total[{c['trade_rate_window']}]) * 3600"},
         {"record": f"exchange:tradingbot_rate_limit_errors:increase{c['rate_limit_window']}",
          "expr": f"sum by (exchange) (increase(tradingbot_api_errors_total{{kind=\"rate_limit\"}}[{c['rate_limit_window']}])"
+                 " * on (bot) group_left (exchange) max by (bot, exchange) (tradingbot_info{exchange!=\"\"}))"},
+        {"record": f"exchange:tradingbot_other_errors:increase{c['rate_limit_window']}",
+         "expr": f"sum by (exchange) (increase(tradingbot_api_errors_total{{kind=\"other\"}}[{c['rate_limit_window']}])"
                  " * on (bot) group_left (exchange) max by (bot, exchange) (tradingbot_info{exchange!=\"\"}))"},
         {"record": "bot:tradingbot_equity:change_24h", "expr": "tradingbot_equity - tradingbot_equity offset 24h"},
         {"record": "bot:tradingbot_realized_pnl:change_24h",
@@ -200,14 +238,22 @@ UNPAUSED = " unless on (bot) tradingbot_paused == 1"
 def liveness_alerts(c: dict) -> list[dict]:
     """The bot is down, its data is corrupt or stale, its exchange refuses it."""
     return [
-        _alert(c, "TradingBotDown", f"tradingbot_down_checks >= {c['down_checks']}" + UNPAUSED, c["down_for"], "remediate",
+        _alert(c, "TradingBotDown", DOWN.format(**c) + UNPAUSED, c["down_for"], "remediate",
                f"A trading bot failed {spoken_count(c['down_checks'])} consecutive checks.",
                "{{ $labels.bot }} has failed {{ $value }} consecutive checks; botwatch is restarting it.",
-               annotations={"down_since": DOWN_SINCE}),
+               annotations={"down_since": DOWN_SINCE, "exposure": EXPOSURE}),
+        _alert(c, "TradingBotDownWithExposure",
+               f"tradingbot_unprotected_exposure_quote > {c['exposure_page_above']}"
+               f" and on (bot) ({DOWN.format(**c)} or on (bot) {STUCK})" + UNPAUSED,
+               c["down_with_exposure_for"], "critical",
+               "A trading bot is down while it holds positions without a stoploss on the exchange.",
+               "{{ $labels.bot }} is down or stuck with {{ $value | printf \"%.2f\" }} of its positions unprotected "
+               "on the exchange: nothing exits or stops them until it is back. botwatch is restarting it.",
+               annotations={"exposure": EXPOSURE}),
         _alert(c, "TradingBotDownCritical", "tradingbot_up == 0" + UNPAUSED, c["down_critical_for"], "critical",
                f"A trading bot has been down for more than {spoken_duration(c['down_critical_for'])}.",
                "{{ $labels.bot }} has been down for more than " + c["down_critical_for"]
-               + "; automatic recovery has not brought it back."),
+               + "; automatic recovery has not brought it back.", annotations={"exposure": EXPOSURE}),
         _alert(c, "TradingBotDataCorrupted", "tradingbot_data_file_valid == 0", c["corrupted_for"], "remediate",
                "A trading bot's trade data file is corrupt.",
                "The trade file of {{ $labels.bot }} failed validation; botwatch is restoring it from the last "
@@ -220,20 +266,17 @@ def liveness_alerts(c: dict) -> list[dict]:
                "{{ $labels.bot }} has been up for " + c["data_file_grace"] + " and its trade file does not exist: "
                "no trade yet, or data_file points to the wrong place. Nothing is restored: there is nothing to "
                "restore."),
-        _alert(c, "TradingBotStuck",
-               "((time() - tradingbot_last_loop_timestamp_seconds) > on (bot) tradingbot_stuck_after_seconds"
-               " or on (bot) (tradingbot_health_up == 0 and on (bot) tradingbot_stuck_after_seconds))"
-               " and on (bot) tradingbot_process_up == 1" + UNPAUSED,
+        _alert(c, "TradingBotStuck", STUCK + UNPAUSED,
                c["stuck_for"], "remediate",
                "A running trading bot's main loop has stopped.",
                "{{ $labels.bot }} runs but its main loop is stale or its API does not answer: frozen or "
-               "deadlocked; botwatch is restarting it.", notify="telegram"),
+               "deadlocked; botwatch is restarting it.", annotations={"exposure": EXPOSURE}, notify="telegram"),
         _alert(c, "TradingBotStopped",
                "tradingbot_state{state!=\"running\"} == 1 and on (bot) tradingbot_process_up == 1" + UNPAUSED,
                c["stopped_for"], "remediate",
                "A running trading bot has stopped trading.",
                "{{ $labels.bot }} runs but reports itself {{ $labels.state }}; botwatch asks it to start through "
-               "its API, and restarts it if that does not help."),
+               "its API, and restarts it if that does not help.", annotations={"exposure": EXPOSURE}),
         _alert(c, "TradingBotStaleData",
                "(time() - tradingbot_data_file_last_write_timestamp_seconds) > on (bot) tradingbot_stale_after_seconds"
                " and on (bot) tradingbot_up == 1" + UNPAUSED,
@@ -260,6 +303,19 @@ def liveness_alerts(c: dict) -> list[dict]:
                "The bots on {{ $labels.exchange }} hit {{ $value | humanize }} rate-limit errors between them in the "
                "last " + c["rate_limit_window"] + "; they share its limit, so botwatch asks each to slow down "
                "(their on_rate_limit, or the exchange's) before the exchange bans the account or IP."),
+        _alert(c, "ExchangeClockSkew",
+               f"abs(tradingbot_exchange_clock_offset_seconds) > {c['clock_skew_max']}", c["clock_skew_for"], "critical",
+               "This host's clock is off from an exchange's: its signed calls will soon be refused.",
+               "The clock of {{ $labels.exchange }} is {{ $value | printf \"%.2f\" }} s away from "
+               "{{ with $labels.host }}{{ . }}{{ else }}{{ $labels.instance }}{{ end }}'s; past the exchange's "
+               "window (Binance: 5 s) every order fails with -1021. Fix the host's time (NTP)."),
+        _alert(c, "ExchangeErrors",
+               f"exchange:tradingbot_other_errors:increase{c['rate_limit_window']} > {c['exchange_errors']}",
+               c["exchange_errors_for"], "warning",
+               "The bots on one exchange keep getting network or exchange errors.",
+               "The bots on {{ $labels.exchange }} logged {{ $value | humanize }} network or exchange errors "
+               "between them in the last " + c["rate_limit_window"] + ": the exchange or the way to it is in "
+               "trouble, not one bot."),
     ]
 
 

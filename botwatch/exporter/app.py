@@ -71,6 +71,17 @@ def landing_page(config: Config, monitor: Monitor) -> str:
             f"{''.join(rows)}</table></body></html>")
 
 
+def start_clocks(monitor: Monitor):
+    """The exchanges' clocks, looked at in the background when a bot's replay names an exchange; else None."""
+    from botwatch.exporter.clocks import ExchangeClocks
+    clocks = ExchangeClocks(monitor.config)
+    if not clocks.replays:
+        return None
+    monitor.clocks = clocks
+    clocks.start()
+    return clocks
+
+
 def run(config: Config, host: str, port: int, state_dir: Path | None = None, remediator=None, web=None) -> None:
     """Check every bot once (resuming from the checkpoints in `state_dir`), then serve until SIGTERM/SIGINT;
     with `remediator` (an IntentClient) also publish tradingbot_paused from the remediator's pauses and, with
@@ -91,6 +102,7 @@ def run(config: Config, host: str, port: int, state_dir: Path | None = None, rem
     monitor.run_once()
     log.info("first round of checks of %d bots took %.2fs", len(config.bots), time.monotonic() - started)
     monitor.start()
+    clocks = start_clocks(monitor)
     feed = fast = None
     if remediator is not None:
         from botwatch.exporter.pauses import PauseFeed
@@ -104,7 +116,7 @@ def run(config: Config, host: str, port: int, state_dir: Path | None = None, rem
         log.info("no --remediator: deaths are found by the checks and restarted by TradingBotDown (no fast path)")
 
     def stop():
-        for part in (feed, fast):
+        for part in (feed, fast, clocks):
             if part is not None:
                 part.stop()
         monitor.stop()

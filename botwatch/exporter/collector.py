@@ -9,6 +9,7 @@ from prometheus_client.registry import Collector
 
 from botwatch import __version__
 from botwatch.core.config import ERROR_KINDS
+from botwatch.core.exposure import totals
 from botwatch.exporter.monitor import Monitor
 
 
@@ -78,12 +79,32 @@ def exporter_families(monitor: Monitor, started: float):
     for name, count in monitor.failures.items():
         failures.add_metric([name], count)
     yield failures
+    yield from clock_families(monitor.clocks)
     build = GaugeMetricFamily("botwatch_exporter_build_info", "botwatch version; always 1.", labels=["version"])
     build.add_metric([__version__], 1)
     yield build
     yield GaugeMetricFamily("botwatch_exporter_scrape_duration_seconds",
                             "Time this scrape spent building the bot metrics.",
                             value=time.monotonic() - started)
+
+
+def clock_families(clocks):
+    """tradingbot_exchange_clock_offset_seconds and its round trip, per exchange, while the look is recent
+    (an exchange that stopped answering its time has no figure: unknown, not 0)."""
+    if clocks is None:
+        return
+    offset = GaugeMetricFamily("tradingbot_exchange_clock_offset_seconds",
+                               "The exchange's clock minus this host's (median of a few round trips, each "
+                               "against its midpoint); positive: the exchange is ahead.", labels=["exchange"])
+    rtt = GaugeMetricFamily("tradingbot_exchange_clock_rtt_seconds",
+                            "The median round trip of the exchange's time call.", labels=["exchange"])
+    now = time.time()
+    for exchange, look in sorted(clocks.snapshot().items()):
+        if now - look.at <= 3 * clocks.interval:
+            offset.add_metric([exchange], look.offset)
+            rtt.add_metric([exchange], look.rtt)
+    yield offset
+    yield rtt
 
 
 class _Families:
@@ -123,8 +144,20 @@ class _Families:
                                   "Configured age after which a running bot's trade file is stale.")
         self.stuck_after = _gauge("tradingbot_stuck_after_seconds",
                                   "Configured age of the main loop after which a running bot is stuck.")
-        self.info = _gauge("tradingbot_info", "The bot's type, runtime, preset and exchange; always 1.",
-                           ("bot", "kind", "runtime", "preset", "exchange"))
+        self.info = _gauge("tradingbot_info", "The bot's type, runtime, preset, exchange and the quote currency of "
+                           "the symbols it trades (\"\" before its first trade, or mixed); always 1.",
+                           ("bot", "kind", "runtime", "preset", "exchange", "quote"))
+        self.open_positions = _gauge("tradingbot_open_positions", "Open positions (Freqtrade: open trades).")
+        self.exposure = _gauge("tradingbot_exposure_quote",
+                               "Σ |amount| x last known price of the open positions, in their quote currency.")
+        self.unprotected = _gauge("tradingbot_unprotected_exposure_quote",
+                                  "The part of tradingbot_exposure_quote without a stoploss order known to be open on "
+                                  "the exchange (unknown counts: only Freqtrade's records say).")
+        self.unprotected_positions = _gauge("tradingbot_unprotected_positions",
+                                            "Open positions without a stoploss order known to be open on the exchange.")
+        self.protected = _gauge("tradingbot_position_protected",
+                                "1 while the symbol's open position has a stoploss order open on the exchange, 0 "
+                                "while it has none; no sample where the bot's records can't say.", ("bot", "symbol"))
         self.last_loop = _gauge("tradingbot_last_loop_timestamp_seconds",
                                 "When the bot last finished its main loop, by its own API (last known).")
         self.state = _gauge("tradingbot_state", "1 for the state the bot reports itself in (last known).",
@@ -151,7 +184,8 @@ class _Families:
         name = bot.name
         said = status.loop.exchange if status and status.loop and status.loop.exchange else None
         exchange = bot.exchange_name({name: said} if said else None) or ""
-        self.info.add_metric([name, bot.type, bot.runtime, bot.preset or "", exchange], 1)
+        quote = status.book.quote if status is not None else ""
+        self.info.add_metric([name, bot.type, bot.runtime, bot.preset or "", exchange, quote], 1)
         self.interval.add_metric([name], bot.check_interval)
         if bot.expected_trades_per_hour:
             self.expected.add_metric([name, "min"], bot.expected_trades_per_hour.min)
@@ -188,6 +222,7 @@ class _Families:
         self.equity.add_metric(name, s.book.equity)
         for symbol, qty in sorted(s.book.positions.items()):
             self.position.add_metric([s.bot, symbol], qty)
+        self._exposure(s.bot, s.book.exposure)
         for kind in ERROR_KINDS:
             self.api_errors.add_metric([s.bot, kind], s.api_errors.get(kind, 0))
         if s.loop is not None:
@@ -197,6 +232,16 @@ class _Families:
         if s.down_since is not None and "liveness" not in s.errors:
             self.down_since.add_metric(name, s.down_since)
         self.check_duration.add_metric(name, s.duration)
+
+    def _exposure(self, bot: str, exposures) -> None:
+        t = totals(exposures)
+        self.open_positions.add_metric([bot], t.positions)
+        self.exposure.add_metric([bot], t.exposure)
+        self.unprotected.add_metric([bot], t.unprotected)
+        self.unprotected_positions.add_metric([bot], t.unprotected_positions)
+        for e in exposures:
+            if e.protected is not None:
+                self.protected.add_metric([bot, e.symbol], int(e.protected))
 
     def _loop(self, bot: str, loop) -> None:
         if loop.last_loop is not None:

@@ -46,6 +46,7 @@ class Monitor(ServiceLoop):
         # bot -> what holds it (pause, maintenance, operator_stop), as the remediator's ledger says; None while
         # no remediator was asked (tradingbot_paused is then not published: unknown is not "not paused")
         self.paused: dict[str, str] | None = None
+        self.clocks = None     # the exchanges' clocks (exporter.clocks.ExchangeClocks), when a bot names one
         self.failures: dict[str, int] = dict.fromkeys(self.checks, 0)   # rounds that raised (bugs)
         self._due = dict.fromkeys(self.checks, 0.0)
         self._hurried: dict[str, float] = {}      # bot -> until when it is checked every RECHECK_AFTER_DEATH

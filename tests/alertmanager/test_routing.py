@@ -71,6 +71,7 @@ def test_an_https_remediator_is_verified_against_the_ca_given_to_render_alertman
 ROUTES = {
     "TradingBotDown": "remediator,blackhole",
     "TradingBotDownCritical": "telegram-critical",
+    "TradingBotDownWithExposure": "telegram-critical",
     "TradingBotDataCorrupted": "remediator,telegram-critical",
     "TradingBotDataFileMissing": "telegram-warning",
     "TradingBotStuck": "remediator,telegram-critical",
@@ -79,6 +80,8 @@ ROUTES = {
     "TradingBotApiKeyErrors": "remediator,telegram-critical",
     "TradingBotRateLimited": "remediator,telegram-warning",
     "ExchangeRateLimited": "remediator,telegram-warning",
+    "ExchangeClockSkew": "telegram-critical",
+    "ExchangeErrors": "telegram-warning",
     "TradingBotAbnormalTradeFrequency": "telegram-critical",
     "TradingBotRestartLoop": "telegram-critical",
     "TradingBotAbsent": "telegram-warning",
@@ -181,7 +184,8 @@ def test_a_real_alertmanager_delivers_escaped_bounded_telegram_messages_and_bear
                          "runbook_url": "https://example.invalid/runbook.md#tradingbotdatacorrupted"}},
     ] + [{"labels": {**labels_of("TradingBotDataCorrupted"), "notify": "telegram",
                      "bot": "flood", "n": str(i)},
-          "annotations": {"summary": "s" * 500, "description": "d" * 5000}} for i in range(8)])
+          "annotations": {"summary": "s" * 500, "description": "d" * 5000, "exposure": "e" * 5000}}
+         for i in range(8)])
     wait_for(lambda: len(telegram.messages()) >= 4, timeout=30, what="two groups to two chats")
     wait_for(lambda: len(hook.calls) >= 2, timeout=30, what="the remediator webhook, once per group")
     assert not telegram.errors
@@ -195,7 +199,8 @@ def test_a_real_alertmanager_delivers_escaped_bounded_telegram_messages_and_bear
         assert "<script>" not in text and "&lt;script&gt;" in text and "&lt;b&gt;evil" in text
         assert "TradingBotDataCorrupted" in text and "runbook" in text
     for text in flood_texts:
-        assert "8 alerts in all" in text and text.count("severity: remediate") == 5
+        assert "8 alerts in all" in text and text.count("severity: remediate") == 4
+        assert text.count("💰 " + "e" * 120 + "\n") == 4
     assert all(call["auth"] == "Bearer webhook-secret" and call["body"]["version"] == "4" for call in hook.calls)
     assert {call["body"]["groupLabels"]["bot"] for call in hook.calls} == {"doge-long", "flood"}
     assert all(call["body"]["groupLabels"]["alertname"] == "TradingBotDataCorrupted" for call in hook.calls)

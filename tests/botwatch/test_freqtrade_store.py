@@ -32,6 +32,29 @@ def test_figures_are_freqtrades_own(freqtrade_db):
     assert store.summary(unrealized=2.5).equity == pytest.approx(1000 + store.summary().realized + 2.5)
 
 
+def exposures(store) -> list[list]:
+    return [[e.symbol, e.amount, e.entry, e.protected] for e in store.summary().exposure]
+
+
+def test_each_open_trade_is_exposure_protected_only_while_its_stoploss_waits_on_the_exchange(freqtrade_db):
+    path, truth = freqtrade_db("ft.sqlite", "--closed", "5", "--open", "3", "--short", "1",
+                               "--stoploss-on-exchange", "2")
+    store = FreqtradeStore(path)
+    store.collect()
+    assert [t[3] for t in truth["open_trades"]] == [True, True, False]       # Freqtrade's has_open_sl_orders
+    assert exposures(store) == [[pair, pytest.approx(amount), pytest.approx(rate), protected]
+                                for pair, amount, rate, protected in truth["open_trades"]]
+    summary = store.summary(marks={truth["open_trades"][2][0]: 2 * truth["open_trades"][2][2]})
+    last = summary.exposure[2]
+    assert last.mark == pytest.approx(2 * last.entry) and last.notional == pytest.approx(abs(last.amount) * last.mark)
+    # the stops cancelled (filled, or cancelled by hand on the exchange): read incrementally, none protected now
+    _, truth = freqtrade_db("ft.sqlite", "--closed", "0", "--open", "0", "--cancel-stops")
+    store.collect()
+    assert [t[3] for t in truth["open_trades"]] == [False, False, False]
+    assert [e.protected for e in store.summary().exposure] == [False, False, False]
+    assert FreqtradeStore(path).summary().exposure == ()          # nothing read yet: no figures, not zero ones
+
+
 def test_an_unchanged_database_is_not_opened(freqtrade_db, monkeypatch):
     path, _ = freqtrade_db()
     for p in (path, f"{path}-wal"):       # written a while ago: past the window in which a stat is not trusted

@@ -89,6 +89,11 @@ def test_golden_values_are_the_hand_worked_ones(fleet):
     assert value("tradingbot_unrealized_pnl", {"bot": "doge-long"}) == pytest.approx(30)
     assert value("tradingbot_equity", {"bot": "doge-long"}) == pytest.approx(1000 + 9.59 + 30)
     assert value("tradingbot_position", {"bot": "doge-long", "symbol": "DOGE/USDT"}) == 1500
+    # money at risk: 1500 DOGE at 0.18 = 270 USDT, and a CSV says nothing of a stoploss on the exchange
+    assert value("tradingbot_open_positions", {"bot": "doge-long"}) == 1
+    assert value("tradingbot_exposure_quote", {"bot": "doge-long"}) == pytest.approx(270)
+    assert value("tradingbot_unprotected_exposure_quote", {"bot": "doge-long"}) == pytest.approx(270)
+    assert value("tradingbot_position_protected", {"bot": "doge-long", "symbol": "DOGE/USDT"}) is None
     assert value("tradingbot_api_errors_total", {"bot": "doge-long", "kind": "auth"}) == 1
     assert value("tradingbot_api_errors_total", {"bot": "doge-long", "kind": "rate_limit"}) == 1
     assert value("tradingbot_up", {"bot": "doge-long"}) == 1
@@ -115,7 +120,8 @@ def test_a_check_that_raises_does_not_blank_the_other_bots(fleet):
     assert registry.get_sample_value("tradingbot_up", {"bot": "doge-long", "host": "local"}) == 1
     assert registry.get_sample_value("botwatch_exporter_check_failures_total", {"bot": "btc-optimized"}) == 1
     assert registry.get_sample_value("tradingbot_info", {"bot": "btc-optimized", "host": "local", "kind": "futures",
-                                                         "runtime": "process", "preset": "", "exchange": ""}) == 1
+                                                         "runtime": "process", "preset": "", "exchange": "",
+                                                         "quote": ""}) == 1
 
 
 def test_every_bot_series_carries_its_host(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import TYPE_CHECKING, Callable
@@ -28,8 +29,8 @@ class CsvStore:
         summary = self.book.summary(marks)
         if unrealized is None:
             return summary
-        return BookSummary(summary.realized, unrealized, self.book.starting_balance + summary.realized + unrealized,
-                           summary.positions, summary.trades)
+        return dataclasses.replace(summary, unrealized=unrealized,
+                                   equity=self.book.starting_balance + summary.realized + unrealized)
 
     def symbols(self) -> list[str]:
         return list(self.book.positions)

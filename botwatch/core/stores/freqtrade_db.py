@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from botwatch.core.book import BookSummary, Trade
+from botwatch.core.exposure import Exposure, one_quote
 from botwatch.core.stores.sqlite_check import CHECKS as SQLITE_CHECKS
 from botwatch.core.stores.sqlite_check import Corrupt, SqliteStore, connect_ro
 
@@ -23,7 +24,7 @@ CHECKS = SQLITE_CHECKS
 SCHEMA = {
     "trades": ("id", "pair", "is_open", "amount", "open_rate", "close_rate", "open_date", "close_date",
                "close_profit_abs", "realized_profit", "is_short"),
-    "orders": ("id", "ft_trade_id", "ft_is_open", "side", "filled", "average", "price", "status",
+    "orders": ("id", "ft_trade_id", "ft_is_open", "ft_order_side", "side", "filled", "average", "price", "status",
                "order_filled_date"),
 }
 # id, pair, then the columns _impossible() reads, in its order
@@ -63,7 +64,10 @@ class FreqtradeStore(SqliteStore):
     def _forget(self) -> None:
         self._first_trade: tuple | None = None       # (id, pair, open_date) of the lowest id: the history's identity
         self._max_trade_id = 0
-        self._open: dict[int, tuple[str, float, float]] = {}   # id -> (pair, signed amount, realized_profit)
+        # id -> (pair, signed amount, realized_profit, open_rate)
+        self._open: dict[int, tuple[str, float, float, float]] = {}
+        self._stops: dict[int, int] = {}          # open stoploss order id -> its trade's id
+        self._pairs: set[str] = set()             # every pair it has traded
         self._closed_profit = 0.0
         self._closed = 0
         self._rows = 0
@@ -78,16 +82,21 @@ class FreqtradeStore(SqliteStore):
     # -- the interface ---------------------------------------------------------------------------------
 
     def summary(self, marks: dict[str, float] | None = None, unrealized: float | None = None) -> BookSummary:
-        realized = self._closed_profit + sum(profit for _, _, profit in self._open.values())
+        realized = self._closed_profit + sum(profit for _, _, profit, _ in self._open.values())
         positions: dict[str, float] = {}
-        for pair, amount, _ in self._open.values():
+        for pair, amount, _, _ in self._open.values():
             positions[pair] = positions.get(pair, 0.0) + amount
         unrealized = unrealized or 0.0      # only the bot knows its marks: from its API, else none
+        marks = marks or {}
+        protected = set(self._stops.values())
+        exposure = tuple(Exposure(pair, amount, rate, marks.get(pair, rate), trade_id in protected)
+                         for trade_id, (pair, amount, _, rate) in sorted(self._open.items()) if amount)
         return BookSummary(realized, unrealized, self.starting_balance + realized + unrealized,
-                           {pair: round(amount, 12) for pair, amount in positions.items()}, self._fills)
+                           {pair: round(amount, 12) for pair, amount in positions.items()}, self._fills, exposure,
+                           one_quote(self._pairs))
 
     def symbols(self) -> list[str]:
-        return sorted({pair for pair, _, _ in self._open.values()})
+        return sorted({pair for pair, _, _, _ in self._open.values()})
 
     # -- reading ---------------------------------------------------------------------------------------
 
@@ -113,9 +122,11 @@ class FreqtradeStore(SqliteStore):
             raise Corrupt("values", f"trade {bad[0]} ({bad[1]}): {_impossible(*bad[2:])}")
         profit, closed = connection.execute(f"SELECT COALESCE(SUM(close_profit_abs), 0), COUNT(*) FROM trades "
                                             f"WHERE {changed} AND NOT is_open").fetchone()
-        self._open = {trade_id: (pair, -amount if is_short else amount, realized or 0.0)
-                      for trade_id, pair, amount, realized, is_short in connection.execute(
-                          f"SELECT id, pair, amount, realized_profit, is_short FROM trades WHERE {changed} AND is_open")}
+        self._open = {trade_id: (pair, -amount if is_short else amount, realized or 0.0, rate)
+                      for trade_id, pair, amount, realized, is_short, rate in connection.execute(
+                          f"SELECT id, pair, amount, realized_profit, is_short, open_rate FROM trades "
+                          f"WHERE {changed} AND is_open")}
+        self._pairs.update(pair for (pair,) in connection.execute(f"SELECT DISTINCT pair FROM trades WHERE {changed}"))
         self._closed_profit += profit
         self._closed += closed
         self._max_trade_id = max_id
@@ -127,8 +138,12 @@ class FreqtradeStore(SqliteStore):
         changed = f"(id > {int(self._max_order_id)} OR id IN (-1{''.join(f', {int(i)}' for i in self._open_orders)}))"
         fills, last = connection.execute(f"SELECT COUNT(*), MAX(order_filled_date) FROM orders WHERE {changed} "
                                          "AND NOT ft_is_open AND filled > 0").fetchone()
-        self._open_orders = {row[0] for row in connection.execute(f"SELECT id FROM orders WHERE {changed} "
-                                                                  "AND ft_is_open")}
+        opened = connection.execute(f"SELECT id, ft_trade_id, ft_order_side FROM orders WHERE {changed} "
+                                    "AND ft_is_open").fetchall()
+        for order_id in self._open_orders - {row[0] for row in opened}:
+            self._stops.pop(order_id, None)                 # closed (filled, cancelled) or gone
+        self._stops.update({order_id: trade_id for order_id, trade_id, side in opened if side == "stoploss"})
+        self._open_orders = {row[0] for row in opened}
         self._max_order_id = connection.execute("SELECT COALESCE(MAX(id), 0) FROM orders").fetchone()[0]
         self._fills += fills
         when = _utc(last)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Protocol
 
 from botwatch.core.checks import loop_trouble
 from botwatch.remediator.verify import Verdict, verify
+
+log = logging.getLogger(__name__)
 
 # alerts about a live bot's main loop: the bot's own API, not its process, says whether help is needed
 LOOP_ALERTS = ("TradingBotStuck", "TradingBotStopped")
@@ -80,6 +83,22 @@ class Context:
             trouble, alive = self.trouble()
             return trouble is None, (trouble, alive)
         return self.verify(judge)
+
+    def money(self) -> str:
+        """"\n💰 2 open positions, 1840.00 USDT; 1 without a known stoploss on the exchange" — what the bot holds, from
+        its own records, valued at entry or last fill (it may be down: no price of its own); "" when its records
+        can't be read (a corrupt file is the restore's, and its notice says so)."""
+        from botwatch.core.exposure import words
+        from botwatch.core.presets import open_store
+        from botwatch.remediator.tell.notifier import escape
+        try:
+            store = open_store(self.bot, self.clock)
+            if not store.collect().valid:
+                return ""
+            return "\n💰 " + escape(words(store.summary().exposure))
+        except Exception:           # a notice never fails for want of figures
+            log.debug("%s: exposure for the notice could not be read", self.bot.name, exc_info=True)
+            return ""
 
     def trouble(self) -> tuple[str | None, "Aliveness"]:
         """Why the bot needs help now, as its alert sees it (down; for a preset bot also stuck or not

@@ -44,7 +44,7 @@ def restart_playbook(ctx: Context) -> Result:
                       ctx.runtime.recent_logs(),
                       notice=f"🛑 <b>{escape(bot.name)}</b>: gave up after {state.attempts} restarts. "
                              f"Automatic recovery is off until it recovers or "
-                             f"<code>botwatch remediator reset {escape(bot.name)}</code>.")
+                             f"<code>botwatch remediator reset {escape(bot.name)}</code>." + ctx.money())
     if state.attempts and state.last_restart_at is not None:
         wait = rem.backoff[min(state.attempts - 1, len(rem.backoff) - 1)]
         earliest = state.last_restart_at + wait
@@ -59,14 +59,14 @@ def restart_playbook(ctx: Context) -> Result:
         return Result("escalated", f"{trouble}; known only by its health endpoint: nothing to "
                                    "restart, escalating", ctx.runtime.recent_logs(),
                       notice=f"🚨 <b>{escape(bot.name)}</b> is down and botwatch can't restart it (no process, "
-                             f"container or unit in the config).")
+                             f"container or unit in the config)." + ctx.money())
     attempt = state.attempts + 1
     excerpt = ctx.runtime.recent_logs()
     steps = [trouble]
     if ctx.dry_run:
         return Result("dry_run", f"dry run: would restart ({ctx.runtime.name}), attempt {attempt}/{rem.restarts}; "
                                  + "; ".join(steps), excerpt,
-                      notice=f"🧪 <b>{escape(bot.name)}</b> is down; dry run: would restart it.")
+                      notice=f"🧪 <b>{escape(bot.name)}</b> is down; dry run: would restart it." + ctx.money())
     try:
         steps += _raise_memory_after_oom(ctx, state)
         ctx.extra["restarted"] = True
@@ -76,7 +76,7 @@ def restart_playbook(ctx: Context) -> Result:
         _count_attempt(ctx, attempt, ctx.clock())
         return Result("failed", "; ".join(steps + [f"restart failed: {err}"]), excerpt, retry=True,
                       notice=f"⚠️ <b>{escape(bot.name)}</b>: restart {attempt}/{rem.restarts} failed: "
-                             f"{escape(err)}")
+                             f"{escape(err)}" + ctx.money())
     # counted once the restart has been done: a crash before it leaves no attempt (and no backoff) behind,
     # a crash after it finds the bot up when the action runs again. The backoff counts from now: a bot
     # that ignored SIGTERM took stop_timeout to stop, which must not shorten the wait before the next try
@@ -91,12 +91,12 @@ def restart_playbook(ctx: Context) -> Result:
         return Result("success", "; ".join(steps + [f"restarted, attempt {attempt}/{rem.restarts}; "
                                                     f"up after {took}: {alive.detail}"]),
                       excerpt, notice=f"🔧 <b>{escape(bot.name)}</b> was down; restarted and verified up "
-                                      f"in {took} (attempt {attempt}/{rem.restarts}).")
+                                      f"in {took} (attempt {attempt}/{rem.restarts})." + ctx.money())
     return Result("failed", "; ".join(steps + [f"restarted, attempt {attempt}/{rem.restarts}; after "
                                                f"{took} still {trouble}"]),
                   excerpt, retry=True,
                   notice=f"⚠️ <b>{escape(bot.name)}</b>: restarted but still not well after "
-                         f"{took} (attempt {attempt}/{rem.restarts}).")
+                         f"{took} (attempt {attempt}/{rem.restarts})." + ctx.money())
 
 
 def _still_starting(ctx: Context, state, alive, now: float) -> float | None:

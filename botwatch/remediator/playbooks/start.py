@@ -16,10 +16,10 @@ def start_playbook(ctx: Context) -> Result:
     if trouble is None:
         return Result("skipped", f"running again, nothing to do: {alive.detail}")
     if not alive.up or ctx.api is None:
-        return restart_playbook(ctx)          # down, unknown (it says so), or no API to ask          # down, or no API to ask: only a restart can help
+        return restart_playbook(ctx)          # down, unknown (it says so), or no API to ask: only a restart can help
     if ctx.dry_run:
         return Result("dry_run", f"dry run: would ask it to start through its API ({trouble})",
-                      notice=f"🧪 <b>{escape(bot.name)}</b> stopped trading; dry run: would start it.")
+                      notice=f"🧪 <b>{escape(bot.name)}</b> stopped trading; dry run: would start it." + ctx.money())
     asked = ctx.api.start()
     verdict = ctx.verify_trouble()
     after, _ = verdict.last
@@ -27,7 +27,7 @@ def start_playbook(ctx: Context) -> Result:
         return Result("success", f"{trouble}; started through its API, running after "
                                  f"{format_duration(round(verdict.waited, 1))}",
                       notice=f"▶️ <b>{escape(bot.name)}</b> had stopped trading ({escape(trouble)}); "
-                             f"started again through its API, no restart.")
+                             f"started again through its API, no restart." + ctx.money())
     result = restart_playbook(ctx)
     tried = "POST /api/v1/start " + ("did not bring it back" if asked else "failed")
     return Result(result.outcome, f"{trouble}; {tried} ({after}); {result.detail}", result.log_excerpt,

@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Callable
-from urllib.parse import urlsplit
-
 from botwatch.core.config import Replay
+from botwatch.core.exchange import make_exchange
 
 log = logging.getLogger(__name__)
 
@@ -50,40 +49,6 @@ class ExchangeFills:
     missing: list[str] = field(default_factory=list)     # what could not be fetched, and why
     requests: int = 0
     retries_left: int = RETRIES_429     # a 429 is about the account or IP, not a symbol: one budget per restore
-
-
-def read_credentials(replay: Replay) -> tuple[str, str]:
-    """(apiKey, secret) from the credentials file: one line "apiKey:secret"."""
-    text = replay.credentials_file.read_text(encoding="utf-8").strip()
-    key, sep, secret = text.partition(":")
-    if not sep or not key or not secret:
-        raise ValueError(f"{replay.credentials_file}: expected one line 'apiKey:secret'")
-    return key.strip(), secret.strip()
-
-
-def make_exchange(replay: Replay, options: dict | None = None):
-    """A ccxt client for the replay: rate limiter on, the key read now, urls moved to `api_url` if given."""
-    import ccxt
-
-    key, secret = read_credentials(replay)
-    exchange = getattr(ccxt, replay.exchange)({
-        "apiKey": key, "secret": secret, "enableRateLimit": True, "timeout": int(replay.timeout * 1000),
-        "options": {"fetchCurrencies": False, **(options or {})},
-    })
-    if replay.api_url:
-        origin = replay.api_url.rstrip("/")
-        exchange.urls["api"] = _moved(exchange.urls.get("api"), origin)
-    return exchange
-
-
-def _moved(urls, origin: str):
-    """Every URL in ccxt's `urls['api']` (a string or a nested dict) with its scheme and host replaced."""
-    if isinstance(urls, dict):
-        return {name: _moved(url, origin) for name, url in urls.items()}
-    if isinstance(urls, str):
-        parts = urlsplit(urls)
-        return origin + parts.path + (f"?{parts.query}" if parts.query else "")
-    return urls
 
 
 def fetch_fills(replay: Replay, since_ms: int, until_ms: int, exchange=None,

@@ -37,6 +37,9 @@ class Row:
     pnl: float | None = None
     pnl_pct: float | None = None
     positions: dict[str, float] = field(default_factory=dict)
+    exposure: float | None = None       # Σ notional of the open positions, in `quote`
+    unprotected: float | None = None    # the part without a stoploss known on the exchange
+    quote: str = ""
     restarts: str = ""
     circuit_open: bool = False
     last_action: object = None      # the ledger's Action (commands about the bot left out)
@@ -87,13 +90,18 @@ class Gatherer:
 
 def live_look(prom: PrometheusAPI, now: float) -> dict:
     """What the checks say now: up, since when down, the data file, positions, equity."""
-    seen: dict = {"up": {}, "down_since": {}, "valid": {}, "equity": {}, "positions": {}, "unknown": None}
+    seen: dict = {"up": {}, "down_since": {}, "valid": {}, "equity": {}, "positions": {}, "exposure": {},
+                  "unprotected": {}, "quote": {}, "unknown": None}
     try:
         for name, expr in (("up", "tradingbot_up"), ("down_since", "tradingbot_down_since_seconds"),
-                           ("valid", "tradingbot_data_file_valid"), ("equity", "tradingbot_equity")):
+                           ("valid", "tradingbot_data_file_valid"), ("equity", "tradingbot_equity"),
+                           ("exposure", "tradingbot_exposure_quote"),
+                           ("unprotected", "tradingbot_unprotected_exposure_quote")):
             seen[name] = by_bot(prom.query(expr, now))
         for labels, value in prom.query("tradingbot_position != 0", now):
             seen["positions"].setdefault(labels.get("bot"), {})[labels.get("symbol", "?")] = value
+        for labels, _ in prom.query('tradingbot_info{quote!=""}', now):
+            seen["quote"][labels.get("bot")] = labels["quote"]
     except PrometheusError as err:
         seen["unknown"] = f"{err}: what the checks see is unknown"
     return seen
@@ -134,7 +142,8 @@ def gather(r, now: float, live: dict, slow: dict) -> Board:
                   uptime_day=slow["day"].get(bot.name), uptime_week=slow["week"].get(bot.name),
                   bar=slow["bar"].get(bot.name, []), valid=live["valid"].get(bot.name), pnl=pnl,
                   pnl_pct=pnl / then * 100 if pnl is not None and then else None,
-                  positions=live["positions"].get(bot.name, {}),
+                  positions=live["positions"].get(bot.name, {}), exposure=live["exposure"].get(bot.name),
+                  unprotected=live["unprotected"].get(bot.name), quote=live["quote"].get(bot.name, ""),
                   restarts=f"{state.attempts if state else 0}/{config.remediation.restarts}",
                   circuit_open=bool(state and state.circuit_open),
                   incidents=[i["alertname"] for i in incidents if i["bot"] == bot.name])

@@ -66,6 +66,7 @@ def exchange_info() -> dict:
 class LocalExchange:
     def __init__(self, port: int = 0, api_key: str = "botwatch-test-key", secret: str = "botwatch-test-secret"):
         self.auth_error = False
+        self.clock_skew = 0.0                 # seconds its clock runs ahead of this host's (negative: behind)
         self.requests: dict[str, int] = {}
         self.api_key, self.secret = api_key, secret
         self.trades: list[dict] = []          # the account's fills, Binance's myTrades shape
@@ -149,7 +150,7 @@ class LocalExchange:
         if path == "/api/v3/ping":
             return 200, {}
         if path == "/api/v3/time":
-            return 200, {"serverTime": int(time.time() * 1000)}
+            return 200, {"serverTime": int((time.time() + self.clock_skew) * 1000)}
         if path == "/api/v3/exchangeInfo":
             return 200, exchange_info()
         symbol = query.get("symbol", "")
