@@ -129,6 +129,10 @@ def test_pause_kill_resume_from_the_status_page_in_chromium(tmp_path, browser):
             assert driver.find_elements(By.CSS_SELECTOR, f'tr[data-bot="{bot}"]'), f"no row for {bot}"
         wait_for(lambda: all(row_text(driver, bot).count(" up") for bot in bots), timeout=120, interval=0.5,
                  what="every demo bot's row to say up, refreshed in place")
+        # what each holds, valued: a paperbot's CSV says nothing of stoplosses on the exchange
+        wait_for(lambda: any("USDT · " in row_text(driver, bot) and "without a known stoploss on the exchange"
+                             in row_text(driver, bot) for bot in bots), timeout=60, interval=0.5,
+                 what="a row with its exposure")
         shot(driver, "1-all-up")
 
         # a form without its CSRF token: refused, nothing paused

@@ -153,6 +153,7 @@ class BotStatus:
     errors: tuple[str, ...] = ()      # checks that could not tell (runtime unreachable): up is unknown
     loop: LoopHealth | None = None    # a preset bot's own word on its main loop and state (last known)
     down_since: float | None = None   # when this down episode began: its death event, else the first failed check
+    equity_peak: float | None = None  # the highest equity within its drawdown_window (the exporter's, kept)
 
 
 class BotCheck:

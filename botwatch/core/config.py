@@ -19,7 +19,7 @@ from botwatch.core import mixin, presets
 from botwatch.core.config_problems import ConfigError, duplicate_names, problems_of
 from botwatch.core.maintenance import Maintenance
 from botwatch.core.config_types import (COLUMNS, ERROR_KINDS, Argv, ArgvWithPid, ChatIds, ClockTime, DataFormat,
-                                        Duration, HttpUrl, NonEmpty, PositiveDuration, Regex, Size, Slug, Strict,
+                                        DrawdownLimit, Duration, HttpUrl, NonEmpty, PositiveDuration, Regex, Size, Slug, Strict,
                                         TimeZone)
 
 __all__ = ["COLUMNS", "ERROR_KINDS", "Bot", "Config", "ConfigError", "DataFormat", "config_from_mapping", "load_config",
@@ -153,6 +153,9 @@ class Bot(Strict):
     exchange: NonEmpty | None = None
     stuck_after: PositiveDuration | None = None
     replay: Replay | None = None
+    max_drawdown: DrawdownLimit | None = None     # TradingBotDrawdown: equity this far below its peak (10% or 250)
+    drawdown_window: PositiveDuration = 7 * 86400.0   # the peak is the highest equity within this window
+    on_drawdown: Argv | Literal["freqtrade_stopentry"] | None = None   # run once per TradingBotDrawdown incident
 
     @model_validator(mode="before")
     @classmethod
@@ -165,6 +168,13 @@ class Bot(Strict):
         if value is not None and value not in presets.KINDS:
             raise ValueError(f"unknown preset {value!r}: one of {', '.join(presets.names())}")
         return value
+
+    @model_validator(mode="after")
+    def _stopentry_needs_freqtrade(self):
+        if self.on_drawdown == "freqtrade_stopentry" and (self.preset != "freqtrade" or not self.api_url):
+            raise ValueError("on_drawdown: freqtrade_stopentry goes with preset: freqtrade and its api_url (it asks "
+                             "Freqtrade's POST /api/v1/stopentry); give another bot an argv list")
+        return self
 
     @model_validator(mode="after")
     def _one_liveness_source(self):

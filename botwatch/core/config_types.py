@@ -92,6 +92,28 @@ def _clock_time(value: str) -> str:
     return value
 
 
+def _drawdown(value):
+    """`10%` (of the equity's peak) or `250` (an amount in the quote currency) -> ("percent"|"quote", number)."""
+    if isinstance(value, (list, tuple)) and len(value) == 2 and value[0] in ("percent", "quote"):
+        return tuple(value)
+    if isinstance(value, bool):
+        raise ValueError("expected a percent of the peak like 10% or an amount like 250")
+    if isinstance(value, (int, float)):
+        kind, number = "quote", float(value)
+    elif isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            kind, number = "percent", float(value.strip()[:-1])
+        except ValueError:
+            raise ValueError(f"{value!r}: expected a percent of the peak like 10%") from None
+        if not 0 < number < 100:
+            raise ValueError(f"{value!r}: a percent between 0 and 100")
+    else:
+        raise ValueError(f"{value!r}: expected a percent of the peak like 10% or an amount like 250")
+    if not number > 0 or number == float("inf"):
+        raise ValueError(f"{value!r}: must be more than 0")
+    return kind, number
+
+
 Duration = Annotated[float, BeforeValidator(_duration)]
 PositiveDuration = Annotated[float, BeforeValidator(_positive_duration)]
 Slug = Annotated[str, AfterValidator(_slug)]
@@ -100,6 +122,7 @@ Regex = Annotated[str, AfterValidator(_regex)]
 Argv = Annotated[list[str], AfterValidator(_argv)]
 ArgvWithPid = Annotated[list[str], AfterValidator(_argv_with_pid)]
 Size = Annotated[int, BeforeValidator(parse_size)]
+DrawdownLimit = Annotated[tuple[Literal["percent", "quote"], float], BeforeValidator(_drawdown)]
 NonEmpty = Annotated[str, Field(min_length=1)]
 ChatIds = Annotated[int | str | list[int | str] | None, BeforeValidator(_chat_ids)]
 ClockTime = Annotated[str, AfterValidator(_clock_time)]

@@ -38,7 +38,8 @@ CONFIG = {
     # sends every alert with one to the remediator, and its playbook table runs the one named here.
     "playbooks": {"TradingBotDown": "restart", "TradingBotStuck": "restart", "TradingBotStopped": "start",
                   "TradingBotDataCorrupted": "restore", "TradingBotApiKeyErrors": "api_auth",
-                  "TradingBotRateLimited": "api_rate_limit", "ExchangeRateLimited": "exchange_rate_limit"},
+                  "TradingBotRateLimited": "api_rate_limit", "ExchangeRateLimited": "exchange_rate_limit",
+                  "TradingBotDrawdown": "drawdown"},
     # BotwatchHostDown: an agent that no scrape reached and that heartbeat to no remediator for this long:
     # the host (or its network) is down, not its bots one by one. Both over the whole window, so a slow
     # scrape or poll just after the host is back does not page again.
@@ -83,6 +84,10 @@ CONFIG = {
     # are summed per exchange (tradingbot_info names each bot's exchange): this many in the window, from
     # however many bots, runs every one's on_rate_limit (or the exchange's own command) once.
     "exchange_rate_limit_errors": 10,
+    # TradingBotDrawdown: the threshold is per bot (max_drawdown: tradingbot_max_drawdown_quote, against the
+    # exporter's tradingbot_equity_peak within its drawdown_window); the wait rides out one mark price that
+    # spiked for a scrape.
+    "drawdown_for": "1m",
     # ExchangeClockSkew: signed calls carry this host's time and the exchange refuses one outside its window
     # (Binance's recvWindow: 5 s by default; -1021). Paging at a fifth of that leaves time to fix NTP before
     # orders fail; the wait rides out one slow, lopsided round trip.
@@ -125,7 +130,8 @@ CONFIG = {
 }
 
 # `botwatch up --timings fast`: the same rules, minutes become seconds, for demos and the e2e test.
-FAST = dict(CONFIG, scrape_interval="1s", down_critical_for="20s", clock_skew_for="5s", exchange_errors_for="10s", unknown_for="20s", data_file_grace="30s",
+FAST = dict(CONFIG, scrape_interval="1s", down_critical_for="20s", clock_skew_for="5s", exchange_errors_for="10s",
+            drawdown_for="2s", unknown_for="20s", data_file_grace="30s",
             corrupted_for="2s", stopped_for="2s", stuck_for="2s", stale_for="5s", auth_error_window="1m",
             rate_limit_window="1m", rate_limited_for="5s", trade_rate_window="1m", abnormal_frequency_for="10s",
             absent_for="20s", component_down_for="10s", delivery_failing_for="10s", host_down_after="10s")
@@ -303,6 +309,13 @@ def liveness_alerts(c: dict) -> list[dict]:
                "The bots on {{ $labels.exchange }} hit {{ $value | humanize }} rate-limit errors between them in the "
                "last " + c["rate_limit_window"] + "; they share its limit, so botwatch asks each to slow down "
                "(their on_rate_limit, or the exchange's) before the exchange bans the account or IP."),
+        _alert(c, "TradingBotDrawdown",
+               "tradingbot_equity_peak - tradingbot_equity > on (bot) group_left tradingbot_max_drawdown_quote", c["drawdown_for"],
+               "critical", "A trading bot's equity fell further below its peak than its max_drawdown.",
+               "{{ $labels.bot }}'s equity is {{ $value | printf \"%.2f\" }} below its peak"
+               "{{ with printf \"tradingbot_equity_peak{bot='%s'}\" $labels.bot | query }} of "
+               "{{ . | first | value | printf \"%.2f\" }}{{ end }}; botwatch runs its on_drawdown, if it has one, "
+               "and does not stop it otherwise.", annotations={"exposure": EXPOSURE}),
         _alert(c, "ExchangeClockSkew",
                f"abs(tradingbot_exchange_clock_offset_seconds) > {c['clock_skew_max']}", c["clock_skew_for"], "critical",
                "This host's clock is off from an exchange's: its signed calls will soon be refused.",

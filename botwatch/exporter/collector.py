@@ -147,6 +147,11 @@ class _Families:
         self.info = _gauge("tradingbot_info", "The bot's type, runtime, preset, exchange and the quote currency of "
                            "the symbols it trades (\"\" before its first trade, or mixed); always 1.",
                            ("bot", "kind", "runtime", "preset", "exchange", "quote"))
+        self.equity_peak = _gauge("tradingbot_equity_peak",
+                                  "The highest equity within the bot's drawdown_window (kept across exporter restarts).")
+        self.max_drawdown = _gauge("tradingbot_max_drawdown_quote",
+                                   "How far below its peak the equity may fall before TradingBotDrawdown, in the quote "
+                                   "currency (max_drawdown: an amount, or a percent of the peak).")
         self.open_positions = _gauge("tradingbot_open_positions", "Open positions (Freqtrade: open trades).")
         self.exposure = _gauge("tradingbot_exposure_quote",
                                "Σ |amount| x last known price of the open positions, in their quote currency.")
@@ -179,6 +184,15 @@ class _Families:
         self.static(bot, status)
         if status is not None:
             self.dynamic(status)
+            self._drawdown(bot, status.equity_peak)
+
+    def _drawdown(self, bot, peak: float | None) -> None:
+        if peak is None:
+            return
+        self.equity_peak.add_metric([bot.name], peak)
+        if bot.max_drawdown is not None:
+            kind, number = bot.max_drawdown
+            self.max_drawdown.add_metric([bot.name], number if kind == "quote" else abs(peak) * number / 100)
 
     def static(self, bot, status=None):
         name = bot.name

@@ -7,6 +7,7 @@ process-name probes share one scan of /proc.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -18,6 +19,7 @@ from botwatch.core.config import Config
 from botwatch.core.liveness import ProcessTable
 from botwatch.core.loop import ServiceLoop
 from botwatch.exporter.checkpoints import Checkpoints
+from botwatch.exporter.peaks import Peaks
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ class Monitor(ServiceLoop):
         # no remediator was asked (tradingbot_paused is then not published: unknown is not "not paused")
         self.paused: dict[str, str] | None = None
         self.clocks = None     # the exchanges' clocks (exporter.clocks.ExchangeClocks), when a bot names one
+        self.peaks = Peaks(checkpoints.dir if checkpoints else None)    # equity peaks, beside the checkpoints
         self.failures: dict[str, int] = dict.fromkeys(self.checks, 0)   # rounds that raised (bugs)
         self._due = dict.fromkeys(self.checks, 0.0)
         self._hurried: dict[str, float] = {}      # bot -> until when it is checked every RECHECK_AFTER_DEATH
@@ -113,6 +116,10 @@ class Monitor(ServiceLoop):
         started = self.monotonic()
         try:
             status = check.run()
+            if status.datafile.valid:         # a file found corrupt says nothing of the equity: the peak stays
+                status = dataclasses.replace(status, equity_peak=self.peaks.update(check.bot, status.book.equity))
+            else:
+                status = dataclasses.replace(status, equity_peak=self.peaks.value(name))
         except Exception:  # a bug in a check must not stop the others
             log.exception("%s: the check round failed", name)
             with self._lock:

@@ -81,6 +81,7 @@ ROUTES = {
     "TradingBotRateLimited": "remediator,telegram-warning",
     "ExchangeRateLimited": "remediator,telegram-warning",
     "ExchangeClockSkew": "telegram-critical",
+    "TradingBotDrawdown": "remediator,telegram-critical",
     "ExchangeErrors": "telegram-warning",
     "TradingBotAbnormalTradeFrequency": "telegram-critical",
     "TradingBotRestartLoop": "telegram-critical",

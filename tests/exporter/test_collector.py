@@ -44,7 +44,7 @@ def fleet(tmp_path):
     config = config_from_mapping({"bots": [
         {"name": "doge-long", "type": "spot", "check_interval": 300, "pidfile": "doge-long.pid",
          "data_file": "doge-long.csv", "log_file": "doge-long.log", "starting_balance": 1000,
-         "expected_trades_per_hour": {"min": 1, "max": 120}, "stale_after": "15m"},
+         "expected_trades_per_hour": {"min": 1, "max": 120}, "stale_after": "15m", "max_drawdown": "2%"},
         {"name": "btc-optimized", "type": "futures", "check_interval": 60, "pidfile": "btc-optimized.pid",
          "data_file": "btc-optimized.csv", "starting_balance": 5000},
     ]}, base=tmp_path)
@@ -94,6 +94,10 @@ def test_golden_values_are_the_hand_worked_ones(fleet):
     assert value("tradingbot_exposure_quote", {"bot": "doge-long"}) == pytest.approx(270)
     assert value("tradingbot_unprotected_exposure_quote", {"bot": "doge-long"}) == pytest.approx(270)
     assert value("tradingbot_position_protected", {"bot": "doge-long", "symbol": "DOGE/USDT"}) is None
+    # its peak is its only equity so far; 2% of it may go
+    assert value("tradingbot_equity_peak", {"bot": "doge-long"}) == pytest.approx(1039.59)
+    assert value("tradingbot_max_drawdown_quote", {"bot": "doge-long"}) == pytest.approx(1039.59 * 0.02)
+    assert value("tradingbot_equity_peak", {"bot": "btc-optimized"}) is None      # corrupt: no figure to peak
     assert value("tradingbot_api_errors_total", {"bot": "doge-long", "kind": "auth"}) == 1
     assert value("tradingbot_api_errors_total", {"bot": "doge-long", "kind": "rate_limit"}) == 1
     assert value("tradingbot_up", {"bot": "doge-long"}) == 1

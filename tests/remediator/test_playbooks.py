@@ -332,8 +332,43 @@ def test_a_bot_botwatch_just_started_is_given_verify_within_not_started_again(tm
     assert runtimes["slow"].calls == ["restart"]
 
 
+def test_a_drawdown_runs_on_drawdown_once_per_incident_and_never_touches_the_bot(tmp_path, paperbots, engine_factory):
+    bot = paperbots("swing")
+    marker = tmp_path / "drawdown-seen"
+    config = make_config(tmp_path, [bot.bot_config(max_drawdown="10%", on_drawdown=["sh", "-c", f"echo x >> {marker}"]),
+                                    paperbots("calm").bot_config(max_drawdown=250)])
+    engine = engine_factory(config)
+    client = client_for(engine)
+    pid = pid_of(bot)
+    for _ in range(3):          # Alertmanager's repeats of one incident
+        post(client, payload(alert("swing", alertname="TradingBotDrawdown", severity="critical", fingerprint="dd1"),
+                             alert("calm", alertname="TradingBotDrawdown", severity="critical", fingerprint="dd2")))
+        engine.runner.dispatch_due(inline=True)
+    actions = {a.bot: a for a in engine.ledger.actions()}
+    assert len(engine.ledger.actions()) == 2
+    assert actions["swing"].outcome == "success" and "ran on_drawdown sh: exit 0" in actions["swing"].detail
+    assert actions["calm"].outcome == "skipped" and "no on_drawdown configured" in actions["calm"].detail
+    assert marker.read_text() == "x\n"
+    assert pid_of(bot) == pid and alive(pid)                   # never stopped, never restarted
+
+
 def test_the_playbooks_the_mixin_names_are_the_ones_the_remediator_runs():
     from botwatch.core.mixin import CONFIG
     from botwatch.remediator.playbooks import BY_ALERT, PLAYBOOKS
     assert set(CONFIG["playbooks"].values()) == set(PLAYBOOKS)
     assert BY_ALERT == CONFIG["playbooks"] and PLAYBOOKS["restart"].alertnames == ("TradingBotDown", "TradingBotStuck")
+
+
+def test_freqtrade_stopentry_asks_its_api_and_says_so_when_it_does_not_answer():
+    from types import SimpleNamespace
+
+    from botwatch.remediator.playbooks.drawdown import drawdown_playbook
+    asked = []
+    api = SimpleNamespace(post=lambda endpoint: asked.append(endpoint) or {"status": "No more entries will occur now."})
+    ctx = SimpleNamespace(bot=SimpleNamespace(name="ft", on_drawdown="freqtrade_stopentry"), dry_run=False, api=api,
+                          money=lambda: "")
+    result = drawdown_playbook(ctx)
+    assert asked == ["stopentry"] and result.outcome == "success" and "stop entering" in result.notice
+    silent = SimpleNamespace(**{**vars(ctx), "api": SimpleNamespace(post=lambda endpoint: None)})
+    result = drawdown_playbook(silent)
+    assert result.outcome == "failed" and result.retry and "did not answer" in result.notice

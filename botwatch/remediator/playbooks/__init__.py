@@ -14,6 +14,7 @@ from typing import Callable
 from botwatch.core import mixin
 from botwatch.remediator.playbooks.api_errors import api_auth_playbook, api_rate_limit_playbook, exchange_rate_limit_playbook
 from botwatch.remediator.playbooks.base import OUTCOMES, Context, Result
+from botwatch.remediator.playbooks.drawdown import drawdown_playbook
 from botwatch.remediator.playbooks.restart import restart_playbook
 from botwatch.remediator.playbooks.restore import restore_playbook
 from botwatch.remediator.playbooks.start import start_playbook
@@ -41,6 +42,7 @@ PLAYBOOKS = {playbook.name: playbook for playbook in (
     Playbook("api_auth", api_auth_playbook, "Escalated API-key errors of"),
     Playbook("api_rate_limit", api_rate_limit_playbook, "Throttled"),
     Playbook("exchange_rate_limit", exchange_rate_limit_playbook, "Throttled, with its exchange's other bots,"),
+    Playbook("drawdown", drawdown_playbook, "Ran on_drawdown of"),
 )}
 VERBS = {playbook.name: playbook.verb for playbook in PLAYBOOKS.values()}
 # alerts about an exchange (label `exchange`), not one bot: the intake fans them out to the bots on it
