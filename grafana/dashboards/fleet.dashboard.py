@@ -47,5 +47,21 @@ dashboard = botwatch_dashboard(
                    description="A host whose agent is not scraped and silent for a minute is BotwatchHostDown."),
         timeseries("Jobs", [target("max by (state) (botwatch_jobs)", "{{state}}")], 0, 44,
                    description="Queued and running now; expired (not started by their deadline) in all."),
+        # money at risk (docs/metrics.md, "Money at risk")
+        timeseries("Exposure, and the part without a stoploss on the exchange",
+                   [target(f"tradingbot_exposure_quote{{{S}}}", "{{bot}}"),
+                    target(f"tradingbot_unprotected_exposure_quote{{{S}}}", "{{bot}} unprotected", "B")], 12, 44,
+                   description="Open positions at the last known price, in their quote currency. Unprotected: no "
+                               "stoploss order known on the exchange (only Freqtrade's records say; others count "
+                               "as unprotected). A bot down with some pages at once: TradingBotDownWithExposure."),
+        timeseries("Drawdown from the equity peak",
+                   [target(f"(tradingbot_equity_peak{{{S}}} - tradingbot_equity{{{S}}}) / tradingbot_equity_peak{{{S}}}",
+                           "{{bot}}")], 0, 52, unit="percentunit",
+                   description="How far the equity is below its highest within the bot's drawdown_window; "
+                               "TradingBotDrawdown past its max_drawdown."),
+        timeseries("Exchange clock offset",
+                   [target("tradingbot_exchange_clock_offset_seconds", "{{exchange}} {{instance}}")], 12, 52, unit="s",
+                   description="Each exchange's clock minus this host's (for the exchanges a bot's replay names); "
+                               "ExchangeClockSkew past 1 s, before signed calls fail."),
     ],
 )

@@ -11,7 +11,7 @@ import yaml
 from botwatch.core import mixin
 from botwatch.exporter.clocks import measure
 from botwatch.up.standins.localexchange import LocalExchange
-from tests.conftest import http_get, parse_metrics, wait_for, write_config
+from tests.conftest import ROOT, http_get, parse_metrics, wait_for, write_config
 
 SPOT = {"fetchMarkets": {"types": ["spot"]}}
 
@@ -61,6 +61,13 @@ def test_the_offset_is_the_exchanges_skew_and_2s_pages_while_0s_does_not(tmp_pat
     query = prom + "/api/v1/query?query=" + urllib.parse.quote('ALERTS{alertname="ExchangeClockSkew",alertstate="firing"}')
     firing = wait_for(lambda: json.loads(http_get(query))["data"]["result"], timeout=60, what="ExchangeClockSkew firing")
     assert [alert["metric"]["instance"] for alert in firing] == [targets[0]]
+    # the fleet overview's clock panel reads these series (the demo stacks name no exchange: it is run here)
+    fleet = json.loads((ROOT / "grafana" / "dashboards" / "fleet.json").read_text())
+    exprs = [t["expr"] for panel in fleet["panels"] for t in panel["targets"] if "exchange_clock" in t["expr"]]
+    assert exprs
+    for expr in exprs:
+        answer = json.loads(http_get(prom + "/api/v1/query?query=" + urllib.parse.quote(expr)))["data"]["result"]
+        assert len(answer) == 2, (expr, answer)
 
 
 def test_the_median_round_trip_is_corrected_by_half():

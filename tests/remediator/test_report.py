@@ -127,6 +127,9 @@ def test_live_report_from_the_exporter_and_a_killed_paperbot(tmp_path, paperbots
     uptime = {bot: float(pct) for bot, pct in re.findall(r"^- (fine|victim): ([\d.]+)%", report.text, re.M)}
     assert uptime["fine"] == 100.0 and 30 < uptime["victim"] < 80, report.text
     assert "Current Status: ⚠️ victim down" in report.text
+    # what each holds, valued as the exporter publishes it; a CSV says nothing of stoplosses on the exchange
+    assert re.search(r"^- (fine|victim): [-+][\d.e-]+ \S+/USDT — [\d.]+ USDT, [\d.]+ without a known stoploss "
+                     r"on the exchange$", report.text, re.M), report.text
 
 
 def test_delivery_shape_chats_splitting_photo_and_429_retry(tmp_path, telegram):

@@ -75,6 +75,9 @@ class BotLine:
     pnl_pct: float | None = None
     equity: float | None = None
     positions: dict[str, float] = field(default_factory=dict)
+    exposure: float | None = None       # Σ notional of its open positions, in `quote`
+    unprotected: float | None = None    # the part without a stoploss known on the exchange
+    quote: str = ""
     restarts: list[Action] = field(default_factory=list)
     circuit_open: bool = False
     paused: list[tuple[float, float | None, str]] = field(default_factory=list)   # (from, to or None, why)
@@ -129,6 +132,14 @@ def collect(config: Config, prom: PrometheusAPI, ledger: Ledger | None, window: 
         for labels, value in prom.query("tradingbot_position != 0", now):
             if labels.get("bot") in lines:
                 lines[labels["bot"]].positions[labels.get("symbol", "?")] = value
+        for name, expr in (("exposure", "tradingbot_exposure_quote"),
+                           ("unprotected", "tradingbot_unprotected_exposure_quote")):
+            for bot, value in by_bot(prom.query(expr, now)).items():
+                if bot in lines:
+                    setattr(lines[bot], name, value)
+        for labels, _ in prom.query('tradingbot_info{quote!=""}', now):
+            if labels.get("bot") in lines:
+                lines[labels["bot"]].quote = labels["quote"]
         for bot, value in by_bot(prom.query("botwatch_circuit_open", now)).items():
             if bot in lines:
                 lines[bot].circuit_open = value == 1
@@ -163,6 +174,16 @@ def _paused(config: Config, ledger: Ledger, lines: dict[str, BotLine], start: fl
                 lines[bot.name].paused.append((max(pause.since, start), None if pause.active(now) else end, why))
                 if pause.active(now) and lines[bot.name].paused_now is None:
                     lines[bot.name].paused_now = why
+
+
+def _exposure(line: BotLine) -> str:
+    """" — 1840.00 USDT, 840.00 without a known stoploss on the exchange" (what the exporter valued it at)."""
+    if not line.exposure:
+        return ""
+    quote = f" {escape(line.quote)}" if line.quote else ""
+    unprotected = (f", {line.unprotected:.2f} without a known stoploss on the exchange" if line.unprotected
+                   else ", each with a stoploss on the exchange")
+    return f" — {line.exposure:.2f}{quote}{unprotected}"
 
 
 def _reason(action: Action) -> str:
@@ -238,8 +259,9 @@ def render(config: Config, lines: list[BotLine], unknown: list[str], actions: li
         result = "" if a.outcome == "success" else f" — {a.outcome}"
         out.append(f"- {local(a.started_at or a.run_at):%H:%M}: {verb} {escape(a.bot)} ({escape(_reason(a))}){result}")
     out += ["", "<b>Current Positions:</b>"]
-    held = [(l.bot, s, q) for l in lines for s, q in sorted(l.positions.items())]
-    out += [f"- {escape(b)}: {q:+g} {escape(s)}" for b, s, q in held] or ["- all flat"]
+    held = [l for l in lines if l.positions]
+    out += [f"- {escape(l.bot)}: " + ", ".join(f"{q:+g} {escape(s)}" for s, q in sorted(l.positions.items()))
+            + _exposure(l) for l in held] or ["- all flat"]
     out.append("")
     problems = [f"{host} unreachable (its agent is down)" for host in sorted(unreachable)]
     for l in lines:
