@@ -68,7 +68,7 @@ def run(config: Config, host: str, listen: tuple[str, int], advertise: str | Non
     remediators with this host's agent token, verifying https ones against `ca_file` (else the system's CAs)."""
     from botwatch.core import memory, webconfig
     from botwatch.core.serve import StartupError, bind, serve
-    from botwatch.exporter.app import create_app, start_clocks
+    from botwatch.exporter.app import create_app, start_exchange_looks
     from botwatch.exporter.checkpoints import Checkpoints
     from botwatch.exporter.monitor import Monitor
 
@@ -91,7 +91,7 @@ def run(config: Config, host: str, listen: tuple[str, int], advertise: str | Non
         status.loop is None or status.loop.state in (None, "running"))]
     monitor.run_once()
     monitor.start()
-    clocks = start_clocks(monitor)       # this host's clock against its bots' exchanges
+    looks = start_exchange_looks(monitor)    # this host's clock against its bots' exchanges, their balances
     executor.start()
     fast = None
     if local.remediation.fast_path:
@@ -108,7 +108,7 @@ def run(config: Config, host: str, listen: tuple[str, int], advertise: str | Non
              ", ".join(remediators))
 
     def stop():
-        for part in (fast, clocks):
+        for part in (fast, *looks):
             if part is not None:
                 part.stop()
         executor.stop()

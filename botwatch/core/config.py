@@ -156,6 +156,7 @@ class Bot(Strict):
     max_drawdown: DrawdownLimit | None = None     # TradingBotDrawdown: equity this far below its peak (10% or 250)
     drawdown_window: PositiveDuration = 7 * 86400.0   # the peak is the highest equity within this window
     on_drawdown: Argv | Literal["freqtrade_stopentry"] | None = None   # run once per TradingBotDrawdown incident
+    drift_check_interval: PositiveDuration = 900.0   # with replay: its positions against the exchange's balances
 
     @model_validator(mode="before")
     @classmethod

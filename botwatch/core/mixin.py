@@ -88,6 +88,11 @@ CONFIG = {
     # exporter's tradingbot_equity_peak within its drawdown_window); the wait rides out one mark price that
     # spiked for a scrape.
     "drawdown_for": "1m",
+    # TradingBotPositionDrift: the account's balance of a symbol's base asset against the position the bot's
+    # records imply, looked at every drift_check_interval (15m): apart by more than this share of the larger,
+    # through two looks in a row (a fill the exchange made a moment before the bot wrote it is not drift).
+    "drift_tolerance": 0.01,
+    "drift_for": "20m",
     # ExchangeClockSkew: signed calls carry this host's time and the exchange refuses one outside its window
     # (Binance's recvWindow: 5 s by default; -1021). Paging at a fifth of that leaves time to fix NTP before
     # orders fail; the wait rides out one slow, lopsided round trip.
@@ -131,7 +136,7 @@ CONFIG = {
 
 # `botwatch up --timings fast`: the same rules, minutes become seconds, for demos and the e2e test.
 FAST = dict(CONFIG, scrape_interval="1s", down_critical_for="20s", clock_skew_for="5s", exchange_errors_for="10s",
-            drawdown_for="2s", unknown_for="20s", data_file_grace="30s",
+            drawdown_for="2s", drift_for="5s", unknown_for="20s", data_file_grace="30s",
             corrupted_for="2s", stopped_for="2s", stuck_for="2s", stale_for="5s", auth_error_window="1m",
             rate_limit_window="1m", rate_limited_for="5s", trade_rate_window="1m", abnormal_frequency_for="10s",
             absent_for="20s", component_down_for="10s", delivery_failing_for="10s", host_down_after="10s")
@@ -316,6 +321,18 @@ def liveness_alerts(c: dict) -> list[dict]:
                "{{ with printf \"tradingbot_equity_peak{bot='%s'}\" $labels.bot | query }} of "
                "{{ . | first | value | printf \"%.2f\" }}{{ end }}; botwatch runs its on_drawdown, if it has one, "
                "and does not stop it otherwise.", annotations={"exposure": EXPOSURE}),
+        _alert(c, "TradingBotPositionDrift",
+               f"abs(tradingbot_position_drift) > on (bot, symbol) group_left {c['drift_tolerance']}"
+               " * abs(tradingbot_exchange_position)",
+               c["drift_for"], "critical",
+               "A trading bot's records and its exchange account disagree on a position.",
+               "{{ $labels.bot }}: the exchange holds "
+               "{{ with printf \"tradingbot_exchange_position{bot='%s',symbol='%s'}\" $labels.bot $labels.symbol | query }}"
+               "{{ . | first | value | printf \"%g\" }}{{ end }} of {{ $labels.symbol }}'s base asset, its records "
+               "{{ with printf \"tradingbot_exchange_position{bot='%s',symbol='%s'} - tradingbot_position_drift"
+               "{bot='%s',symbol='%s'}\" $labels.bot $labels.symbol $labels.bot $labels.symbol | query }}"
+               "{{ . | first | value | printf \"%g\" }}{{ end }}: a manual trade, a fill it never recorded, or a "
+               "restore that missed one."),
         _alert(c, "ExchangeClockSkew",
                f"abs(tradingbot_exchange_clock_offset_seconds) > {c['clock_skew_max']}", c["clock_skew_for"], "critical",
                "This host's clock is off from an exchange's: its signed calls will soon be refused.",

@@ -71,15 +71,18 @@ def landing_page(config: Config, monitor: Monitor) -> str:
             f"{''.join(rows)}</table></body></html>")
 
 
-def start_clocks(monitor: Monitor):
-    """The exchanges' clocks, looked at in the background when a bot's replay names an exchange; else None."""
+def start_exchange_looks(monitor: Monitor) -> list:
+    """For bots whose replay names an exchange: its clock against this host's, and their positions against the
+    account's balances, looked at in the background; the loops started (none without such a bot)."""
     from botwatch.exporter.clocks import ExchangeClocks
+    from botwatch.exporter.drift import DriftChecks
     clocks = ExchangeClocks(monitor.config)
     if not clocks.replays:
-        return None
-    monitor.clocks = clocks
-    clocks.start()
-    return clocks
+        return []
+    monitor.clocks, monitor.drift = clocks, DriftChecks(monitor)
+    for loop in (monitor.clocks, monitor.drift):
+        loop.start()
+    return [monitor.clocks, monitor.drift]
 
 
 def run(config: Config, host: str, port: int, state_dir: Path | None = None, remediator=None, web=None) -> None:
@@ -102,7 +105,7 @@ def run(config: Config, host: str, port: int, state_dir: Path | None = None, rem
     monitor.run_once()
     log.info("first round of checks of %d bots took %.2fs", len(config.bots), time.monotonic() - started)
     monitor.start()
-    clocks = start_clocks(monitor)
+    looks = start_exchange_looks(monitor)
     feed = fast = None
     if remediator is not None:
         from botwatch.exporter.pauses import PauseFeed
@@ -116,7 +119,7 @@ def run(config: Config, host: str, port: int, state_dir: Path | None = None, rem
         log.info("no --remediator: deaths are found by the checks and restarted by TradingBotDown (no fast path)")
 
     def stop():
-        for part in (feed, fast, clocks):
+        for part in (feed, fast, *looks):
             if part is not None:
                 part.stop()
         monitor.stop()

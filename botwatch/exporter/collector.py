@@ -80,6 +80,7 @@ def exporter_families(monitor: Monitor, started: float):
         failures.add_metric([name], count)
     yield failures
     yield from clock_families(monitor.clocks)
+    yield from drift_families(monitor.drift, {bot.name: bot for bot in monitor.config.bots})
     build = GaugeMetricFamily("botwatch_exporter_build_info", "botwatch version; always 1.", labels=["version"])
     build.add_metric([__version__], 1)
     yield build
@@ -105,6 +106,27 @@ def clock_families(clocks):
             rtt.add_metric([exchange], look.rtt)
     yield offset
     yield rtt
+
+
+def drift_families(drift, bots: dict):
+    """tradingbot_exchange_position and tradingbot_position_drift per bot and symbol, while the look is recent."""
+    if drift is None:
+        return
+    held = GaugeMetricFamily("tradingbot_exchange_position",
+                             "The account's total of the symbol's base asset, as the exchange says (the bot's "
+                             "replay key, every drift_check_interval).", labels=["bot", "host", "symbol"])
+    apart = GaugeMetricFamily("tradingbot_position_drift",
+                              "The exchange's amount minus the position the bot's records imply.",
+                              labels=["bot", "host", "symbol"])
+    now = time.time()
+    for name, drifts in sorted(drift.snapshot().items()):
+        bot = bots[name]
+        for d in drifts:
+            if now - d.at <= 3 * bot.drift_check_interval:
+                held.add_metric([name, bot.host, d.symbol], d.exchange)
+                apart.add_metric([name, bot.host, d.symbol], d.difference)
+    yield held
+    yield apart
 
 
 class _Families:

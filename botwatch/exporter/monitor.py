@@ -49,6 +49,7 @@ class Monitor(ServiceLoop):
         # no remediator was asked (tradingbot_paused is then not published: unknown is not "not paused")
         self.paused: dict[str, str] | None = None
         self.clocks = None     # the exchanges' clocks (exporter.clocks.ExchangeClocks), when a bot names one
+        self.drift = None      # its positions against the exchange's balances (exporter.drift.DriftChecks), likewise
         self.peaks = Peaks(checkpoints.dir if checkpoints else None)    # equity peaks, beside the checkpoints
         self.failures: dict[str, int] = dict.fromkeys(self.checks, 0)   # rounds that raised (bugs)
         self._due = dict.fromkeys(self.checks, 0.0)

@@ -82,6 +82,7 @@ ROUTES = {
     "ExchangeRateLimited": "remediator,telegram-warning",
     "ExchangeClockSkew": "telegram-critical",
     "TradingBotDrawdown": "remediator,telegram-critical",
+    "TradingBotPositionDrift": "telegram-critical",
     "ExchangeErrors": "telegram-warning",
     "TradingBotAbnormalTradeFrequency": "telegram-critical",
     "TradingBotRestartLoop": "telegram-critical",

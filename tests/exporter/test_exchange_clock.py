@@ -13,7 +13,7 @@ from botwatch.exporter.clocks import measure
 from botwatch.up.standins.localexchange import LocalExchange
 from tests.conftest import ROOT, http_get, parse_metrics, wait_for, write_config
 
-SPOT = {"fetchMarkets": {"types": ["spot"]}}
+SPOT = {"fetchMarkets": {"types": ["spot"]}, "fetchMargins": False}   # the local exchange has no margin API
 
 
 @pytest.fixture

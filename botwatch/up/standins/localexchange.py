@@ -67,6 +67,7 @@ class LocalExchange:
     def __init__(self, port: int = 0, api_key: str = "botwatch-test-key", secret: str = "botwatch-test-secret"):
         self.auth_error = False
         self.clock_skew = 0.0                 # seconds its clock runs ahead of this host's (negative: behind)
+        self.balances: dict[str, float] = {}  # the account's assets (free), as /api/v3/account answers them
         self.requests: dict[str, int] = {}
         self.api_key, self.secret = api_key, secret
         self.trades: list[dict] = []          # the account's fills, Binance's myTrades shape
@@ -86,6 +87,8 @@ class LocalExchange:
                     return self.send_json(401, AUTH_ERROR)
                 if url.path == "/api/v3/myTrades":
                     return self.send_json(*exchange.private(url.query, self.headers.get("X-MBX-APIKEY")))
+                if url.path == "/api/v3/account":
+                    return self.send_json(*exchange.account(url.query, self.headers.get("X-MBX-APIKEY")))
                 self.send_json(*exchange.answer(url.path, query))
 
         self.http = LocalServer(Handler, port, name="local-exchange")
@@ -109,7 +112,20 @@ class LocalExchange:
         """Answer the next `calls` private requests with 429 and this Retry-After (seconds)."""
         self._throttled, self._retry_after = calls, retry_after
 
-    def private(self, raw_query: str, api_key: str | None) -> tuple:
+    def account(self, raw_query: str, api_key: str | None) -> tuple:
+        """Binance's GET /api/v3/account, signed and inside recvWindow of this exchange's clock, or its error."""
+        refused = self.refused(raw_query, api_key)
+        if refused:
+            return refused
+        with self._lock:
+            balances = [{"asset": asset, "free": f"{amount:.8f}", "locked": "0.00000000"}
+                        for asset, amount in sorted(self.balances.items())]
+        return 200, {"makerCommission": 10, "takerCommission": 10, "canTrade": True, "canWithdraw": False,
+                     "canDeposit": False, "accountType": "SPOT", "balances": balances, "permissions": ["SPOT"],
+                     "updateTime": int(time.time() * 1000)}
+
+    def refused(self, raw_query: str, api_key: str | None) -> tuple | None:
+        """Why a signed request is refused (a ban, a throttle, the key, the signature, the time), or None."""
         if self.ban:
             return 418, {"code": -1003, "msg": "Way too many requests; IP banned."}, {"Retry-After": "120"}
         if self._throttled > 0:
@@ -122,6 +138,18 @@ class LocalExchange:
         expected = hmac.new(self.secret.encode(), unsigned.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(signature, expected):
             return 400, {"code": -1022, "msg": "Signature for this request is not valid."}
+        query = {k: v[0] for k, v in parse_qs(unsigned).items()}
+        sent, window = int(query.get("timestamp", 0)), int(query.get("recvWindow", 5000))
+        now = (time.time() + self.clock_skew) * 1000
+        if sent > now + 1000 or now - sent > window:
+            return 400, {"code": -1021, "msg": "Timestamp for this request is outside of the recvWindow."}
+        return None
+
+    def private(self, raw_query: str, api_key: str | None) -> tuple:
+        refused = self.refused(raw_query, api_key)
+        if refused:
+            return refused
+        unsigned = raw_query.rpartition("&signature=")[0]
         query = {k: v[0] for k, v in parse_qs(unsigned).items()}
         symbol = query.get("symbol")
         if symbol not in SYMBOLS:
