@@ -153,6 +153,7 @@ class Bot(Strict):
     exchange: NonEmpty | None = None
     stuck_after: PositiveDuration | None = None
     replay: Replay | None = None
+    page_exposure_above: float = Field(default=0.0, ge=0)   # TradingBotDownWithExposure: unprotected money above this
     max_drawdown: DrawdownLimit | None = None     # TradingBotDrawdown: equity this far below its peak (10% or 250)
     drawdown_window: PositiveDuration = 7 * 86400.0   # the peak is the highest equity within this window
     on_drawdown: Argv | Literal["freqtrade_stopentry"] | None = None   # run once per TradingBotDrawdown incident

@@ -53,8 +53,7 @@ CONFIG = {
     # TradingBotDownWithExposure: a bot down or stuck while it holds positions without a stoploss on the
     # exchange leaves that money unmanaged (no exit, no stop) until it is back: it pages at once, not after
     # down_critical_for; a flat bot, or one whose every position has its stop on the exchange, keeps that
-    # timing. Above this many units of the quote currency (0: any amount).
-    "exposure_page_above": 0,
+    # timing. The amount is per bot (page_exposure_above: tradingbot_page_exposure_above_quote, 0 = any).
     "down_with_exposure_for": "0s",
     # TradingBotDataCorrupted: the validity gauge is already a state (it does not flap), so a short
     # wait only rides out one bad scrape.
@@ -254,7 +253,7 @@ def liveness_alerts(c: dict) -> list[dict]:
                "{{ $labels.bot }} has failed {{ $value }} consecutive checks; botwatch is restarting it.",
                annotations={"down_since": DOWN_SINCE, "exposure": EXPOSURE}),
         _alert(c, "TradingBotDownWithExposure",
-               f"tradingbot_unprotected_exposure_quote > {c['exposure_page_above']}"
+               "tradingbot_unprotected_exposure_quote > on (bot) group_left tradingbot_page_exposure_above_quote"
                f" and on (bot) ({DOWN.format(**c)} or on (bot) {STUCK})" + UNPAUSED,
                c["down_with_exposure_for"], "critical",
                "A trading bot is down while it holds positions without a stoploss on the exchange.",

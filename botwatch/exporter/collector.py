@@ -174,6 +174,9 @@ class _Families:
         self.max_drawdown = _gauge("tradingbot_max_drawdown_quote",
                                    "How far below its peak the equity may fall before TradingBotDrawdown, in the quote "
                                    "currency (max_drawdown: an amount, or a percent of the peak).")
+        self.page_exposure_above = _gauge("tradingbot_page_exposure_above_quote",
+                                          "Unprotected exposure above this pages at once when the bot is down or "
+                                          "stuck (page_exposure_above; 0: any).")
         self.open_positions = _gauge("tradingbot_open_positions", "Open positions (Freqtrade: open trades).")
         self.exposure = _gauge("tradingbot_exposure_quote",
                                "Σ |amount| x last known price of the open positions, in their quote currency.")
@@ -231,6 +234,7 @@ class _Families:
             self.stale_after.add_metric([name], bot.stale_after)
         if bot.stuck_after:
             self.stuck_after.add_metric([name], bot.stuck_after)
+        self.page_exposure_above.add_metric([name], bot.page_exposure_above)
 
     def dynamic(self, s):
         name = [s.bot]
