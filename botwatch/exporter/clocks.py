@@ -62,7 +62,6 @@ class ExchangeClocks(ServiceLoop):
         self._make = make or (lambda replay: make_exchange(replay, replay.options, signed=False))
         self._clients: dict[str, object] = {}
         self.latest: dict[str, ClockLook] = {}
-        self.failures: dict[str, int] = dict.fromkeys(self.replays, 0)
         self._lock = threading.Lock()
 
     def step(self) -> float:
@@ -73,7 +72,6 @@ class ExchangeClocks(ServiceLoop):
                 client = self._clients.get(name) or self._clients.setdefault(name, self._make(replay))
                 look = measure(client.fetch_time, self.clock)
             except Exception as err:       # an exchange away or refusing: no figure, said, tried next round
-                self.failures[name] += 1
                 self.trouble(f"{name}: its time could not be read: {type(err).__name__}: {str(err)[:200]}", name)
                 continue
             with self._lock:
