@@ -209,7 +209,7 @@ EXPOSURE = (
 )
 # down: as many failed checks in a row as the exporter counts; stuck: the loop or the API of a running preset bot
 DOWN = "tradingbot_down_checks >= {down_checks}"
-STUCK = ("((time() - tradingbot_last_loop_timestamp_seconds) > on (bot) tradingbot_stuck_after_seconds"
+STUCK = ("((time() - tradingbot_last_loop_timestamp_seconds) > on (bot) group_left tradingbot_stuck_after_seconds"
          " or on (bot) (tradingbot_health_up == 0 and on (bot) tradingbot_stuck_after_seconds))"
          " and on (bot) tradingbot_process_up == 1")
 
@@ -288,7 +288,7 @@ def liveness_alerts(c: dict) -> list[dict]:
                "{{ $labels.bot }} runs but reports itself {{ $labels.state }}; botwatch asks it to start through "
                "its API, and restarts it if that does not help.", annotations={"exposure": EXPOSURE}),
         _alert(c, "TradingBotStaleData",
-               "(time() - tradingbot_data_file_last_write_timestamp_seconds) > on (bot) tradingbot_stale_after_seconds"
+               "(time() - tradingbot_data_file_last_write_timestamp_seconds) > on (bot) group_left tradingbot_stale_after_seconds"
                " and on (bot) tradingbot_up == 1" + UNPAUSED,
                c["stale_for"], "warning",
                "A running trading bot has stopped writing its trade file.",
@@ -352,14 +352,14 @@ def trading_alerts(c: dict) -> list[dict]:
     """The bot trades abnormally, restarts without end, vanished, or burns its uptime budget."""
     return [
         _alert(c, "TradingBotAbnormalTradeFrequency",
-               "bot:tradingbot_trades_per_hour:rate > on (bot) tradingbot_expected_trades_per_hour{bound=\"max\"}"
+               "bot:tradingbot_trades_per_hour:rate > on (bot) group_left tradingbot_expected_trades_per_hour{bound=\"max\"}"
                + UNPAUSED,
                c["abnormal_frequency_for"], "critical",
                "A trading bot is trading far more often than expected.",
                "{{ $labels.bot }} trades {{ $value | humanize }} times an hour, above its configured maximum: "
                "a runaway loop?", direction="high"),
         _alert(c, "TradingBotAbnormalTradeFrequency",
-               "bot:tradingbot_trades_per_hour:rate < on (bot) tradingbot_expected_trades_per_hour{bound=\"min\"}"
+               "bot:tradingbot_trades_per_hour:rate < on (bot) group_left tradingbot_expected_trades_per_hour{bound=\"min\"}"
                " and on (bot) tradingbot_up == 1"
                # only once the rate window is fully covered: rate() reads low over a partial window
                f" and on (bot) tradingbot_trades_total offset {c['trade_rate_window']}" + UNPAUSED,
