@@ -11,37 +11,17 @@ import time
 
 import pytest
 
-from botwatch.up.standins.localexchange import LocalExchange
+from botwatch.up.standins.localexchange import DEMO_STRATEGY, LocalExchange
 from tests.conftest import BOTWATCH, ROOT, http_get, parse_metrics, sample, wait_for
 from tests.test_e2e import Stack, paperbot
 from tests.test_freqtrade import Freqtrade
 
 pytestmark = pytest.mark.slow
 
-# enters both pairs and holds them: no ROI exit, a stoploss far below, so the trades stay open
-HOLD_STRATEGY = '''
-from freqtrade.strategy import IStrategy
-
-
-class BotwatchHold(IStrategy):
-    INTERFACE_VERSION = 3
-    timeframe = "1m"
-    minimal_roi = {"0": 100}
-    stoploss = -0.5
-    process_only_new_candles = False
-    startup_candle_count = 5
-
-    def populate_indicators(self, dataframe, metadata):
-        return dataframe
-
-    def populate_entry_trend(self, dataframe, metadata):
-        dataframe["enter_long"] = 1
-        return dataframe
-
-    def populate_exit_trend(self, dataframe, metadata):
-        dataframe["exit_long"] = 0
-        return dataframe
-'''
+# the demo's strategy, but holding: no ROI exit, a stoploss far below, so both trades stay open
+HOLD_STRATEGY = (DEMO_STRATEGY.replace("class BotwatchDemo", "class BotwatchHold")
+                 .replace('minimal_roi = {"0": 0.002}', 'minimal_roi = {"0": 100}').replace("stoploss = -0.002", "stoploss = -0.5"))
+assert "BotwatchHold" in HOLD_STRATEGY and '{"0": 100}' in HOLD_STRATEGY and "-0.5" in HOLD_STRATEGY
 
 
 def holding_freqtrade(folder, exchange, name: str, stoploss_on_exchange: bool) -> Freqtrade:

@@ -103,14 +103,29 @@ def row_text(driver, bot: str) -> str:
 def log_in(driver, base: str, name: str, password: str) -> None:
     """Fill the login form and submit it; back once the answer is the page shown (the form gone stale)."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
     driver.get(f"{base}/login")
     driver.find_element(By.NAME, "name").send_keys(name)
     driver.find_element(By.NAME, "password").send_keys(password)
     button = driver.find_element(By.CSS_SELECTOR, "form[action='/login'] button[type=submit]")
     button.click()
-    WebDriverWait(driver, 60).until(expected_conditions.staleness_of(button))
+    WebDriverWait(driver, 60).until(lambda _: gone(button))
+
+
+def gone(element) -> bool:
+    """The element left the document (the page moved on). Chromedriver says so as a stale element, or, when the
+    page is replaced mid-call, as an inspector error "Node with given id does not belong to the document" (seen
+    once on a loaded fresh clone, at the login's submit)."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as err:
+        if "does not belong to the document" in str(err):
+            return True
+        raise
+    return False
 
 
 def test_pause_kill_resume_from_the_status_page_in_chromium(tmp_path, browser):
