@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 INTERVAL = 60.0      # seconds between looks at one exchange's clock
 SAMPLES = 5          # round trips per look; the median's offset is published
+STALE_AFTER = 3      # intervals after which a look is no longer published: an exchange not answering is unknown
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,8 @@ class ExchangeClocks(ServiceLoop):
                 self.latest[name] = look
         return self.interval
 
-    def snapshot(self) -> dict[str, ClockLook]:
+    def recent(self) -> dict[str, ClockLook]:
+        """The last look at each exchange, where it is recent enough to publish."""
+        now = self.clock()
         with self._lock:
-            return dict(self.latest)
+            return {name: look for name, look in self.latest.items() if now - look.at <= STALE_AFTER * self.interval}

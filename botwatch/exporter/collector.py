@@ -80,7 +80,7 @@ def exporter_families(monitor: Monitor, started: float):
         failures.add_metric([name], count)
     yield failures
     yield from clock_families(monitor.clocks)
-    yield from drift_families(monitor.drift, {bot.name: bot for bot in monitor.config.bots})
+    yield from drift_families(monitor.drift)
     build = GaugeMetricFamily("botwatch_exporter_build_info", "botwatch version; always 1.", labels=["version"])
     build.add_metric([__version__], 1)
     yield build
@@ -99,16 +99,14 @@ def clock_families(clocks):
                                "against its midpoint); positive: the exchange is ahead.", labels=["exchange"])
     rtt = GaugeMetricFamily("tradingbot_exchange_clock_rtt_seconds",
                             "The median round trip of the exchange's time call.", labels=["exchange"])
-    now = time.time()
-    for exchange, look in sorted(clocks.snapshot().items()):
-        if now - look.at <= 3 * clocks.interval:
-            offset.add_metric([exchange], look.offset)
-            rtt.add_metric([exchange], look.rtt)
+    for exchange, look in sorted(clocks.recent().items()):
+        offset.add_metric([exchange], look.offset)
+        rtt.add_metric([exchange], look.rtt)
     yield offset
     yield rtt
 
 
-def drift_families(drift, bots: dict):
+def drift_families(drift):
     """tradingbot_exchange_position and tradingbot_position_drift per bot and symbol, while the look is recent."""
     if drift is None:
         return
@@ -118,13 +116,10 @@ def drift_families(drift, bots: dict):
     apart = GaugeMetricFamily("tradingbot_position_drift",
                               "The exchange's amount minus the position the bot's records imply.",
                               labels=["bot", "host", "symbol"])
-    now = time.time()
-    for name, drifts in sorted(drift.snapshot().items()):
-        bot = bots[name]
+    for bot, drifts in drift.recent():
         for d in drifts:
-            if now - d.at <= 3 * bot.drift_check_interval:
-                held.add_metric([name, bot.host, d.symbol], d.exchange)
-                apart.add_metric([name, bot.host, d.symbol], d.difference)
+            held.add_metric([bot.name, bot.host, d.symbol], d.exchange)
+            apart.add_metric([bot.name, bot.host, d.symbol], d.difference)
     yield held
     yield apart
 

@@ -20,6 +20,7 @@ from typing import Callable
 
 from botwatch.core.config import Bot
 from botwatch.core.loop import ServiceLoop
+from botwatch.exporter.clocks import STALE_AFTER
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,6 @@ class Drift:
     symbol: str          # as the bot's records spell it
     records: float       # the position its records imply (base asset)
     exchange: float      # the account's total of the base asset
-    at: float
 
     @property
     def difference(self) -> float:
@@ -49,7 +49,7 @@ class DriftChecks(ServiceLoop):
         self._make = make or (lambda replay: make_exchange(replay, replay.options))
         self._clients: dict[str, object] = {}
         self._due = {bot.name: 0.0 for bot in self.bots}
-        self.latest: dict[str, list[Drift]] = {}
+        self.latest: dict[str, tuple[float, list[Drift]]] = {}     # bot -> (when, its drifts)
         self._lock = threading.Lock()
 
     def step(self) -> float:
@@ -72,15 +72,17 @@ class DriftChecks(ServiceLoop):
             return None        # a corrupt or missing file implies no position to compare
         client = self._clients.get(bot.name) or self._clients.setdefault(bot.name, self._make(bot.replay))
         totals = client.fetch_balance().get("total") or {}
-        now = self.clock()
-        drifts = []
-        for unified, own in bot.replay.symbol_map().items():
-            base = unified.split("/", 1)[0]
-            drifts.append(Drift(own, float(status.book.positions.get(own, 0.0)), float(totals.get(base) or 0.0), now))
+        drifts = [Drift(own, float(status.book.positions.get(own, 0.0)), float(totals.get(unified.split("/", 1)[0]) or 0.0))
+                  for unified, own in bot.replay.symbol_map().items()]
         with self._lock:
-            self.latest[bot.name] = drifts
+            self.latest[bot.name] = (self.clock(), drifts)
         return drifts
 
-    def snapshot(self) -> dict[str, list[Drift]]:
+    def recent(self) -> list[tuple[Bot, list[Drift]]]:
+        """Each bot's last look, where it is recent enough to publish (an account that can't be read any more
+        is unknown, not as it was)."""
+        now = self.clock()
         with self._lock:
-            return dict(self.latest)
+            latest = dict(self.latest)
+        return [(bot, latest[bot.name][1]) for bot in self.bots
+                if bot.name in latest and now - latest[bot.name][0] <= STALE_AFTER * bot.drift_check_interval]

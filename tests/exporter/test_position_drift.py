@@ -49,14 +49,17 @@ def test_unchanged_balances_are_no_drift_at_each_look_of_an_hour_then_a_hand_sal
         looks = []
         for _ in range(5):                     # at 0, 15, 30, 45 and 60 minutes
             assert checks.step() == pytest.approx(900)
-            looks.append({d.symbol: (d.records, d.exchange) for d in checks.snapshot()["eth-bot"]})
+            [(_, drifts)] = checks.recent()
+            looks.append({d.symbol: (d.records, d.exchange) for d in drifts})
             now[0] += 900
         assert looks == [{"ETH/USDT": (1.5, 1.5), "BTC/USDT": (0.01, 0.01)}] * 5
         assert exchange.requests["/api/v3/account"] == 5          # one signed call a look, no more
         exchange.balances["ETH"] = 1.0                            # 0.5 ETH sold on the account by hand
         checks.step()
-        drifts = {d.symbol: d.difference for d in checks.snapshot()["eth-bot"]}
-        assert drifts == {"ETH/USDT": pytest.approx(-0.5), "BTC/USDT": 0}
+        [(_, drifts)] = checks.recent()
+        assert {d.symbol: d.difference for d in drifts} == {"ETH/USDT": pytest.approx(-0.5), "BTC/USDT": 0}
+        now[0] += 3 * 900 + 1                                     # no look for three intervals: no figure
+        assert checks.recent() == []
     finally:
         monitor.stop()
 
